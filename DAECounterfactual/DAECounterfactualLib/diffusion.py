@@ -1,0 +1,141 @@
+"""Gaussian diffusion: noise schedule, training loss, DDIM sampling and deterministic DDIM inversion.
+
+No network lives here (cf. diffusers' schedulers): every function takes ``eps_model(x_t, t, z) -> eps``, so one
+trained model serves any number of sampling steps. Schedule tables are float64; each step casts two scalars.
+
+DDIM with ``k`` steps uses the timesteps ``round(linspace(0, T-1, k))`` (diffae's respacing). Inversion walks them
+upwards from the clean image and ends at alpha_bar = 0 (pure noise); sampling walks them downwards from x_T and
+ends at alpha_bar = 1 (the clean image). The two are the same deterministic ODE discretisation run both ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+EpsModel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+StepCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    num_train_timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    beta_schedule: str = "linear"
+
+    def __post_init__(self) -> None:
+        if self.beta_schedule != "linear":
+            raise ValueError(f"unsupported beta_schedule {self.beta_schedule!r} (only 'linear')")
+        if self.num_train_timesteps < 2 or not 0 < self.beta_start < self.beta_end < 1:
+            raise ValueError(f"invalid diffusion config {self}")
+
+
+class NoiseSchedule:
+    """Linear beta schedule and its cumulative products, in float64."""
+
+    def __init__(self, config: DiffusionConfig = DiffusionConfig()):
+        self.config = config
+        self.betas = np.linspace(config.beta_start, config.beta_end, config.num_train_timesteps, dtype=np.float64)
+        self.alphas_cumprod = np.cumprod(1.0 - self.betas)
+
+    @property
+    def num_train_timesteps(self) -> int:
+        return self.config.num_train_timesteps
+
+    def timesteps(self, num_steps: int) -> np.ndarray:
+        """Evenly spaced trained timesteps for a k-step DDIM, ascending, always including 0 and T-1."""
+        T = self.num_train_timesteps
+        if not isinstance(num_steps, (int, np.integer)) or not 1 <= num_steps <= T:
+            raise ValueError(f"number of DDIM steps must be an integer in [1, {T}], got {num_steps!r}")
+        if num_steps == 1:
+            return np.array([T - 1])
+        return np.round(np.linspace(0, T - 1, num_steps)).astype(np.int64)
+
+    def alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
+        table = torch.from_numpy(self.alphas_cumprod).to(t.device)
+        return table[t]
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Forward process q(x_t | x_0) for a batch of integer timesteps."""
+        a = self.alpha_bar(t).to(x0.dtype).view(-1, *([1] * (x0.ndim - 1)))
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+
+def predict_x0(x: torch.Tensor, eps: torch.Tensor, alpha: float) -> torch.Tensor:
+    return (x - (1.0 - alpha) ** 0.5 * eps) / alpha**0.5
+
+
+def predict_eps(x: torch.Tensor, x0: torch.Tensor, alpha: float) -> torch.Tensor:
+    return (x - alpha**0.5 * x0) / (1.0 - alpha) ** 0.5
+
+
+def ddim_move(x: torch.Tensor, eps: torch.Tensor, alpha_from: float, alpha_to: float) -> torch.Tensor:
+    """One deterministic DDIM move from noise level alpha_from to alpha_to (either direction)."""
+    return alpha_to**0.5 * predict_x0(x, eps, alpha_from) + (1.0 - alpha_to) ** 0.5 * eps
+
+
+def _timestep_tensor(t: int, x: torch.Tensor) -> torch.Tensor:
+    return torch.full((x.shape[0],), float(t), device=x.device)
+
+
+def _broadcast_pair(x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One shared x_T for many z (or one z for many x): expand the single one to the batch."""
+    if x.shape[0] == z.shape[0]:
+        return x, z
+    if x.shape[0] == 1:
+        return x.expand(z.shape[0], *x.shape[1:]), z
+    if z.shape[0] == 1:
+        return x, z.expand(x.shape[0], *z.shape[1:])
+    raise ValueError(f"batch sizes of x ({x.shape[0]}) and z ({z.shape[0]}) do not match")
+
+
+@torch.no_grad()
+def ddim_invert(eps_model: EpsModel, x0: torch.Tensor, z: torch.Tensor, schedule: NoiseSchedule, num_steps: int,
+                callback: StepCallback | None = None) -> torch.Tensor:
+    """Deterministic DDIM inversion: clean image -> stochastic code x_T, conditioned on z."""
+    x, z = _broadcast_pair(x0, z)
+    steps = schedule.timesteps(num_steps)
+    alphas = schedule.alphas_cumprod
+    for i, t in enumerate(steps):
+        alpha_next = float(alphas[steps[i + 1]]) if i + 1 < len(steps) else 0.0
+        eps = eps_model(x, _timestep_tensor(t, x), z).to(x.dtype)
+        x = ddim_move(x, eps, float(alphas[t]), alpha_next) if alpha_next > 0 else eps
+        if callback is not None:
+            callback(i + 1, len(steps))
+    return x
+
+
+@torch.no_grad()
+def ddim_sample(eps_model: EpsModel, x_T: torch.Tensor, z: torch.Tensor, schedule: NoiseSchedule, num_steps: int,
+                callback: StepCallback | None = None, clip: bool = False) -> torch.Tensor:
+    """Deterministic DDIM decoding x_T -> image. A single x_T is shared by every z in the batch."""
+    x, z = _broadcast_pair(x_T, z)
+    x = x.clone()
+    steps = schedule.timesteps(num_steps)[::-1]
+    alphas = schedule.alphas_cumprod
+    for i, t in enumerate(steps):
+        alpha_prev = float(alphas[steps[i + 1]]) if i + 1 < len(steps) else 1.0
+        alpha = float(alphas[t])
+        eps = eps_model(x, _timestep_tensor(t, x), z).to(x.dtype)
+        if clip:  # keep the predicted clean image in the data range, as diffae does when sampling
+            eps = predict_eps(x, predict_x0(x, eps, alpha).clamp(-1, 1), alpha)
+        x = ddim_move(x, eps, alpha, alpha_prev)
+        if callback is not None:
+            callback(i + 1, len(steps))
+    return x
+
+
+def diffusion_loss(model, x0: torch.Tensor, schedule: NoiseSchedule,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Noise-prediction MSE at uniformly drawn timesteps; the encoder sees the clean image (diffae)."""
+    n = x0.shape[0]
+    t = torch.randint(0, schedule.num_train_timesteps, (n,), generator=generator, device=x0.device)
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    x_t = schedule.add_noise(x0, noise, t)
+    eps = model(x_t, t.float(), model.encode(x0))
+    return F.mse_loss(eps.float(), noise.float())
