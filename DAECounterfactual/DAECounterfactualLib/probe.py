@@ -68,7 +68,10 @@ class LinearProbe:
         return self.normal / np.linalg.norm(self.normal)
 
     def standardize(self, z: np.ndarray) -> np.ndarray:
-        return (_as_2d(z) - self.mean) / self.scale
+        z = _as_2d(z)
+        if z.shape[1] != self.dim:
+            raise ValueError(f"latent has {z.shape[1]} dimensions, probe expects {self.dim}")
+        return (z - self.mean) / self.scale
 
     def unstandardize(self, u: np.ndarray) -> np.ndarray:
         return u * self.scale + self.mean
@@ -76,7 +79,6 @@ class LinearProbe:
     def distance(self, z: np.ndarray) -> np.ndarray:
         """Signed distance (n·u + b) / ||n||, positive on the pathology side; shape (N,)."""
         u = self.standardize(z)
-        self._check_dim(u)
         return (u @ self.normal + self.bias) / np.linalg.norm(self.normal)
 
     def probability(self, z: np.ndarray) -> np.ndarray:
@@ -85,7 +87,6 @@ class LinearProbe:
     def move_to_distance(self, z: np.ndarray, target: np.ndarray | float) -> np.ndarray:
         """Shift each latent along n̂ (in the probe's space) so its signed distance equals ``target``."""
         u = self.standardize(z)
-        self._check_dim(u)
         step = np.asarray(target, dtype=np.float64) - self.distance(z)
         return self.unstandardize(u + step[:, None] * self.unit_normal)
 
@@ -100,10 +101,6 @@ class LinearProbe:
             raise ValueError("sweep takes a single latent")
         distances = np.asarray(distances, dtype=np.float64)
         return self.move_to_distance(np.repeat(z, len(distances), axis=0), distances)
-
-    def _check_dim(self, u: np.ndarray) -> None:
-        if u.shape[1] != self.dim:
-            raise ValueError(f"latent has {u.shape[1]} dimensions, probe expects {self.dim}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "normal": self.normal.tolist(), "bias": float(self.bias),

@@ -1,0 +1,428 @@
+"""Model bundles: a folder holding one trained DAE, its settings, training-set latent statistics and task probes.
+
+    config.json          BundleConfig: architecture, diffusion schedule, modality, preprocessing, patch, step presets
+    model.safetensors    DAE weights (fp16 or fp32)
+    latent_stats.json    mean/std of z_sem over the training set and the OOD threshold
+    tasks/<name>.json    TaskSpec: probe, calibration, grade names, positive-class rule
+    MODEL_CARD.md        training data, compute, metrics, intended use
+    manifest.json        sha256 of every other file
+
+Loading reads every file into memory, checks the manifest, the allowed file types and the JSON schema, and only
+then builds anything: a bad bundle raises one BundleError naming the file, and nothing is half-loaded. Only JSON,
+safetensors and Markdown are accepted, so nothing is ever unpickled. Tasks are separate files so that adding a
+probe never rewrites or copies the DAE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import ConfigError, DAEConfig
+from .diffusion import DiffusionConfig
+from .errors import BundleError
+from .preprocessing import Preprocessing
+from .probe import Calibration, LinearProbe
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+LATENT_STATS = "latent_stats.json"
+MODEL_CARD = "MODEL_CARD.md"
+TASK_DIR = "tasks"
+ALLOWED_SUFFIXES = (".json", ".safetensors", ".md")
+MAX_STEPS = 1000
+
+
+@dataclass(frozen=True)
+class StepPreset:
+    """DDIM step counts for inversion (image -> x_T) and decoding (x_T -> image)."""
+
+    invert: int
+    decode: int
+
+    def __post_init__(self) -> None:
+        for name in ("invert", "decode"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 1 <= value <= MAX_STEPS:
+                raise ValueError(f"{name} steps must be an integer in [1, {MAX_STEPS}], got {value!r}")
+
+
+DEFAULT_PRESETS = {"fast": StepPreset(10, 10), "standard": StepPreset(50, 50), "reference": StepPreset(250, 100)}
+
+
+@dataclass(frozen=True)
+class BundleConfig:
+    name: str
+    modality: str
+    model: DAEConfig
+    preprocessing: Preprocessing
+    patch_size_px: int
+    patch_spacing_mm: float
+    diffusion: DiffusionConfig = DiffusionConfig()
+    presets: dict[str, StepPreset] = field(default_factory=lambda: dict(DEFAULT_PRESETS))
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.patch_size_px != self.model.image_size:
+            raise ValueError(f"patch_size_px {self.patch_size_px} differs from model image_size "
+                             f"{self.model.image_size}")
+        if not self.patch_spacing_mm > 0:
+            raise ValueError(f"patch_spacing_mm must be positive, got {self.patch_spacing_mm}")
+        if not self.name or "/" in self.name:
+            raise ValueError(f"invalid bundle name {self.name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION, "name": self.name, "modality": self.modality,
+            "description": self.description, "model": self.model.to_dict(),
+            "diffusion": vars(self.diffusion).copy(), "preprocessing": self.preprocessing.to_dict(),
+            "patch": {"size_px": self.patch_size_px, "spacing_mm": self.patch_spacing_mm},
+            "presets": {k: {"invert": p.invert, "decode": p.decode} for k, p in self.presets.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BundleConfig":
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported format_version {data.get('format_version')!r} (expected {FORMAT_VERSION})")
+        return cls(
+            name=str(data["name"]), modality=str(data["modality"]), description=str(data.get("description", "")),
+            model=DAEConfig.from_dict(data["model"]), diffusion=DiffusionConfig(**data["diffusion"]),
+            preprocessing=Preprocessing.from_dict(data["preprocessing"]),
+            patch_size_px=int(data["patch"]["size_px"]), patch_spacing_mm=float(data["patch"]["spacing_mm"]),
+            presets={k: StepPreset(**v) for k, v in data["presets"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One grading task on the bundle's latent space. Grades are 0..len(grade_names)-1."""
+
+    name: str
+    description: str
+    grade_names: tuple[str, ...]
+    positive_min_grade: int
+    probe: LinearProbe
+    calibration: Calibration
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "grade_names", tuple(self.grade_names))
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ValueError(f"invalid task name {self.name!r}")
+        if len(self.grade_names) < 2:
+            raise ValueError("a task needs at least two grades")
+        if not 0 < self.positive_min_grade < len(self.grade_names):
+            raise ValueError(f"positive_min_grade {self.positive_min_grade} outside 1..{len(self.grade_names) - 1}")
+        if (self.calibration.min_grade, self.calibration.max_grade) != (0, len(self.grade_names) - 1):
+            raise ValueError(f"calibration range {self.calibration.min_grade}..{self.calibration.max_grade} does "
+                             f"not match grades 0..{len(self.grade_names) - 1}")
+
+    @property
+    def positive_rule(self) -> str:
+        return f"grade >= {self.positive_min_grade} ({self.grade_names[self.positive_min_grade]})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "grade_names": list(self.grade_names),
+                "positive_min_grade": self.positive_min_grade, "positive_rule": self.positive_rule,
+                "probe": self.probe.to_dict(), "calibration": self.calibration.to_dict(), "metrics": self.metrics}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TaskSpec":
+        return cls(name=str(data["name"]), description=str(data.get("description", "")),
+                   grade_names=tuple(str(g) for g in data["grade_names"]),
+                   positive_min_grade=int(data["positive_min_grade"]), probe=LinearProbe.from_dict(data["probe"]),
+                   calibration=Calibration.from_dict(data["calibration"]), metrics=dict(data.get("metrics", {})))
+
+
+@dataclass(frozen=True)
+class LatentStats:
+    """Training-set statistics of z_sem. OOD score: mean squared z-score over dimensions."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    ood_threshold: float
+    ood_quantile: float = 0.995
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mean", np.asarray(self.mean, dtype=np.float64))
+        object.__setattr__(self, "std", np.asarray(self.std, dtype=np.float64))
+        if self.mean.ndim != 1 or self.mean.shape != self.std.shape or not np.all(self.std > 0):
+            raise ValueError("latent mean/std must be 1-D of equal length with std > 0")
+        if not np.isfinite(self.ood_threshold) or self.ood_threshold <= 0:
+            raise ValueError(f"ood_threshold must be positive, got {self.ood_threshold}")
+
+    def ood_score(self, z: np.ndarray) -> np.ndarray:
+        z = np.atleast_2d(np.asarray(z, dtype=np.float64))
+        return np.mean(((z - self.mean) / self.std) ** 2, axis=1)
+
+    def is_ood(self, z: np.ndarray) -> np.ndarray:
+        return self.ood_score(z) > self.ood_threshold
+
+    @classmethod
+    def from_latents(cls, z: np.ndarray, quantile: float = 0.995) -> "LatentStats":
+        """Threshold = the given quantile of the training latents' own scores."""
+        z = np.asarray(z, dtype=np.float64)
+        mean, std = z.mean(axis=0), np.maximum(z.std(axis=0), 1e-6)
+        scores = np.mean(((z - mean) / std) ** 2, axis=1)
+        return cls(mean=mean, std=std, ood_threshold=float(np.quantile(scores, quantile)), ood_quantile=quantile)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "ood_threshold": self.ood_threshold,
+                "ood_quantile": self.ood_quantile,
+                "ood_score": "mean over dimensions of ((z - mean) / std)^2"}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LatentStats":
+        return cls(mean=data["mean"], std=data["std"], ood_threshold=float(data["ood_threshold"]),
+                   ood_quantile=float(data.get("ood_quantile", 0.995)))
+
+
+@dataclass
+class Bundle:
+    path: Path
+    config: BundleConfig
+    latent_stats: LatentStats
+    tasks: dict[str, TaskSpec]
+    model_card: str
+    manifest_sha256: str
+    model: Any = None  # DiffusionAutoencoder (float32, eval, CPU); None when loaded without weights
+
+    @property
+    def bundle_id(self) -> str:
+        """Name plus a short hash of the manifest: changes whenever any file of the bundle changes."""
+        return f"{self.config.name}@{self.manifest_sha256[:12]}"
+
+    def task(self, name: str) -> TaskSpec:
+        if name not in self.tasks:
+            raise BundleError(f"bundle {self.config.name!r} has no task {name!r}; tasks: {sorted(self.tasks)}")
+        return self.tasks[name]
+
+    def require_model(self):
+        if self.model is None:
+            raise BundleError(f"{self.path}: bundle was loaded without weights")
+        return self.model
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_files(root: Path) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            raise BundleError(f"{root / rel}: symbolic links are not allowed in a bundle")
+        if path.is_dir():
+            continue
+        if not rel.endswith(ALLOWED_SUFFIXES):
+            raise BundleError(f"{root / rel}: file type not allowed in a bundle (only {', '.join(ALLOWED_SUFFIXES)})")
+        files[rel] = path.read_bytes()
+    return files
+
+
+def _verify_manifest(root: Path, files: dict[str, bytes]) -> str:
+    if MANIFEST not in files:
+        raise BundleError(f"{root / MANIFEST}: manifest missing")
+    manifest = _parse_json(root, MANIFEST, files[MANIFEST])
+    listed = manifest.get("files")
+    if not isinstance(listed, dict):
+        raise BundleError(f"{root / MANIFEST}: 'files' must map file names to sha256")
+    for rel, digest in sorted(listed.items()):
+        if rel not in files:
+            raise BundleError(f"{root / rel}: listed in the manifest but missing")
+        if _sha256(files[rel]) != digest:
+            raise BundleError(f"{root / rel}: sha256 does not match the manifest (file truncated or modified)")
+    unlisted = sorted(set(files) - set(listed) - {MANIFEST})
+    if unlisted:
+        raise BundleError(f"{root / unlisted[0]}: file not listed in the manifest")
+    for required in (CONFIG, WEIGHTS, LATENT_STATS, MODEL_CARD):
+        if required not in listed:
+            raise BundleError(f"{root / required}: required bundle file missing")
+    return _sha256(files[MANIFEST])
+
+
+def _parse_json(root: Path, rel: str, data: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{root / rel}: not valid JSON ({exc})") from None
+    if not isinstance(parsed, dict):
+        raise BundleError(f"{root / rel}: expected a JSON object")
+    return parsed
+
+
+def _build(root: Path, rel: str, data: bytes, factory):
+    try:
+        return factory(_parse_json(root, rel, data))
+    except BundleError:
+        raise
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise BundleError(f"{root / rel}: invalid content: {detail}") from None
+
+
+def _check_dimensions(root: Path, config: BundleConfig, stats: LatentStats, tasks: dict[str, TaskSpec]) -> None:
+    z_dim = config.model.z_dim
+    if stats.mean.shape[0] != z_dim:
+        raise BundleError(f"{root / LATENT_STATS}: {stats.mean.shape[0]} dimensions, model z_dim is {z_dim}")
+    for name, task in tasks.items():
+        if task.probe.dim != z_dim:
+            raise BundleError(f"{root / TASK_DIR / (name + '.json')}: probe has {task.probe.dim} dimensions, "
+                              f"model z_dim is {z_dim}")
+
+
+def _load_model(root: Path, data: bytes, config: DAEConfig):
+    """The DAE built from config.json with the verified weights, float32, eval mode, on the CPU."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    from .networks import make_model
+
+    try:
+        state = load(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"{root / WEIGHTS}: not readable as safetensors ({exc})") from None
+    model = make_model(config)
+    try:
+        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:2]
+        raise BundleError(f"{root / WEIGHTS}: weights do not match config.json ({' '.join(first)})") from None
+    return model.eval()
+
+
+def load_bundle(path: str | os.PathLike, load_weights: bool = True) -> Bundle:
+    """Verify and load a bundle folder. Raises BundleError naming the first bad file."""
+    root = Path(path)
+    if not root.is_dir():
+        raise BundleError(f"{root}: bundle folder not found")
+    files = _read_files(root)
+    manifest_sha = _verify_manifest(root, files)
+    config = _build(root, CONFIG, files[CONFIG], BundleConfig.from_dict)
+    stats = _build(root, LATENT_STATS, files[LATENT_STATS], LatentStats.from_dict)
+    tasks = {}
+    for rel in sorted(r for r in files if r.startswith(f"{TASK_DIR}/")):
+        task = _build(root, rel, files[rel], TaskSpec.from_dict)
+        if rel != f"{TASK_DIR}/{task.name}.json":
+            raise BundleError(f"{root / rel}: task name {task.name!r} does not match its file name")
+        tasks[task.name] = task
+    _check_dimensions(root, config, stats, tasks)
+    model = _load_model(root, files[WEIGHTS], config.model) if load_weights else None
+    return Bundle(path=root, config=config, latent_stats=stats, tasks=tasks,
+                  model_card=files[MODEL_CARD].decode("utf-8", errors="replace"),
+                  manifest_sha256=manifest_sha, model=model)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Writing
+
+
+def _json_bytes(data: dict[str, Any]) -> bytes:
+    return (json.dumps(data, indent=1, sort_keys=False) + "\n").encode("utf-8")
+
+
+def _write_manifest(root: Path) -> None:
+    files = {p.relative_to(root).as_posix(): _sha256(p.read_bytes())
+             for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    _atomic_write(root / MANIFEST, _json_bytes({"format_version": FORMAT_VERSION, "files": files}))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bundle(path: str | os.PathLike, config: BundleConfig, model, latent_stats: LatentStats,
+                 tasks: list[TaskSpec], model_card: str, fp16: bool = True, overwrite: bool = False) -> Path:
+    """Write a complete bundle into a temporary sibling folder, then move it into place (never half-written)."""
+    from safetensors.torch import save
+
+    root = Path(path)
+    if root.exists() and not overwrite:
+        raise BundleError(f"{root}: already exists (pass overwrite=True to replace it)")
+    dtype = "float16" if fp16 else "float32"
+    state = {k: getattr(v.detach().cpu(), dtype)().contiguous() for k, v in model.state_dict().items()}
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
+    try:
+        (staging / CONFIG).write_bytes(_json_bytes(config.to_dict()))
+        (staging / WEIGHTS).write_bytes(save(state, metadata={"dtype": dtype, "bundle": config.name}))
+        (staging / LATENT_STATS).write_bytes(_json_bytes(latent_stats.to_dict()))
+        (staging / MODEL_CARD).write_text(model_card, encoding="utf-8")
+        for task in tasks:
+            _check_dimensions(staging, config, latent_stats, {task.name: task})
+            (staging / TASK_DIR).mkdir(exist_ok=True)
+            (staging / TASK_DIR / f"{task.name}.json").write_bytes(_json_bytes(task.to_dict()))
+        _write_manifest(staging)
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(staging, root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
+def add_task(path: str | os.PathLike, task: TaskSpec, overwrite: bool = False) -> None:
+    """Add (or replace) one task probe in a verified bundle; the DAE weights are neither read nor copied."""
+    bundle = load_bundle(path, load_weights=False)
+    if task.name in bundle.tasks and not overwrite:
+        raise BundleError(f"{bundle.path}: task {task.name!r} already exists (pass overwrite=True)")
+    _check_dimensions(bundle.path, bundle.config, bundle.latent_stats, {task.name: task})
+    _atomic_write(bundle.path / TASK_DIR / f"{task.name}.json", _json_bytes(task.to_dict()))
+    _write_manifest(bundle.path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Finding bundles by name
+
+
+def bundled_model_dirs() -> list[Path]:
+    """Where named bundles live: $DAECF_MODELS (os.pathsep-separated), then the repository's or the installed
+    extension's Resources/Models."""
+    here = Path(__file__).resolve().parent
+    extra = [Path(p) for p in os.environ.get("DAECF_MODELS", "").split(os.pathsep) if p]
+    candidates = extra + [here.parent.parent / "Resources" / "Models", here.parent / "Resources" / "Models"]
+    return [p for p in dict.fromkeys(candidates) if p.is_dir()]
+
+
+def available_bundles() -> dict[str, Path]:
+    """Bundle name -> folder, for every folder with a manifest under the bundled model directories."""
+    found: dict[str, Path] = {}
+    for directory in bundled_model_dirs():
+        for manifest in sorted(directory.glob(f"*/{MANIFEST}")):
+            found.setdefault(manifest.parent.name, manifest.parent)
+    return found
+
+
+def resolve_bundle(name_or_path: str | os.PathLike) -> Path:
+    """A bundle folder from a bundled model's name or a path."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    bundles = available_bundles()
+    if str(name_or_path) in bundles:
+        return bundles[str(name_or_path)]
+    raise BundleError(f"{name_or_path}: neither a bundle folder nor a bundled model name "
+                      f"(bundled: {', '.join(sorted(bundles)) or 'none'})")

@@ -1,0 +1,60 @@
+"""Shared fixtures: a tiny DAE config and a DAE overfitted on four small images (trained once per session)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "DAECounterfactual"))
+
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    from DAECounterfactualLib.config import DAEConfig
+
+    return DAEConfig(image_size=16, in_channels=1, base_channels=16, channel_mults=(1, 2),
+                     encoder_channel_mults=(1, 2), attention_resolutions=(8,), z_dim=32, head_channels=16,
+                     num_res_blocks=1, groups=8)
+
+
+def blob_images(size: int = 16) -> np.ndarray:
+    """Four distinct images in [-1, 1]: bright disks of different position and radius on a gentle ramp."""
+    yy, xx = np.mgrid[0:size, 0:size] * (16.0 / size)
+    disks = [(5, 5, 3), (10, 6, 4), (6, 11, 2.5), (11, 11, 3.5)]
+    images = [np.where((xx - cx) ** 2 + (yy - cy) ** 2 < r * r, 0.8, -0.8) + 0.1 * np.sin(xx / 2.0)
+              for cx, cy, r in disks]
+    return np.stack(images)[:, None].astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def overfit_dae(tiny_config):
+    """(model, images): a tiny DAE trained for 600 steps on the four blob images (about 30 s on 2 cores)."""
+    import torch
+
+    from DAECounterfactualLib.diffusion import NoiseSchedule, diffusion_loss
+    from DAECounterfactualLib.networks import make_model
+
+    torch.manual_seed(0)
+    model = make_model(tiny_config)
+    images = torch.from_numpy(blob_images())
+    schedule = NoiseSchedule()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(600):
+        loss = diffusion_loss(model, images.repeat(8, 1, 1, 1), schedule, generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval(), images

@@ -1,0 +1,149 @@
+import numpy as np
+import pytest
+import torch
+
+from DAECounterfactualLib.diffusion import (DiffusionConfig, NoiseSchedule, ddim_invert, ddim_move, ddim_sample,
+                                            diffusion_loss)
+
+RECONSTRUCTION_MSE_AT_50_STEPS = 2e-3  # stated error for the overfitted tiny DAE (measured ~3e-4)
+
+
+def test_linear_schedule_tables_are_float64_and_match_the_ddpm_values():
+    s = NoiseSchedule()
+    assert s.betas.dtype == np.float64 and s.alphas_cumprod.dtype == np.float64
+    assert s.betas[0] == pytest.approx(1e-4) and s.betas[-1] == pytest.approx(0.02)
+    assert s.alphas_cumprod[-1] == pytest.approx(np.prod(1 - np.linspace(1e-4, 0.02, 1000)), rel=1e-12)
+    assert 4.0e-5 < s.alphas_cumprod[-1] < 4.1e-5
+
+
+@pytest.mark.parametrize("k", [1, 2, 10, 50, 100, 250, 1000])
+def test_ddim_timesteps_are_evenly_spaced_and_cover_the_range(k):
+    steps = NoiseSchedule().timesteps(k)
+    assert len(steps) == k and len(set(steps.tolist())) == k
+    assert steps[-1] == 999 and (k == 1 or steps[0] == 0)
+    assert np.all(np.diff(steps) > 0)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 1001, 2.5, "10"])
+def test_invalid_step_counts_are_refused(bad):
+    with pytest.raises(ValueError, match="number of DDIM steps"):
+        NoiseSchedule().timesteps(bad)
+
+
+def test_unsupported_schedule_is_refused():
+    with pytest.raises(ValueError, match="unsupported beta_schedule"):
+        DiffusionConfig(beta_schedule="cosine")
+
+
+def test_add_noise_follows_q_sample():
+    s = NoiseSchedule()
+    x0, noise = torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
+    t = torch.tensor([0, 700])
+    a = torch.tensor(s.alphas_cumprod[[0, 700]], dtype=torch.float32).view(2, 1, 1, 1)
+    torch.testing.assert_close(s.add_noise(x0, noise, t), a.sqrt() * x0 + (1 - a).sqrt() * noise)
+
+
+def test_ddim_move_there_and_back_is_exact_for_fixed_eps():
+    x, eps = torch.randn(2, 1, 4, 4, dtype=torch.float64), torch.randn(2, 1, 4, 4, dtype=torch.float64)
+    y = ddim_move(x, eps, 0.9, 0.3)
+    torch.testing.assert_close(ddim_move(y, eps, 0.3, 0.9), x)
+
+
+def test_loss_of_an_oracle_noise_predictor_is_zero():
+    """The loss must compare the prediction with exactly the noise used to make x_t."""
+    s = NoiseSchedule()
+    x0 = torch.rand(4, 1, 8, 8) * 2 - 1
+
+    class Oracle(torch.nn.Module):
+        def encode(self, x):
+            return x.flatten(1)
+
+        def forward(self, x_t, t, z):
+            a = torch.tensor(s.alphas_cumprod, dtype=torch.float32)[t.long()].view(-1, 1, 1, 1)
+            return (x_t - a.sqrt() * z.view_as(x_t)) / (1 - a).sqrt()
+
+    loss = diffusion_loss(Oracle(), x0, s, torch.Generator().manual_seed(0))
+    assert loss.item() < 1e-8
+
+
+def _reconstruction_mse(model, images, steps):
+    s = NoiseSchedule()
+    z = model.encode(images)
+    x_T = ddim_invert(model, images, z, s, steps)
+    return torch.mean((ddim_sample(model, x_T, z, s, steps) - images) ** 2).item(), x_T
+
+
+def test_inversion_then_decoding_reconstructs_training_images(overfit_dae):
+    model, images = overfit_dae
+    with torch.no_grad():
+        mse, x_T = _reconstruction_mse(model, images, 50)
+    assert mse < RECONSTRUCTION_MSE_AT_50_STEPS
+    assert 0.8 < x_T.std().item() < 1.2  # the stochastic code looks like unit Gaussian noise
+
+
+def test_more_steps_never_reconstruct_worse(overfit_dae):
+    model, images = overfit_dae
+    with torch.no_grad():
+        errors = [_reconstruction_mse(model, images, k)[0] for k in (5, 10, 20, 50, 100)]
+    assert all(later <= earlier for earlier, later in zip(errors, errors[1:])), errors
+
+
+def test_x_T_carries_information_beyond_z(overfit_dae):
+    """Decoding with random noise instead of the inverted x_T must reconstruct much worse."""
+    model, images = overfit_dae
+    s = NoiseSchedule()
+    with torch.no_grad():
+        mse, _ = _reconstruction_mse(model, images, 20)
+        z = model.encode(images)
+        random = ddim_sample(model, torch.randn(images.shape, generator=torch.Generator().manual_seed(1)), z, s, 20)
+    assert torch.mean((random - images) ** 2).item() > 10 * mse
+
+
+def test_shared_x_T_decodes_a_batch_of_latents_like_one_at_a_time(overfit_dae):
+    model, images = overfit_dae
+    s = NoiseSchedule()
+    with torch.no_grad():
+        z = model.encode(images)
+        x_T = ddim_invert(model, images[:1], z[:1], s, 10)
+        batch = ddim_sample(model, x_T, z, s, 10)
+        singles = torch.cat([ddim_sample(model, x_T, z[i:i + 1], s, 10) for i in range(len(z))])
+    torch.testing.assert_close(batch, singles, atol=1e-4, rtol=1e-4)
+
+
+def test_cpu_results_are_bitwise_deterministic(overfit_dae):
+    model, images = overfit_dae
+    s = NoiseSchedule()
+    with torch.no_grad():
+        runs = []
+        for _ in range(2):
+            z = model.encode(images)
+            x_T = ddim_invert(model, images, z, s, 10)
+            runs.append((z, x_T, ddim_sample(model, x_T, z, s, 10)))
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+
+
+def test_progress_callback_sees_every_step_and_can_cancel(overfit_dae):
+    model, images = overfit_dae
+    s = NoiseSchedule()
+    seen = []
+    with torch.no_grad():
+        z = model.encode(images[:1])
+        ddim_invert(model, images[:1], z, s, 7, callback=lambda i, n: seen.append((i, n)))
+    assert seen == [(i, 7) for i in range(1, 8)]
+
+    class Stop(Exception):
+        pass
+
+    def cancel_at_3(i, n):
+        if i == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        ddim_sample(model, torch.randn(1, 1, 16, 16), z, s, 7, callback=cancel_at_3)
+
+
+def test_mismatched_batches_are_refused(overfit_dae):
+    model, images = overfit_dae
+    with pytest.raises(ValueError, match="batch sizes"):
+        ddim_sample(model, torch.randn(2, 1, 16, 16), torch.randn(3, 32), NoiseSchedule(), 2)
