@@ -362,13 +362,15 @@ def write_bundle(path: str | os.PathLike, config: BundleConfig, model, latent_st
     root = Path(path)
     if root.exists() and not overwrite:
         raise BundleError(f"{root}: already exists (pass overwrite=True to replace it)")
-    dtype = "float16" if fp16 else "float32"
-    state = {k: getattr(v.detach().cpu(), dtype)().contiguous() for k, v in model.state_dict().items()}
+    import torch
+
+    dtype = torch.float16 if fp16 else torch.float32
+    state = {k: v.detach().cpu().to(dtype).contiguous() for k, v in model.state_dict().items()}
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
     try:
         (staging / CONFIG).write_bytes(_json_bytes(config.to_dict()))
-        (staging / WEIGHTS).write_bytes(save(state, metadata={"dtype": dtype, "bundle": config.name}))
+        (staging / WEIGHTS).write_bytes(save(state, metadata={"dtype": str(dtype), "bundle": config.name}))
         (staging / LATENT_STATS).write_bytes(_json_bytes(latent_stats.to_dict()))
         (staging / MODEL_CARD).write_text(model_card, encoding="utf-8")
         for task in tasks:

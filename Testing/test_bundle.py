@@ -1,0 +1,189 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from DAECounterfactualLib.bundle import (BundleConfig, LatentStats, TaskSpec, add_task, available_bundles,
+                                         load_bundle, resolve_bundle, write_bundle)
+from DAECounterfactualLib.cli import main as cli_main
+from DAECounterfactualLib.errors import BundleError
+from DAECounterfactualLib.networks import make_model
+from DAECounterfactualLib.preprocessing import Preprocessing
+from DAECounterfactualLib.probe import fit_calibration, fit_probe
+
+
+def _task(name, z_dim, seed=0, grades=("G0", "G1", "G2", "G3"), positive=2):
+    rng = np.random.default_rng(seed)
+    grade = rng.integers(0, len(grades), 80)
+    z = rng.normal(size=(80, z_dim)) + grade[:, None] * 0.5
+    probe = fit_probe(z, grade >= positive)
+    calibration = fit_calibration(probe.distance(z), grade, "linear", grade_range=(0, len(grades) - 1))
+    return TaskSpec(name=name, description="test task", grade_names=grades, positive_min_grade=positive,
+                    probe=probe, calibration=calibration)
+
+
+@pytest.fixture
+def bundle_dir(tmp_path, tiny_config):
+    torch.manual_seed(0)
+    model = make_model(tiny_config)
+    for p in model.parameters():  # non-zero everywhere so fp16 storage is really exercised
+        torch.nn.init.normal_(p, std=0.05)
+    config = BundleConfig(name="tiny", modality="CT", model=tiny_config,
+                          preprocessing=Preprocessing("ct_window", -1000, 1500), patch_size_px=16,
+                          patch_spacing_mm=6.0)
+    stats = LatentStats.from_latents(np.random.default_rng(0).normal(size=(2000, tiny_config.z_dim)))
+    path = write_bundle(tmp_path / "tiny", config, model, stats, [_task("genant", tiny_config.z_dim)],
+                        "# tiny\nNot for clinical use.\n")
+    return path, model
+
+
+def test_round_trip_keeps_everything(bundle_dir, tiny_config):
+    path, model = bundle_dir
+    bundle = load_bundle(path)
+    assert bundle.config.model == tiny_config
+    assert bundle.config.presets["reference"].invert == 250
+    assert set(bundle.tasks) == {"genant"} and bundle.task("genant").grade_names == ("G0", "G1", "G2", "G3")
+    assert bundle.bundle_id.startswith("tiny@")
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        original = model(x, torch.tensor([10.0, 900.0]), model.encode(x))
+        loaded = bundle.model(x, torch.tensor([10.0, 900.0]), bundle.model.encode(x))
+    torch.testing.assert_close(loaded, original, atol=2e-3, rtol=2e-3)  # fp16 storage
+    assert all(p.dtype == torch.float32 for p in bundle.model.parameters())
+
+
+def test_fp32_bundle_is_exact(tmp_path, bundle_dir):
+    path, model = bundle_dir
+    bundle = load_bundle(path)
+    exact = write_bundle(tmp_path / "exact", bundle.config, model, bundle.latent_stats,
+                         list(bundle.tasks.values()), bundle.model_card, fp16=False)
+    for name, value in model.state_dict().items():
+        assert torch.equal(load_bundle(exact).model.state_dict()[name], value)
+
+
+def test_tampered_file_is_refused_naming_it(bundle_dir):
+    path, _ = bundle_dir
+    task_file = path / "tasks" / "genant.json"
+    data = json.loads(task_file.read_text())
+    data["probe"]["bias"] += 1.0
+    task_file.write_text(json.dumps(data))
+    with pytest.raises(BundleError, match=r"tasks/genant\.json: sha256 does not match"):
+        load_bundle(path)
+
+
+def test_truncated_weights_are_refused(bundle_dir):
+    path, _ = bundle_dir
+    weights = path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(BundleError, match=r"model\.safetensors: sha256 does not match"):
+        load_bundle(path)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("model.safetensors", "listed in the manifest but missing"),
+    ("manifest.json", "manifest missing"),
+])
+def test_missing_file_is_refused(bundle_dir, name, message):
+    path, _ = bundle_dir
+    (path / name).unlink()
+    with pytest.raises(BundleError, match=message):
+        load_bundle(path)
+
+
+@pytest.mark.parametrize("name", ["model.pt", "probe.pkl", "tasks/extra.npy"])
+def test_pickle_capable_files_are_refused(bundle_dir, name):
+    path, _ = bundle_dir
+    (path / name).write_bytes(b"\x80\x04K\x01.")
+    with pytest.raises(BundleError, match="file type not allowed"):
+        load_bundle(path)
+
+
+def test_unlisted_file_is_refused(bundle_dir):
+    path, _ = bundle_dir
+    (path / "tasks" / "sneaky.json").write_text("{}")
+    with pytest.raises(BundleError, match=r"sneaky\.json: file not listed in the manifest"):
+        load_bundle(path)
+
+
+def _rewrite_with_valid_manifest(path, rel, mutate):
+    """Change a file and re-sign the manifest: only the schema check can catch it now."""
+    from DAECounterfactualLib.bundle import _write_manifest
+
+    data = json.loads((path / rel).read_text())
+    mutate(data)
+    (path / rel).write_text(json.dumps(data))
+    _write_manifest(path)
+
+
+@pytest.mark.parametrize("rel, mutate, message", [
+    ("config.json", lambda d: d["model"].update(z_dim=64), r"latent_stats\.json: 32 dimensions, model z_dim is 64"),
+    ("config.json", lambda d: d["patch"].update(size_px=32), r"config\.json: .*differs from model image_size"),
+    ("config.json", lambda d: d.pop("modality"), r"config\.json: .*missing key 'modality'"),
+    ("config.json", lambda d: d["presets"]["fast"].update(invert=0), r"config\.json: .*invert steps must be"),
+    ("config.json", lambda d: d["model"].update(attention_resolutions=[5]), r"config\.json: .*match no UNet level"),
+    ("tasks/genant.json", lambda d: d["probe"].update(normal=[1.0] * 5), r"genant\.json: .*probe normal, mean"),
+    ("tasks/genant.json", lambda d: d.update(grade_names=list("ABCDE")), r"genant\.json: .*calibration range"),
+    ("latent_stats.json", lambda d: d.update(ood_threshold=-1), r"stats\.json: .*ood_threshold must be positive"),
+])
+def test_schema_violations_are_refused_naming_the_file(bundle_dir, rel, mutate, message):
+    path, _ = bundle_dir
+    _rewrite_with_valid_manifest(path, rel, mutate)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(path)
+
+
+def test_weights_that_do_not_match_the_config_are_refused(bundle_dir):
+    path, _ = bundle_dir
+    _rewrite_with_valid_manifest(path, "config.json", lambda d: d["model"].update(num_res_blocks=2))
+    with pytest.raises(BundleError, match=r"model\.safetensors: weights do not match config\.json"):
+        load_bundle(path)
+
+
+def test_adding_a_task_never_touches_the_dae(bundle_dir, tiny_config):
+    path, _ = bundle_dir
+    weights_before = (path / "model.safetensors").read_bytes()
+    add_task(path, _task("binary", tiny_config.z_dim, seed=1, grades=("absent", "present"), positive=1))
+    bundle = load_bundle(path)
+    assert set(bundle.tasks) == {"genant", "binary"}
+    assert (path / "model.safetensors").read_bytes() == weights_before
+    assert len(list(path.rglob("*.safetensors"))) == 1
+    with pytest.raises(BundleError, match="already exists"):
+        add_task(path, _task("binary", tiny_config.z_dim))
+    with pytest.raises(BundleError, match="probe has 8 dimensions"):
+        add_task(path, _task("small", 8))
+
+
+def test_writing_over_an_existing_bundle_needs_consent(bundle_dir):
+    path, model = bundle_dir
+    bundle = load_bundle(path)
+    with pytest.raises(BundleError, match="already exists"):
+        write_bundle(path, bundle.config, model, bundle.latent_stats, [], bundle.model_card)
+    assert load_bundle(path).tasks  # the refused write left the bundle intact
+
+
+def test_ood_score_flags_far_latents(bundle_dir):
+    path, _ = bundle_dir
+    stats = load_bundle(path, load_weights=False).latent_stats
+    inside = np.random.default_rng(1).normal(size=(500, 32))
+    assert stats.is_ood(inside).mean() < 0.03
+    assert stats.is_ood(inside * 4).all()
+
+
+def test_bundles_resolve_by_name_and_path(bundle_dir, monkeypatch):
+    path, _ = bundle_dir
+    monkeypatch.setenv("DAECF_MODELS", str(path.parent))
+    assert available_bundles()["tiny"] == path
+    assert resolve_bundle("tiny") == path and resolve_bundle(path) == path
+    with pytest.raises(BundleError, match="neither a bundle folder nor a bundled model name"):
+        resolve_bundle("no-such-model")
+
+
+def test_cli_verify_reports_ok_and_errors(bundle_dir, capsys):
+    path, _ = bundle_dir
+    assert cli_main(["verify", str(path)]) == 0
+    assert "tiny@" in capsys.readouterr().out
+    (path / "MODEL_CARD.md").write_text("changed")
+    assert cli_main(["verify", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "MODEL_CARD.md: sha256 does not match" in err and "Traceback" not in err
