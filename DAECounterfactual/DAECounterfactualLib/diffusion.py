@@ -137,5 +137,5 @@ def diffusion_loss(model, x0: torch.Tensor, schedule: NoiseSchedule,
     t = torch.randint(0, schedule.num_train_timesteps, (n,), generator=generator, device=x0.device)
     noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     x_t = schedule.add_noise(x0, noise, t)
-    eps = model(x_t, t.float(), model.encode(x0))
+    eps = model(x_t, t.float(), x_start=x0)
     return F.mse_loss(eps.float(), noise.float())

@@ -203,7 +203,13 @@ class DiffusionAutoencoder(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, z: torch.Tensor | None = None, *,
+                x_start: torch.Tensor | None = None) -> torch.Tensor:
+        """eps prediction; during training pass ``x_start`` so encoding happens inside forward (needed by DDP)."""
+        if z is None:
+            if x_start is None:
+                raise ValueError("pass either z or x_start")
+            z = self.encoder(x_start)
         return self.unet(x_t, t, z)
 
 

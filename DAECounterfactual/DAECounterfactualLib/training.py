@@ -1,0 +1,250 @@
+"""Training loop of the diffusion autoencoder: AdamW, EMA, autocast, clipping, checkpoints, exact resume.
+
+Every random draw of step ``s`` comes from a generator seeded with (seed, s, rank): the batch order (one
+permutation per epoch) and the diffusion noise are functions of the step alone, so a run resumed from a
+checkpoint continues bit for bit as if it had never stopped, and no RNG state needs saving. Under ``torchrun``
+each rank takes its share of the global batch and DistributedDataParallel averages the gradients.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import DAEConfig
+from .diffusion import NoiseSchedule, ddim_invert, ddim_sample, diffusion_loss
+from .networks import count_parameters, make_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    total_samples: int = 200_000
+    batch_size: int = 32          # global batch, split over ranks
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_samples: int = 5_000
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    precision: str = "auto"       # auto | bf16 | fp16 | fp32
+    checkpoint_minutes: float = 5.0
+    validate_every_samples: int = 20_000
+    validation_images: int = 8
+    validation_steps: int = 20
+    seed: int = 0
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("DAECF_CACHE", Path.home() / ".cache" / "daecf")) / "runs"
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 where the device supports it (fp16 only on CUDA), else full precision."""
+    if precision == "fp32":
+        return None
+    if precision == "fp16":
+        return torch.float16 if device.type == "cuda" else None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if precision in ("auto", "bf16") else None
+
+
+def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
+    """Indices of global batch ``step``: consecutive slices of one seeded permutation per epoch."""
+    per_epoch = max(n // batch_size, 1)
+    epoch, position = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    if n < batch_size:
+        return perm[torch.arange(batch_size) % n]
+    return perm[position * batch_size:(position + 1) * batch_size]
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+@torch.no_grad()
+def reconstruct(model, images: torch.Tensor, schedule: NoiseSchedule, steps: int) -> torch.Tensor:
+    z = model.encode(images)
+    return ddim_sample(model, ddim_invert(model, images, z, schedule, steps), z, schedule, steps)
+
+
+class Trainer:
+    """One training run in ``run_dir``: resumes from the checkpoint there if there is one."""
+
+    def __init__(self, model_config: DAEConfig, train_config: TrainConfig, images: torch.Tensor,
+                 run_dir: Path, validation: torch.Tensor | None = None, device: str = "cpu",
+                 data_manifest: dict[str, Any] | None = None):
+        self.mc, self.tc = model_config, train_config
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        if device.startswith("cuda") and self.world > 1:
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        self.device = torch.device(device)
+        if train_config.batch_size % self.world:
+            raise ValueError(f"batch size {train_config.batch_size} is not divisible by {self.world} ranks")
+        self.images = images
+        self.validation = (validation if validation is not None else images)[:train_config.validation_images]
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.schedule = NoiseSchedule()
+        torch.manual_seed(train_config.seed)
+        self.model = make_model(model_config).to(self.device)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train_config.lr,
+                                           weight_decay=train_config.weight_decay)
+        self.amp = autocast_dtype(train_config.precision, self.device)
+        self.scaler = torch.amp.GradScaler(enabled=self.amp == torch.float16)
+        self.step, self.history, self.elapsed = 0, [], 0.0
+        self.meta = {"model_config": model_config.to_dict(), "train_config": asdict(train_config),
+                     "data": data_manifest or {}, "device": str(self.device), "world_size": self.world,
+                     "parameters": count_parameters(self.model)}
+        restored = load_checkpoint(self.run_dir, self.model, self.ema, self.optimizer)
+        if restored is not None:
+            if restored["model_config"] != self.meta["model_config"]:
+                raise ValueError(f"{self.run_dir}: checkpoint was trained with another model config")
+            self.step, self.history, self.elapsed = restored["step"], restored["history"], restored["elapsed_s"]
+        self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model)
+
+    @property
+    def total_steps(self) -> int:
+        return math.ceil(self.tc.total_samples / self.tc.batch_size)
+
+    def learning_rate(self, step: int) -> float:
+        warmup = max(self.tc.warmup_samples // self.tc.batch_size, 1)
+        return self.tc.lr * min(1.0, (step + 1) / warmup)
+
+    def train_step(self, step: int) -> float:
+        idx = batch_indices(step, self.tc.batch_size, len(self.images), self.tc.seed)[self.rank::self.world]
+        x0 = self.images[idx].to(self.device, torch.float32)
+        generator = torch.Generator(self.device).manual_seed((self.tc.seed * 7919 + step) * 1009 + self.rank)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(step)
+        with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
+            loss = diffusion_loss(self.ddp, x0, self.schedule, generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        update_ema(self.ema, self.model, min(self.tc.ema_decay, (1 + step) / (10 + step)))
+        return float(loss.detach())
+
+    def run(self, progress: bool = True, max_minutes: float | None = None) -> dict[str, Any]:
+        """Train until total_samples (or max_minutes of this call); checkpoints on the way and at the end."""
+        from tqdm import tqdm
+
+        start, last_save = time.time(), time.time()
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not progress or self.rank != 0,
+                   unit="step", dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)
+        losses: list[float] = []
+        val_every = max(self.tc.validate_every_samples // self.tc.batch_size, 1)
+        while self.step < self.total_steps:
+            loss = self.train_step(self.step)
+            losses.append(loss)
+            self.step += 1
+            rate = self.step * self.tc.batch_size / max(self.elapsed + time.time() - start, 1e-9)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.1f}", refresh=False)
+            if self.step % 50 == 0 or self.step == self.total_steps:
+                self.history.append({"step": self.step, "loss": float(np.mean(losses))})
+                losses = []
+            if self.step % val_every == 0 or self.step == self.total_steps:
+                self.validate()
+            out_of_time = max_minutes is not None and time.time() - start > 60 * max_minutes
+            if time.time() - last_save > 60 * self.tc.checkpoint_minutes or out_of_time:
+                self.save(time.time() - start)
+                start, last_save = time.time(), time.time()
+            if out_of_time:
+                break
+        self.save(time.time() - start)
+        bar.close()
+        return {"step": self.step, "done": self.step >= self.total_steps, "elapsed_s": self.elapsed}
+
+    def save(self, seconds_since_last: float) -> None:
+        self.elapsed += seconds_since_last
+        if self.rank == 0:
+            meta = {**self.meta, "history": self.history, "elapsed_s": self.elapsed,
+                    "samples_seen": self.step * self.tc.batch_size}
+            save_checkpoint(self.run_dir, self.step, self.model, self.ema, self.optimizer, meta)
+            self.plot_loss()
+
+    def validate(self) -> float:
+        """Reconstruction MSE of the EMA model on the fixed validation batch; saves a strip PNG."""
+        if self.rank != 0:
+            return float("nan")
+        images = self.validation.to(self.device, torch.float32)
+        recon = reconstruct(self.ema, images, self.schedule, self.tc.validation_steps)
+        mse = float(torch.mean((recon - images) ** 2))
+        self.history.append({"step": self.step, "val_recon_mse": mse})
+        save_strip(self.run_dir / "reconstructions.png", images.cpu(), recon.cpu(),
+                   f"step {self.step}: EMA reconstruction MSE {mse:.4f} ({self.tc.validation_steps} DDIM steps)")
+        return mse
+
+    def plot_loss(self) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        train = [(h["step"], h["loss"]) for h in self.history if "loss" in h]
+        val = [(h["step"], h["val_recon_mse"]) for h in self.history if "val_recon_mse" in h]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        if train:
+            ax.plot(*zip(*train), label="training loss (noise MSE)")
+        if val:
+            ax.plot(*zip(*val), "o-", label="validation reconstruction MSE")
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        if train or val:
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(self.run_dir / "loss.png", dpi=100)
+        plt.close(fig)
+
+    def export(self, path: Path) -> Path:
+        """EMA weights (fp32) and the model config, for the bundle writer."""
+        from safetensors.torch import save_file
+
+        path.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.ema.state_dict().items()},
+                  path / "ema.safetensors")
+        (path / "model_config.json").write_text(json.dumps(self.mc.to_dict(), indent=1))
+        return path
+
+
+def save_strip(path: Path, originals: torch.Tensor, reconstructions: torch.Tensor, title: str) -> None:
+    """Two rows (originals, reconstructions) of images in [-1, 1], grey or RGB."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = originals.shape[0]
+    fig, axes = plt.subplots(2, n, figsize=(1.3 * n, 2.9), squeeze=False)
+    for row, batch in enumerate((originals, reconstructions)):
+        for col in range(n):
+            image = ((batch[col].clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
+            axes[row, col].imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
+            axes[row, col].axis("off")
+    fig.suptitle(title, fontsize=8)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

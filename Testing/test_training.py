@@ -1,0 +1,97 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import blob_images
+from DAECounterfactualLib.checkpoint import META, TENSORS
+from DAECounterfactualLib.datasets import TrainingSet, load_training_set, medmnist_training_set
+from DAECounterfactualLib.errors import DAECFError, InputError
+from DAECounterfactualLib.training import Trainer, TrainConfig, batch_indices
+
+FAST = dict(batch_size=8, lr=1e-3, warmup_samples=16, validate_every_samples=10_000, validation_images=2,
+            validation_steps=3, checkpoint_minutes=1e9, precision="fp32")
+
+
+def _trainer(config, run_dir, total_samples, **overrides):
+    images = torch.from_numpy(blob_images())
+    return Trainer(config, TrainConfig(total_samples=total_samples, **{**FAST, **overrides}), images, run_dir)
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tiny_config, tmp_path):
+    straight = _trainer(tiny_config, tmp_path / "straight", 8 * 12)
+    straight.run(progress=False)
+    first = _trainer(tiny_config, tmp_path / "resumed", 8 * 12)
+    first.run(progress=False, max_minutes=0)  # stops after one step, with a checkpoint
+    assert first.step == 1
+    resumed = _trainer(tiny_config, tmp_path / "resumed", 8 * 12)
+    assert resumed.step == 1
+    resumed.run(progress=False)
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(straight.ema.state_dict().values(), resumed.ema.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_training_reduces_the_loss_and_records_history(tiny_config, tmp_path):
+    trainer = _trainer(tiny_config, tmp_path / "run", 8 * 120, precision="bf16")
+    trainer.run(progress=False)
+    losses = [h["loss"] for h in trainer.history if "loss" in h]
+    assert losses[-1] < 0.5 * losses[0]
+    assert any("val_recon_mse" in h for h in trainer.history)
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 1000
+    assert (tmp_path / "run" / "reconstructions.png").stat().st_size > 1000
+    meta = json.loads((tmp_path / "run" / META).read_text())
+    assert meta["samples_seen"] == 960 and meta["model_config"] == tiny_config.to_dict()
+
+
+def test_resume_refuses_another_architecture(tiny_config, tmp_path):
+    from DAECounterfactualLib.config import DAEConfig
+
+    _trainer(tiny_config, tmp_path / "run", 8).run(progress=False)
+    other = DAEConfig(**{**tiny_config.to_dict(), "num_res_blocks": 2})
+    with pytest.raises((ValueError, RuntimeError)):
+        _trainer(other, tmp_path / "run", 8)
+
+
+def test_half_written_checkpoint_is_refused(tiny_config, tmp_path):
+    _trainer(tiny_config, tmp_path / "run", 8).run(progress=False)
+    meta = json.loads((tmp_path / "run" / META).read_text())
+    meta["step"] += 5
+    (tmp_path / "run" / META).write_text(json.dumps(meta))
+    with pytest.raises(DAECFError, match="checkpoint files disagree"):
+        _trainer(tiny_config, tmp_path / "run", 8)
+    (tmp_path / "run" / TENSORS).write_bytes(b"garbage")
+    with pytest.raises(DAECFError, match="unreadable checkpoint"):
+        _trainer(tiny_config, tmp_path / "run", 8)
+
+
+def test_batches_cover_each_epoch_once():
+    seen = torch.cat([batch_indices(step, 4, 12, seed=3) for step in range(3)])
+    assert sorted(seen.tolist()) == list(range(12))
+    assert not torch.equal(batch_indices(3, 4, 12, 3), batch_indices(0, 4, 12, 3))  # new epoch, new order
+    assert torch.equal(batch_indices(5, 4, 12, 3), batch_indices(5, 4, 12, 3))
+
+
+def test_training_set_round_trip(tmp_path):
+    data = TrainingSet(np.zeros((3, 1, 4, 4), np.float16), np.array([0, 1, -1]), np.array(["train", "val", "train"]),
+                       np.array(["a", "b", "a"]), {"level": np.array(["L1", "L2", "L3"])})
+    data.save(tmp_path / "set.npz")
+    again = load_training_set(tmp_path / "set.npz")
+    assert len(again.subset("train")) == 2 and again.extra["level"].tolist() == ["L1", "L2", "L3"]
+    np.savez(tmp_path / "bad.npz", images=np.zeros((3, 1, 4, 4)))
+    with pytest.raises(InputError, match="lacks"):
+        load_training_set(tmp_path / "bad.npz")
+
+
+def test_medmnist_set_is_scaled_to_the_model_range(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (5, 6, 6, 3), dtype=np.uint8)
+    np.savez(tmp_path / "m.npz", train_images=images, train_labels=np.arange(5)[:, None],
+             val_images=images[:2], val_labels=np.zeros((2, 1)))
+    data = medmnist_training_set(tmp_path / "m.npz")
+    assert data.images.shape == (7, 3, 6, 6)
+    np.testing.assert_allclose(data.images[0, :, 2, 3], images[0, 2, 3] / 127.5 - 1, atol=1e-3)
+    assert data.grades.tolist() == [0, 1, 2, 3, 4, 0, 0] and len(set(data.case_id)) == 7
+    with pytest.raises(InputError, match="no test_images"):
+        medmnist_training_set(tmp_path / "m.npz", splits=("test",))

@@ -1,0 +1,84 @@
+#!/usr/bin/env python
+"""Train a diffusion autoencoder from an experiment config (scripts/configs/*.json).
+
+Checkpoints go to the cache folder (default ~/.cache/daecf/runs/<bundle name>, or --run-dir), outside the work
+tree; running the same command again resumes exactly where the last run stopped. On finishing it exports the EMA
+weights (ema.safetensors + model_config.json) for scripts/make_bundle.py.
+
+    python scripts/train_dae.py scripts/configs/dr-retina.json [--data-root ../shared/data] [--max-minutes 60]
+    torchrun --nproc_per_node 4 scripts/train_dae.py CONFIG --device cuda      # several GPUs (DDP)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "DAECounterfactual"))
+
+import torch  # noqa: E402
+
+from DAECounterfactualLib.config import DAEConfig  # noqa: E402
+from DAECounterfactualLib.datasets import TrainingSet, load_training_set, medmnist_training_set  # noqa: E402
+from DAECounterfactualLib.training import Trainer, TrainConfig, default_cache_dir  # noqa: E402
+
+DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
+
+
+def load_experiment(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def load_data(spec: dict, data_root: Path) -> tuple[TrainingSet, Path]:
+    """The experiment's training set and the file it came from."""
+    path = Path(spec["path"])
+    path = path if path.is_absolute() else data_root / path
+    if spec["kind"] == "medmnist":
+        return medmnist_training_set(path), path
+    if spec["kind"] == "training_set":
+        return load_training_set(path), path
+    raise ValueError(f"unknown data kind {spec['kind']!r}")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
+    parser.add_argument("--run-dir", type=Path, default=None)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    experiment = load_experiment(args.config)
+    model_config = DAEConfig.from_dict(experiment["model"])
+    train_config = TrainConfig(**experiment["train"])
+    data, data_path = load_data(experiment["data"], args.data_root)
+    train = data.subset(experiment["data"].get("train_split", "train"))
+    val = data.subset(experiment["data"].get("val_split", "val"))
+    run_dir = args.run_dir or default_cache_dir() / experiment["bundle"]["name"]
+    manifest = {"file": str(data_path.name), "sha256": sha256(data_path), "train_images": len(train),
+                "val_images": len(val), "experiment": str(args.config.name)}
+    trainer = Trainer(model_config, train_config, torch.from_numpy(train.images),
+                      run_dir, validation=torch.from_numpy(val.images) if len(val) else None, device=args.device,
+                      data_manifest=manifest)
+    print(f"run {run_dir}: {trainer.meta['parameters'] / 1e6:.2f} M parameters, {len(train)} training images, "
+          f"resuming at step {trainer.step}/{trainer.total_steps}", flush=True)
+    result = trainer.run(max_minutes=args.max_minutes)
+    if result["done"] and trainer.rank == 0:
+        print(f"finished: exported EMA weights to {trainer.export(run_dir / 'export')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
