@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from DAECounterfactualLib.bundle import BundleConfig, LatentStats, StepPreset, TaskSpec, load_bundle, write_bundle
+from DAECounterfactualLib.errors import InputError
+from DAECounterfactualLib.pipeline import Explainer, encode_images
+from DAECounterfactualLib.preprocessing import Preprocessing
+from DAECounterfactualLib.probe import fit_calibration, fit_probe
+
+PRESETS = {"fast": StepPreset(5, 5), "standard": StepPreset(20, 20), "reference": StepPreset(50, 50)}
+
+
+@pytest.fixture(scope="module")
+def explainer(overfit_dae, tiny_config, tmp_path_factory):
+    """The overfitted DAE as a bundle whose task grades 'disk size' (the four images' radius order)."""
+    model, images = overfit_dae
+    z = encode_images(model, images.numpy())
+    grades = np.array([1, 3, 0, 2])  # radii 3, 4, 2.5, 3.5
+    probe = fit_probe(z, grades >= 2, standardize=False, C=10.0)
+    calibration = fit_calibration(probe.distance(z), grades, "linear", grade_range=(0, 3))
+    task = TaskSpec(name="size", description="disk size", grade_names=("S0", "S1", "S2", "S3"),
+                    positive_min_grade=2, probe=probe, calibration=calibration)
+    config = BundleConfig(name="blobs", modality="synthetic", model=tiny_config,
+                          preprocessing=Preprocessing("fixed_range", -1, 1), patch_size_px=16,
+                          patch_spacing_mm=1.0, presets=PRESETS)
+    stats = LatentStats.from_latents(np.concatenate([z + 0.01 * np.random.default_rng(i).normal(size=z.shape)
+                                                     for i in range(50)]))
+    path = write_bundle(tmp_path_factory.mktemp("bundle") / "blobs", config, model, stats, [task], "card",
+                        fp16=False)
+    return Explainer(load_bundle(path)), images.numpy()
+
+
+def test_grade_reads_out_every_field(explainer):
+    ex, images = explainer
+    g = ex.grade(images, "size")
+    assert g.distance.shape == g.probability.shape == g.grade.shape == g.ood.shape == (4,)
+    assert np.all((g.probability > 0) & (g.probability < 1))
+    np.testing.assert_array_equal(g.distance > 0, np.array([1, 3, 0, 2]) >= 2)  # probe separates its training set
+    assert not g.ood.any()
+    assert ex.grade(np.ones_like(images[:1]), "size").ood[0]  # a blank image is far from the four training disks
+
+
+def test_explanation_has_every_grade_and_reconstructs(explainer):
+    ex, images = explainer
+    e = ex.explain(images[1], "size", preset="reference", sweep_count=5)
+    assert e.counterfactuals.shape == (4, 1, 16, 16) and e.sweep.shape == (5, 1, 16, 16)
+    assert e.reflection.shape == (1, 16, 16)
+    assert np.mean((e.reconstruction - images[1]) ** 2) < 5e-3
+    np.testing.assert_allclose(e.differences, e.counterfactuals - e.reconstruction[None])
+    spec = ex.bundle.task("size")
+    np.testing.assert_array_equal(spec.calibration.grade(e.target_distances), [0, 1, 2, 3])
+    np.testing.assert_allclose(np.diff(e.sweep_distances), np.diff(e.sweep_distances)[0])
+    # moving along the normal changes the image, more for far targets than near ones
+    change = np.abs(e.differences).mean(axis=(1, 2, 3))
+    own = int(e.grades.grade[0])
+    assert change[own] == change.min()
+
+
+def test_inversion_is_cached_per_patch(explainer, monkeypatch):
+    ex, images = explainer
+    import DAECounterfactualLib.pipeline as pipeline
+
+    calls = []
+    original = pipeline.ddim_invert
+    monkeypatch.setattr(pipeline, "ddim_invert", lambda *a, **k: calls.append(1) or original(*a, **k))
+    first = ex.explain(images[2], "size", preset="fast", sweep_count=0)
+    second = ex.explain(images[2], "size", preset="fast", sweep_count=0)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(first.counterfactuals, second.counterfactuals)
+    ex.explain(images[3], "size", preset="fast", sweep_count=0)
+    assert len(calls) == 2
+
+
+def test_progress_runs_once_through_inversion_and_decoding(explainer):
+    ex, images = explainer
+    ex._x_T_cache.clear()
+    seen = []
+    ex.explain(images[0], "size", preset="fast", sweep_count=0, callback=lambda i, n: seen.append((i, n)))
+    assert seen == [(i, 10) for i in range(1, 11)]
+
+
+def test_bad_inputs_are_clear_errors(explainer):
+    ex, images = explainer
+    with pytest.raises(InputError, match=r"expected images of shape \(N, 1, 16, 16\)"):
+        ex.grade(np.zeros((2, 3, 16, 16)), "size")
+    with pytest.raises(InputError, match="NaN"):
+        ex.grade(np.full((1, 1, 16, 16), np.nan), "size")
+    with pytest.raises(InputError, match="unknown quality preset 'turbo'"):
+        ex.explain(images[0], "size", preset="turbo")
+    from DAECounterfactualLib.errors import BundleError
+
+    with pytest.raises(BundleError, match="no task 'genant'"):
+        ex.grade(images, "genant")
