@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c requirements/constraints.txt torch
 	$(PY) -m pip install -q -c requirements/constraints.txt -e ".[test]"
+	$(VENV)/bin/daecf fetch-sample
 	touch $(STAMP)
 
 test: $(STAMP)

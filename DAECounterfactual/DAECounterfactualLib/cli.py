@@ -36,6 +36,16 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fetch_sample(args: argparse.Namespace) -> int:
+    from .sampledata import WHEEL_LICENSE, WHEEL_REQUIREMENT, fetch_sample_wheel, sample_files
+
+    wheel = fetch_sample_wheel()
+    print(f"{WHEEL_REQUIREMENT} verified at {wheel} (licence {WHEEL_LICENSE})")
+    for name in ("spine-ct", "spine-mri"):
+        print(f"  {name}: {sample_files(name)['image']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="daecf", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -43,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="verify a bundle's manifest, schema and weights")
     verify.add_argument("bundle", help="bundled model name or bundle folder")
     verify.set_defaults(func=_cmd_verify)
+    sub.add_parser("fetch-sample", help="download the sample spine CT/MRI (tptbox 1.1.0 wheel from PyPI)"
+                   ).set_defaults(func=_cmd_fetch_sample)
     return parser
 
 
