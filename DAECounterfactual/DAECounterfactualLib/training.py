@@ -238,13 +238,13 @@ def save_strip(path: Path, originals: torch.Tensor, reconstructions: torch.Tenso
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .render import show_image
+
     n = originals.shape[0]
     fig, axes = plt.subplots(2, n, figsize=(1.3 * n, 2.9), squeeze=False)
     for row, batch in enumerate((originals, reconstructions)):
         for col in range(n):
-            image = ((batch[col].clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
-            axes[row, col].imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
-            axes[row, col].axis("off")
+            show_image(axes[row, col], batch[col].numpy(), "")
     fig.suptitle(title, fontsize=8)
     fig.savefig(path, dpi=100)
     plt.close(fig)
