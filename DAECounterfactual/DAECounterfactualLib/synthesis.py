@@ -182,20 +182,19 @@ class Fracture:
 
 
 def _endplates(mask: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
-    """Anterior/posterior column extent and straight-line fits of the superior and inferior endplate rows."""
+    """Anterior/posterior column extent and smooth per-column rows of the superior and inferior endplates.
+
+    The profiles are widened (min/max filter) before smoothing so that every body pixel lies between them:
+    a body pixel above the superior profile would be stretched with the disc instead of compressed.
+    """
     columns = np.nonzero(mask.any(axis=0))[0]
-    anterior, posterior = float(columns[0]), float(columns[-1])
-    central = columns[(columns >= anterior + 0.2 * (posterior - anterior)) & (columns <= posterior - 0.2 * (posterior - anterior))]
-    if central.size < 2:
-        central = columns
     rows = np.arange(mask.shape[0])[:, None]
-    top = np.where(mask[:, central], rows, np.inf).min(axis=0)
-    bottom = np.where(mask[:, central], rows, -np.inf).max(axis=0)
+    top = np.where(mask[:, columns], rows, np.inf).min(axis=0)
+    bottom = np.where(mask[:, columns], rows, -np.inf).max(axis=0)
     all_columns = np.arange(mask.shape[1], dtype=np.float64)
-    degree = 1 if central.size > 1 and np.ptp(central) > 0 else 0
-    top_line = np.polyval(np.polyfit(central, top, degree), all_columns)
-    bottom_line = np.polyval(np.polyfit(central, bottom, degree), all_columns)
-    return anterior, posterior, top_line, bottom_line
+    top = ndimage.gaussian_filter1d(ndimage.minimum_filter1d(np.interp(all_columns, columns, top), 5), 1.5)
+    bottom = ndimage.gaussian_filter1d(ndimage.maximum_filter1d(np.interp(all_columns, columns, bottom), 5), 1.5)
+    return float(columns[0]), float(columns[-1]), top - 0.5, bottom + 0.5
 
 
 def _profile(kind: str, columns: np.ndarray, anterior: float, posterior: float) -> np.ndarray:
@@ -266,14 +265,18 @@ def simulate_fracture(
     if drop_mm <= 0:
         raise InputError(f"the body already has height loss {before.height_loss:.2f} >= the requested {height_loss}")
     margin = 0.35 * float(np.median(bottom - top))
+    best = None
     for _ in range(iterations):
         rows = _source_rows(mask.shape, top, bottom, weights * drop_mm / row_mm, margin)
         warped_mask = _warp_rows(mask.astype(np.float32), rows, order=1) >= 0.5
         after = morphometry(warped_mask, spacing)
         error = height_loss - _achieved_loss(kind, before, after)
+        if best is None or abs(error) < abs(best[0]):
+            best = (error, rows, warped_mask, after)
         if abs(error) < 0.005:
             break
         drop_mm += error * before.hp
+    _, rows, warped_mask, after = best
     return Fracture(_warp_rows(image, rows, order=1), warped_mask, after, before, rows)
 
 
