@@ -354,7 +354,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="the shared data folder")
     parser.add_argument("--size-px", type=int, default=64)
     parser.add_argument("--spacing-mm", type=float, default=1.0)
-    parser.add_argument("--lateral-offsets", default=None, help="comma-separated mm along +x (patient right)")
+    parser.add_argument("--lateral-offsets", default=None, help="comma-separated mm along +x (patient right); write --lateral-offsets=-3,0,3 for negatives")
     parser.add_argument("--fracture-losses", default=None, help="height losses simulated on intact real vertebrae")
     parser.add_argument("--fracture-kinds", default=",".join(FRACTURE_KINDS))
     parser.add_argument("--phantoms", type=int, default=8, help="number of phantoms (ct preset)")
