@@ -15,44 +15,44 @@ def _cmake_list(text: str, variable: str) -> list[str]:
 
 
 def test_every_file_named_in_the_module_cmake_lists_exists():
-    text = (MODULE / "CMakeLists.txt").read_text()
+    text = (MODULE / "CMakeLists.txt").read_text(encoding="utf-8")
     listed = _cmake_list(text, "MODULE_PYTHON_SCRIPTS") + _cmake_list(text, "MODULE_PYTHON_RESOURCES")
     missing = [name for name in listed if not (MODULE / name).is_file()]
     assert not missing, f"listed in DAECounterfactual/CMakeLists.txt but missing: {missing}"
 
 
 def test_every_module_python_file_is_listed():
-    listed = set(_cmake_list((MODULE / "CMakeLists.txt").read_text(), "MODULE_PYTHON_SCRIPTS"))
+    listed = set(_cmake_list((MODULE / "CMakeLists.txt").read_text(encoding="utf-8"), "MODULE_PYTHON_SCRIPTS"))
     on_disk = {p.relative_to(MODULE).as_posix() for p in MODULE.rglob("*.py") if "__pycache__" not in p.parts}
     assert on_disk - listed == set(), f"not listed in MODULE_PYTHON_SCRIPTS: {sorted(on_disk - listed)}"
 
 
 def test_every_resource_file_is_listed():
-    listed = set(_cmake_list((MODULE / "CMakeLists.txt").read_text(), "MODULE_PYTHON_RESOURCES"))
+    listed = set(_cmake_list((MODULE / "CMakeLists.txt").read_text(encoding="utf-8"), "MODULE_PYTHON_RESOURCES"))
     on_disk = {p.relative_to(MODULE).as_posix() for p in (MODULE / "Resources").rglob("*") if p.is_file()}
     assert on_disk - listed == set(), f"not listed in MODULE_PYTHON_RESOURCES: {sorted(on_disk - listed)}"
 
 
 def test_top_level_cmake_declares_the_extension():
-    text = (REPO / "CMakeLists.txt").read_text()
+    text = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
     assert "project(DAECounterfactual)" in text
     for variable in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY", "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION",
                      "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS", "EXTENSION_DEPENDS"):
         assert re.search(rf"set\({variable} \S", text), f"{variable} is not set"
     assert "add_subdirectory(DAECounterfactual)" in text
-    assert "slicerMacroBuildScriptedModule" in (MODULE / "CMakeLists.txt").read_text()
+    assert "slicerMacroBuildScriptedModule" in (MODULE / "CMakeLists.txt").read_text(encoding="utf-8")
 
 
 def test_widget_uses_only_names_defined_in_the_ui_file():
-    ui = (MODULE / "Resources" / "UI" / "DAECounterfactual.ui").read_text()
+    ui = (MODULE / "Resources" / "UI" / "DAECounterfactual.ui").read_text(encoding="utf-8")
     defined = set(re.findall(r'name="(\w+)"', ui))
-    used = set(re.findall(r"\bself\.ui\.(\w+)", (MODULE / "DAECounterfactual.py").read_text()))
+    used = set(re.findall(r"\bself\.ui\.(\w+)", (MODULE / "DAECounterfactual.py").read_text(encoding="utf-8")))
     assert used, "the widget uses no ui names: the regex or the widget is broken"
     assert used - defined == set(), f"used by the widget but not in the .ui file: {sorted(used - defined)}"
 
 
 def test_console_script_points_at_an_existing_function():
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     module, function = project["scripts"]["daecf"].split(":")
     import importlib
 
@@ -63,5 +63,5 @@ def test_no_pickle_based_loading_anywhere():
     pattern = re.compile(r"torch\.load\(|pickle\.loads?\(|joblib\.load\(|allow_pickle\s*=\s*True")
     sources = [p for folder in ("DAECounterfactual", "scripts", "Testing") for p in (REPO / folder).rglob("*.py")]
     offenders = [f"{p.relative_to(REPO)}:{i}" for p in sources if p.name != Path(__file__).name
-                 for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+                 for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
     assert not offenders, f"pickle-capable loading found: {offenders}"

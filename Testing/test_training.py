@@ -86,12 +86,12 @@ def test_training_set_round_trip(tmp_path):
 
 
 def test_medmnist_set_is_scaled_to_the_model_range(tmp_path):
-    images = np.random.default_rng(0).integers(0, 256, (5, 6, 6, 3), dtype=np.uint8)
+    images = np.random.default_rng(0).integers(0, 256, (5, 28, 28, 3), dtype=np.uint8)
     np.savez(tmp_path / "m.npz", train_images=images, train_labels=np.arange(5)[:, None],
              val_images=images[:2], val_labels=np.zeros((2, 1)))
     data = medmnist_training_set(tmp_path / "m.npz")
-    assert data.images.shape == (7, 3, 6, 6)
+    assert data.images.shape == (7, 3, 28, 28)
     np.testing.assert_allclose(data.images[0, :, 2, 3], images[0, 2, 3] / 127.5 - 1, atol=1e-3)
     assert data.grades.tolist() == [0, 1, 2, 3, 4, 0, 0] and len(set(data.case_id)) == 7
-    with pytest.raises(InputError, match="no test_images"):
+    with pytest.raises(InputError, match="missing array.*test_images.*for split 'test'"):
         medmnist_training_set(tmp_path / "m.npz", splits=("test",))

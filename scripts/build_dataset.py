@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "DAECounterfactual"))
 
 from DAECounterfactualLib import __version__  # noqa: E402
+from DAECounterfactualLib.datasets import REQUIRED, TrainingSet, medmnist_training_set  # noqa: E402
 from DAECounterfactualLib.errors import InputError  # noqa: E402
 from DAECounterfactualLib.geometry import extract_sagittal_patch  # noqa: E402
 from DAECounterfactualLib.preprocessing import Preprocessing  # noqa: E402
@@ -39,7 +40,6 @@ from DAECounterfactualLib.volumes import (  # noqa: E402
     Volume,
     VertebraPosition,
     read_grade_table,
-    read_npz_dataset,
     read_verse_centroids,
     read_volume,
 )
@@ -281,7 +281,8 @@ def counts(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, int]]:
 def write_outputs(out: Path, arrays: dict[str, np.ndarray], manifest: dict) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     npz_path, manifest_path = out / "dataset.npz", out / "manifest.json"
-    np.savez_compressed(npz_path, **arrays)
+    extra = {k: v for k, v in arrays.items() if k not in REQUIRED}
+    TrainingSet(*(arrays[k] for k in REQUIRED), extra=extra).save(npz_path)
     manifest["output"] = {"file": npz_path.name, "sha256": sha256(npz_path), "samples": int(len(arrays["images"]))}
     manifest["counts"] = counts(arrays)
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -312,17 +313,11 @@ def build_spine(specs: list[CaseSpec], settings: Settings, fractions, seed: int)
 def build_retina(root: Path) -> tuple[dict, list[Path]]:
     """RetinaMNIST's own train/val splits (the test split is withheld); each image is its own case."""
     path = root / "retinamnist" / "retinamnist.npz"
-    parts = [(split, read_npz_dataset(path, split)) for split in ("train", "val")]
-    preprocessing = Preprocessing("fixed_range", 0.0, 255.0)
-    images = np.concatenate([preprocessing.apply(data.images) for _, data in parts])
-    n = len(images)
-    case_id = np.array([f"retina_{split}_{k:05d}" for split, data in parts for k in range(len(data.images))])
+    data = medmnist_training_set(path, ("train", "val"))
+    n = len(data)
     arrays = {
-        "images": images.astype(np.float16),
-        "grades": np.concatenate([data.labels for _, data in parts]).astype(np.int16),
-        "split": np.array([split for split, data in parts for _ in range(len(data.images))]),
-        "case_id": case_id,
-        "group": case_id,
+        "images": data.images, "grades": data.grades, "split": data.split, "case_id": data.case_id,
+        "group": data.case_id,
         "level": np.full(n, ""),
         "label": np.full(n, -1, dtype=np.int16),
         "lateral_offset_mm": np.zeros(n, dtype=np.float32),

@@ -91,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     experiment = load_experiment(args.config)
     name = experiment["bundle"]["name"]
     run_dir = args.run_dir or default_cache_dir() / name
-    model_config = DAEConfig.from_dict(json.loads((run_dir / "export" / "model_config.json").read_text()))
+    model_config = DAEConfig.from_dict(json.loads((run_dir / "export" / "model_config.json").read_text(encoding="utf-8")))
     model = make_model(model_config)
     model.load_state_dict(load_file(run_dir / "export" / "ema.safetensors"))
-    run_meta = json.loads((run_dir / "checkpoint.json").read_text())
+    run_meta = json.loads((run_dir / "checkpoint.json").read_text(encoding="utf-8"))
     config = bundle_config(experiment, model_config)
 
     data, _ = load_data(experiment["data"], args.data_root)

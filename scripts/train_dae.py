@@ -30,7 +30,7 @@ DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
 
 
 def load_experiment(path: Path) -> dict:
-    return json.loads(path.read_text())
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def load_data(spec: dict, data_root: Path) -> tuple[TrainingSet, Path]:

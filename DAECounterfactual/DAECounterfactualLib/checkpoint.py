@@ -68,7 +68,7 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, ema: torch.nn.Module,
     if not (folder / META).exists() and not (folder / TENSORS).exists():
         return None
     try:
-        meta = json.loads((folder / META).read_text())
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
         tensors = load_file(folder / TENSORS)
         with safe_open(folder / TENSORS, "pt") as handle:
             tensor_step = int(handle.metadata()["step"])

@@ -19,6 +19,7 @@ from .errors import InputError
 from .preprocessing import Preprocessing
 
 REQUIRED = ("images", "grades", "split", "case_id")
+FIXED_8BIT = Preprocessing("fixed_range", 0.0, 255.0)
 
 
 @dataclass
@@ -68,21 +69,12 @@ def load_training_set(path: str | Path) -> TrainingSet:
 
 
 def medmnist_training_set(path: str | Path, splits: tuple[str, ...] = ("train", "val")) -> TrainingSet:
-    """A MedMNIST ``.npz`` (uint8 images N×H×W[×C], labels N×1) as a training set; each image is its own case."""
-    path = Path(path)
-    with np.load(path, allow_pickle=False) as data:
-        parts = []
-        for split in splits:
-            if f"{split}_images" not in data.files or f"{split}_labels" not in data.files:
-                raise InputError(f"{path}: no {split}_images/{split}_labels (keys: {sorted(data.files)})")
-            images, labels = data[f"{split}_images"], data[f"{split}_labels"].reshape(-1)
-            if images.dtype != np.uint8 or images.ndim not in (3, 4):
-                raise InputError(f"{path}: {split}_images must be uint8 N×H×W[×C], got {images.dtype} "
-                                 f"{images.shape}")
-            images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
-            parts.append((images, labels, split))
-    images = Preprocessing("fixed_range", 0, 255).apply(np.concatenate([p[0] for p in parts]))
-    grades = np.concatenate([p[1] for p in parts]).astype(np.int16)
-    split = np.concatenate([[p[2]] * len(p[0]) for p in parts])
-    case_id = np.array([f"{s}-{i}" for s, n in ((p[2], len(p[0])) for p in parts) for i in range(n)])
+    """A MedMNIST ``.npz`` (8-bit images, labels N×1) as a training set; each image is its own case."""
+    from .volumes import read_npz_dataset
+
+    parts = [(split, read_npz_dataset(path, split)) for split in splits]
+    images = np.concatenate([FIXED_8BIT.apply(data.images) for _, data in parts])
+    split = np.array([name for name, data in parts for _ in range(len(data.images))])
+    case_id = np.array([f"retina_{s}_{k:05d}" for s, data in parts for k in range(len(data.images))])
+    grades = np.concatenate([data.labels for _, data in parts]).astype(np.int16)
     return TrainingSet(images.astype(np.float16), grades, split, case_id)
