@@ -58,3 +58,28 @@ def overfit_dae(tiny_config):
         loss.backward()
         optimizer.step()
     return model.eval(), images
+
+
+@pytest.fixture(scope="session")
+def blob_bundle(overfit_dae, tiny_config, tmp_path_factory):
+    """The overfitted DAE as a CT bundle (16 px at 6 mm) whose task 'size' grades the four disks by radius."""
+    from DAECounterfactualLib.bundle import BundleConfig, LatentStats, StepPreset, TaskSpec, write_bundle
+    from DAECounterfactualLib.pipeline import encode_images
+    from DAECounterfactualLib.preprocessing import Preprocessing
+    from DAECounterfactualLib.probe import fit_calibration, fit_probe
+
+    model, images = overfit_dae
+    z = encode_images(model, images.numpy())
+    grades = np.array([1, 3, 0, 2])  # radii 3, 4, 2.5, 3.5
+    probe = fit_probe(z, grades >= 2, standardize=False, C=10.0)
+    calibration = fit_calibration(probe.distance(z), grades, "linear", grade_range=(0, 3))
+    task = TaskSpec(name="size", description="disk size", grade_names=("S0", "S1", "S2", "S3"),
+                    positive_min_grade=2, probe=probe, calibration=calibration)
+    presets = {"fast": StepPreset(5, 5), "standard": StepPreset(20, 20), "reference": StepPreset(50, 50)}
+    config = BundleConfig(name="blobs", modality="CT", model=tiny_config,
+                          preprocessing=Preprocessing("ct_window", -1000, 1500), patch_size_px=16,
+                          patch_spacing_mm=6.0, presets=presets)
+    rng = np.random.default_rng(0)
+    stats = LatentStats.from_latents(np.concatenate([z + 0.01 * rng.normal(size=z.shape) for _ in range(50)]))
+    return write_bundle(tmp_path_factory.mktemp("bundle") / "blobs", config, model, stats, [task], "card",
+                        fp16=False)

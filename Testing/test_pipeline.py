@@ -1,33 +1,14 @@
 import numpy as np
 import pytest
 
-from DAECounterfactualLib.bundle import BundleConfig, LatentStats, StepPreset, TaskSpec, load_bundle, write_bundle
+from DAECounterfactualLib.bundle import load_bundle
 from DAECounterfactualLib.errors import InputError
-from DAECounterfactualLib.pipeline import Explainer, encode_images
-from DAECounterfactualLib.preprocessing import Preprocessing
-from DAECounterfactualLib.probe import fit_calibration, fit_probe
-
-PRESETS = {"fast": StepPreset(5, 5), "standard": StepPreset(20, 20), "reference": StepPreset(50, 50)}
+from DAECounterfactualLib.pipeline import Explainer
 
 
 @pytest.fixture(scope="module")
-def explainer(overfit_dae, tiny_config, tmp_path_factory):
-    """The overfitted DAE as a bundle whose task grades 'disk size' (the four images' radius order)."""
-    model, images = overfit_dae
-    z = encode_images(model, images.numpy())
-    grades = np.array([1, 3, 0, 2])  # radii 3, 4, 2.5, 3.5
-    probe = fit_probe(z, grades >= 2, standardize=False, C=10.0)
-    calibration = fit_calibration(probe.distance(z), grades, "linear", grade_range=(0, 3))
-    task = TaskSpec(name="size", description="disk size", grade_names=("S0", "S1", "S2", "S3"),
-                    positive_min_grade=2, probe=probe, calibration=calibration)
-    config = BundleConfig(name="blobs", modality="synthetic", model=tiny_config,
-                          preprocessing=Preprocessing("fixed_range", -1, 1), patch_size_px=16,
-                          patch_spacing_mm=1.0, presets=PRESETS)
-    stats = LatentStats.from_latents(np.concatenate([z + 0.01 * np.random.default_rng(i).normal(size=z.shape)
-                                                     for i in range(50)]))
-    path = write_bundle(tmp_path_factory.mktemp("bundle") / "blobs", config, model, stats, [task], "card",
-                        fp16=False)
-    return Explainer(load_bundle(path)), images.numpy()
+def explainer(overfit_dae, blob_bundle):
+    return Explainer(load_bundle(blob_bundle)), overfit_dae[1].numpy()
 
 
 def test_grade_reads_out_every_field(explainer):

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
-from .errors import DAECFError
+from .errors import DAECFError, InputError
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -46,6 +48,84 @@ def _cmd_fetch_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explainer(args: argparse.Namespace):
+    from .bundle import load_bundle, resolve_bundle
+    from .pipeline import Explainer
+
+    bundle = load_bundle(resolve_bundle(args.bundle))
+    bundle.task(args.task)  # unknown task: fail before any work
+    return Explainer(bundle, device=_device(args.device))
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available")
+    return name
+
+
+def _parse_point(text: str):
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3:
+        raise InputError(f"--point {text!r}: expected R,A,S in millimetres, e.g. --point 1.5,-20,30")
+    return values
+
+
+def _positions(args: argparse.Namespace, volume):
+    from .volumes import centroids_from_mask, positions_from_ras, read_verse_centroids, read_volume
+
+    sources = [s for s in (args.mask, args.centroids, args.point or None) if s]
+    if len(sources) != 1:
+        raise InputError("give exactly one source of vertebra positions: --mask, --centroids or --point")
+    if args.mask:
+        return centroids_from_mask(read_volume(args.mask))
+    if args.centroids:
+        return read_verse_centroids(args.centroids, volume)
+    return positions_from_ras([(i + 1, _parse_point(p)) for i, p in enumerate(args.point)], rank_labels=True)
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from .scoring import score_images, score_volume, write_scores_csv
+    from .volumes import read_npz_dataset, read_volume
+
+    explainer = _explainer(args)
+    if str(args.input).endswith(".npz"):
+        data = read_npz_dataset(args.input, args.split)
+        rows = score_images(explainer, data.images, data.names, args.task)
+    else:
+        volume = read_volume(args.input)
+        rows = score_volume(explainer, volume, _positions(args, volume), args.task)
+    write_scores_csv(rows, args.out)
+    print(f"{len(rows)} rows written to {args.out} ({explainer.bundle.bundle_id}, task {args.task})")
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from .exports import write_explanation
+    from .scoring import model_input
+    from .volumes import read_volume
+
+    explainer = _explainer(args)
+    volume = read_volume(args.input)
+    patch, image = model_input(explainer.config, volume, _parse_point(args.point))
+    explanation = explainer.explain(image, args.task, preset=args.preset)
+    summary = write_explanation(args.out, explainer, patch, image, explanation, volume)
+    print(json.dumps(summary["grades"], indent=1))
+    return 0
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", required=True, help="bundled model name (e.g. vcf-ct) or bundle folder")
+    parser.add_argument("--task", required=True, help="task of the bundle (e.g. genant)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="daecf", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +133,22 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="verify a bundle's manifest, schema and weights")
     verify.add_argument("bundle", help="bundled model name or bundle folder")
     verify.set_defaults(func=_cmd_verify)
+    score = sub.add_parser("score", help="grade every vertebra of a volume, or every image of a .npz")
+    _add_model_arguments(score)
+    score.add_argument("--out", required=True, type=Path, help="CSV file to write")
+    score.add_argument("--mask", type=Path, help="vertebra instance mask (VerSe label ids)")
+    score.add_argument("--centroids", type=Path, help="VerSe centroid JSON (*_ctd.json)")
+    score.add_argument("--point", action="append", help="R,A,S in mm (repeatable)")
+    score.add_argument("--split", default="val", help="split of a MedMNIST-style .npz (train/val/test)")
+    score.add_argument("input", type=Path, help="volume (NIfTI, NRRD, MHA, DICOM folder) or .npz")
+    score.set_defaults(func=_cmd_score)
+    explain = sub.add_parser("explain", help="counterfactual explanation of one vertebra")
+    _add_model_arguments(explain)
+    explain.add_argument("--point", required=True, help="R,A,S in mm of the vertebra")
+    explain.add_argument("--preset", default="standard", help="fast, standard or reference")
+    explain.add_argument("--out", required=True, type=Path, help="folder for strip.png, NRRDs and summary.json")
+    explain.add_argument("input", type=Path, help="volume file or DICOM folder")
+    explain.set_defaults(func=_cmd_explain)
     sub.add_parser("fetch-sample", help="download the sample spine CT/MRI (tptbox 1.1.0 wheel from PyPI)"
                    ).set_defaults(func=_cmd_fetch_sample)
     return parser
