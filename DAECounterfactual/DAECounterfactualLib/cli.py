@@ -120,6 +120,21 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .benchmark import format_table, run_benchmark, sample_ct_patches
+
+    explainer = _explainer(args)
+    presets = tuple(args.presets.split(","))
+    for name in presets:
+        explainer.preset(name)  # unknown preset: fail before measuring anything
+    report = run_benchmark(explainer, args.task, sample_ct_patches(explainer.config, args.patches), presets,
+                           repeats=args.repeats)
+    print(format_table(report))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return 0
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", required=True, help="bundled model name (e.g. vcf-ct) or bundle folder")
     parser.add_argument("--task", required=True, help="task of the bundle (e.g. genant)")
@@ -149,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--out", required=True, type=Path, help="folder for strip.png, NRRDs and summary.json")
     explain.add_argument("input", type=Path, help="volume file or DICOM folder")
     explain.set_defaults(func=_cmd_explain)
+    bench = sub.add_parser("bench", help="time explanations per step preset on patches of the sample CT")
+    _add_model_arguments(bench)
+    bench.add_argument("--presets", default="fast,standard,reference")
+    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--patches", type=int, default=64, help="patches for the encoder throughput")
+    bench.add_argument("--out", type=Path, help="JSON report")
+    bench.set_defaults(func=_cmd_bench)
     sub.add_parser("fetch-sample", help="download the sample spine CT/MRI (tptbox 1.1.0 wheel from PyPI)"
                    ).set_defaults(func=_cmd_fetch_sample)
     return parser

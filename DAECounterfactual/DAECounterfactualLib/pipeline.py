@@ -124,8 +124,10 @@ class Explainer:
         return ddim_sample(self.model, x_T, z_t, self.schedule, steps, callback).clamp(-1, 1).cpu().numpy()
 
     def explain(self, image: np.ndarray, task: str | TaskSpec, preset: str | StepPreset = "standard",
-                sweep_count: int = 9, callback: StepCallback | None = None) -> Explanation:
-        """Reconstruction, a counterfactual at every grade, the reflection and a sweep, from one x_T."""
+                sweep_count: int = 9, callback: StepCallback | None = None, batched: bool = True) -> Explanation:
+        """Reconstruction, a counterfactual at every grade, the reflection and a sweep, from one x_T.
+
+        ``batched=False`` decodes every latent on its own, as the paper's reference code does (benchmarks)."""
         spec = task if isinstance(task, TaskSpec) else self.bundle.task(task)
         steps = self.preset(preset)
         image = check_images(image, self.config.model.image_size, self.config.model.in_channels)[:1]
@@ -138,9 +140,12 @@ class Explainer:
         latents = np.concatenate([z, spec.probe.move_to_distance(np.repeat(z, n_grades, 0), targets),
                                   spec.probe.reflect(z), spec.probe.sweep(z, sweep_distances)
                                   if sweep_count else np.zeros((0, z.shape[1]))])
-        total = steps.invert + steps.decode
+        groups = [latents] if batched else [latents[i:i + 1] for i in range(len(latents))]
+        total = steps.invert + steps.decode * len(groups)
         x_T = self.invert(image, z, steps.invert, _offset(callback, 0, total))
-        decoded = self.decode(x_T, latents, steps.decode, _offset(callback, steps.invert, total))
+        decoded = np.concatenate([self.decode(x_T, group, steps.decode,
+                                              _offset(callback, steps.invert + k * steps.decode, total))
+                                  for k, group in enumerate(groups)])
         return Explanation(task=spec.name, grade_names=spec.grade_names, grades=grades, reconstruction=decoded[0],
                            counterfactuals=decoded[1:1 + n_grades], target_distances=targets,
                            reflection=decoded[1 + n_grades], sweep=decoded[2 + n_grades:],
