@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import sys
 from collections import Counter
@@ -33,6 +32,7 @@ sys.path.insert(0, str(REPO / "DAECounterfactual"))
 from DAECounterfactualLib import __version__  # noqa: E402
 from DAECounterfactualLib.datasets import REQUIRED, TrainingSet, medmnist_training_set  # noqa: E402
 from DAECounterfactualLib.errors import InputError  # noqa: E402
+from DAECounterfactualLib.files import sha256_file  # noqa: E402
 from DAECounterfactualLib.geometry import extract_sagittal_patch  # noqa: E402
 from DAECounterfactualLib.preprocessing import Preprocessing  # noqa: E402
 from DAECounterfactualLib.synthesis import FRACTURE_KINDS, genant_grade, make_spine_phantom, simulate_fracture  # noqa: E402
@@ -239,14 +239,6 @@ def assign_splits(groups: list[str], fractions: tuple[float, float, float], seed
     return {unique[g]: SPLITS[int(np.searchsorted(cuts, rank, side="right"))] for rank, g in enumerate(order)}
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def to_arrays(samples: list[dict], split_of_case: dict[str, str], group_of_case: dict[str, str]) -> dict[str, np.ndarray]:
     cases = [s["case_id"] for s in samples]
     return {
@@ -283,7 +275,7 @@ def write_outputs(out: Path, arrays: dict[str, np.ndarray], manifest: dict) -> t
     npz_path, manifest_path = out / "dataset.npz", out / "manifest.json"
     extra = {k: v for k, v in arrays.items() if k not in REQUIRED}
     TrainingSet(*(arrays[k] for k in REQUIRED), extra=extra).save(npz_path)
-    manifest["output"] = {"file": npz_path.name, "sha256": sha256(npz_path), "samples": int(len(arrays["images"]))}
+    manifest["output"] = {"file": npz_path.name, "sha256": sha256_file(npz_path), "samples": int(len(arrays["images"]))}
     manifest["counts"] = counts(arrays)
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return npz_path, manifest_path
@@ -291,7 +283,7 @@ def write_outputs(out: Path, arrays: dict[str, np.ndarray], manifest: dict) -> t
 
 def input_records(paths: list[Path], root: Path) -> list[dict]:
     unique = sorted(set(paths))
-    return [{"path": str(p.relative_to(root)) if p.is_relative_to(root) else p.name, "sha256": sha256(p),
+    return [{"path": str(p.relative_to(root)) if p.is_relative_to(root) else p.name, "sha256": sha256_file(p),
              "bytes": p.stat().st_size} for p in unique]
 
 

