@@ -65,3 +65,12 @@ def test_no_pickle_based_loading_anywhere():
     offenders = [f"{p.relative_to(REPO)}:{i}" for p in sources if p.name != Path(__file__).name
                  for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
     assert not offenders, f"pickle-capable loading found: {offenders}"
+
+
+def test_slicer_requirements_match_the_package_minus_what_slicer_ships():
+    shipped_by_slicer = {"numpy", "scipy", "simpleitk"}
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    package = {re.split(r"[<>=!~ ]", d)[0].lower(): d for d in project["dependencies"]}
+    lines = (MODULE / "Resources" / "requirements-slicer.txt").read_text(encoding="utf-8").splitlines()
+    slicer = {re.split(r"[<>=!~ ]", d)[0].lower(): d for d in lines if d and not d.startswith("#")}
+    assert slicer == {k: v for k, v in package.items() if k not in shipped_by_slicer}
