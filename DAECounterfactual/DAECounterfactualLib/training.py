@@ -101,7 +101,9 @@ class Trainer:
         if train_config.batch_size % self.world:
             raise ValueError(f"batch size {train_config.batch_size} is not divisible by {self.world} ranks")
         self.images = images
-        self.validation = (validation if validation is not None else images)[:train_config.validation_images]
+        pool = validation if validation is not None else images
+        spread = np.linspace(0, len(pool) - 1, min(train_config.validation_images, len(pool))).round().astype(int)
+        self.validation = pool[torch.from_numpy(spread)]  # spread over the set, not one case's neighbours
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.schedule = NoiseSchedule()
