@@ -1,0 +1,55 @@
+"""Small synthetic volumes and the location of the shared real data, for the data-layer tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from DAECounterfactualLib.volumes import Volume
+
+DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def real_data() -> Path:
+    """The shared real data folder, or skip the calling test."""
+    if not DATA_ROOT.is_dir():
+        pytest.skip("../shared/data is absent: real-data reader tests need it")
+    return DATA_ROOT
+
+
+def rotation(axis_angles_deg: tuple[float, float, float]) -> np.ndarray:
+    """Rotation matrix from successive rotations about x, y, z (degrees)."""
+    ax, ay, az = np.radians(axis_angles_deg)
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+# An "LPS-stored" direction: i runs towards patient left, j posterior, k superior, then tilted obliquely.
+LPS_OBLIQUE = rotation((8.0, -5.0, 12.0)) @ np.diag([-1.0, -1.0, 1.0])
+
+
+def geometry(direction: np.ndarray, spacing: tuple[float, float, float], origin: tuple[float, float, float]) -> np.ndarray:
+    matrix = np.eye(4)
+    matrix[:3, :3] = np.asarray(direction) @ np.diag(spacing)
+    matrix[:3, 3] = origin
+    return matrix
+
+
+def linear_field_volume(
+    shape_kji=(24, 30, 28),
+    spacing=(0.9, 1.3, 2.7),
+    direction=LPS_OBLIQUE,
+    origin=(12.0, -7.0, 30.0),
+    gradient=(2.0, -3.0, 5.0),
+    offset=100.0,
+) -> Volume:
+    """Anisotropic oblique volume whose intensity is offset + gradient . RAS (exact under trilinear sampling)."""
+    matrix = geometry(direction, spacing, origin)
+    k, j, i = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape_kji], indexing="ij")
+    ijk = np.stack([i, j, k], axis=-1)
+    ras = ijk @ matrix[:3, :3].T + matrix[:3, 3]
+    return Volume((ras @ np.asarray(gradient) + offset).astype(np.float64), matrix, name="linear")

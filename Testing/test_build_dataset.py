@@ -1,0 +1,171 @@
+"""scripts/build_dataset.py on phantom data laid out like ../shared/data, and on the real data when present."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from DAECounterfactualLib.errors import InputError
+from DAECounterfactualLib.geometry import patch_pixel_to_ras
+from DAECounterfactualLib.synthesis import export_phantom, genant_grade, make_spine_phantom
+from spine_testdata import real_data
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build_dataset.py"
+SMALL = {"shape": (96, 80, 72), "labels": (20, 21, 22)}
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("build_dataset", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the script is executed
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def build():
+    return load_script()
+
+
+def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def fake_root(tmp_path_factory) -> Path:
+    """A data root whose spine_ct/ and spine_mri/ hold phantoms in the layout of the shared real data."""
+    root = tmp_path_factory.mktemp("data")
+    ct_rows, mri_rows, case_rows = [], [], []
+    for n in range(3):
+        phantom = make_spine_phantom(seed=10 + n, **SMALL)
+        export_phantom(phantom, root / "spine_ct" / f"ct_case{n}")
+        ct_rows += [[f"ct_case{n}", label, 0 if label != 22 else ""] for label in SMALL["labels"]]
+        case = f"vb3_{n:02d}"
+        folder = root / "spine_mri" / "vb3"
+        paths = export_phantom(phantom, folder / "tmp")
+        shutil.move(paths["ct"], folder / f"{case}_img.nii.gz")
+        shutil.move(paths["ctd"], folder / f"{case}_ctd.json")
+        shutil.rmtree(folder / "tmp")
+        mri_rows += [[case, label, 1 if label == 21 else 0] for label in SMALL["labels"]]
+        case_rows.append([case, "VB3", "same" if n < 2 else "other", ""])
+    case_rows.append(["vb3_99", "VB3", "", "vb3_00"])  # a duplicate the builder must skip
+    write_csv(root / "spine_ct" / "vertebrae.csv", ["case", "label", "morph_grade"], ct_rows)
+    write_csv(root / "spine_mri" / "vertebrae_morphometry.csv", ["case", "mask_label", "morph_grade"], mri_rows)
+    write_csv(root / "spine_mri" / "cases.csv", ["case", "dataset", "subject_group", "duplicate_of"], case_rows)
+    return root
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def test_ct_preset_builds_a_consistent_patient_split_dataset(build, fake_root, tmp_path):
+    out = tmp_path / "ct"
+    argv = ["--preset", "ct", "--data-root", str(fake_root), "--out", str(out), "--size-px", "48",
+            "--lateral-offsets=-3,0,3", "--fracture-losses", "0.3", "--fracture-kinds", "wedge,crush",
+            "--phantoms", "2", "--split-fractions", "0.5,0.25,0.25"]
+    assert build.main(argv) == 0
+    data = load_npz(out / "dataset.npz")
+    n = len(data["images"])
+    assert data["images"].dtype == np.float16 and data["images"].shape[1:] == (1, 48, 48)
+    assert np.abs(data["images"].astype(np.float32)).max() <= 1.0
+    assert all(len(values) == n for values in data.values())
+    # patient-level split: a case never spans two splits
+    for case in set(data["case_id"]):
+        assert len(set(data["split"][data["case_id"] == case])) == 1
+    assert set(data["split"]) <= {"train", "val", "test"}
+    # 3 real cases x 3 vertebrae x 3 offsets unsimulated, + 2 kinds simulated on the intact (grade 0) ones
+    real = data["origin"] == "real"
+    assert (real & ~data["simulated"]).sum() == 27
+    assert set(data["grades"][real & ~data["simulated"]]) == {0, -1}  # the empty grade of L3 is -1
+    simulated = real & data["simulated"]
+    assert simulated.sum() > 0 and (simulated.sum() <= 2 * 2 * 3 * 3)
+    np.testing.assert_allclose(data["measured_height_loss"][simulated], 0.3, atol=0.05)
+    expected = [genant_grade(x) for x in data["measured_height_loss"][simulated]]
+    assert data["grades"][simulated].tolist() == expected
+    assert (data["origin"] == "phantom").sum() == 2 * 3 * 3
+    # patch_to_ras puts the centre pixel on the vertebra's centroid + lateral offset
+    manifest = json.loads((out / "manifest.json").read_text())
+    first = int(np.nonzero(real & (data["lateral_offset_mm"] == 3.0))[0][0])
+    centre = patch_pixel_to_ras(data["patch_to_ras"][first].astype(np.float64), [[23.5, 23.5]])[0]
+    ctd = json.loads((fake_root / "spine_ct" / data["case_id"][first] / "ctd.json").read_text())
+    assert ctd[0]["direction"] == ["R", "A", "S"]
+    # the phantom's ijk->RAS is a pure scaling about the centre, so RAS x of voxel X is (X - (ni-1)/2) * si
+    entry = next(e for e in ctd[1:] if e["label"] == data["label"][first])
+    assert centre[0] == pytest.approx((entry["X"] - 35.5) * 1.0 + 3.0, abs=0.06)
+    # manifest: inputs hashed, counts per split/grade match the arrays
+    for record in manifest["inputs"]:
+        digest = hashlib.sha256((fake_root / record["path"]).read_bytes()).hexdigest()
+        assert digest == record["sha256"]
+    assert any(r["path"] == "spine_ct/ct_case0/ct.nii.gz" for r in manifest["inputs"])
+    for split, table in manifest["counts"].items():
+        chosen = data["split"] == split
+        assert sum(v for k, v in table.items() if k != "cases") == chosen.sum()
+        assert table["cases"] == len(set(data["case_id"][chosen]))
+    assert manifest["output"]["samples"] == n
+    assert manifest["settings"]["preprocessing"] == {"kind": "ct_window", "low": -1000.0, "high": 1500.0}
+
+
+def test_mri_preset_keeps_subject_groups_together_and_skips_duplicates(build, fake_root, tmp_path):
+    out = tmp_path / "mri"
+    for seed in range(4):  # whatever the shuffle, the two cases of one subject share a split
+        argv = ["--preset", "mri", "--data-root", str(fake_root), "--out", str(out), "--size-px", "32",
+                "--lateral-offsets", "0", "--seed", str(seed)]
+        assert build.main(argv) == 0
+        data = load_npz(out / "dataset.npz")
+        assert sorted(set(data["case_id"])) == ["vb3_00", "vb3_01", "vb3_02"]
+        splits = {case: set(data["split"][data["case_id"] == case]) for case in ("vb3_00", "vb3_01")}
+        assert splits["vb3_00"] == splits["vb3_01"] and len(splits["vb3_00"]) == 1
+    assert sorted(data["grades"].tolist()) == [0] * 6 + [1] * 3
+    assert json.loads((out / "manifest.json").read_text())["settings"]["preprocessing"]["kind"] == "percentile"
+
+
+def test_assign_splits_is_deterministic_by_group(build):
+    groups = [f"g{n}" for n in range(20)]
+    first = build.assign_splits(groups, (0.7, 0.15, 0.15), seed=1)
+    assert first == build.assign_splits(list(reversed(groups)), (0.7, 0.15, 0.15), seed=1)
+    counts = {s: list(first.values()).count(s) for s in ("train", "val", "test")}
+    assert counts == {"train": 14, "val": 3, "test": 3}
+    assert build.assign_splits(groups, (0.7, 0.15, 0.15), seed=2) != first
+
+
+def test_missing_data_root_is_a_clear_error(build, tmp_path):
+    with pytest.raises(InputError, match="vertebrae.csv: no such file \\(is --data-root right\\?\\)"):
+        build.main(["--preset", "ct", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])
+
+
+def test_retina_preset_on_the_real_data(build, tmp_path):
+    root = real_data()
+    assert build.main(["--preset", "retina", "--data-root", str(root), "--out", str(tmp_path)]) == 0
+    data = load_npz(tmp_path / "dataset.npz")
+    assert data["images"].shape == (1200, 3, 28, 28)
+    val = data["split"] == "val"
+    assert np.bincount(data["grades"][val]).tolist() == [54, 12, 28, 20, 6]
+    assert np.bincount(data["grades"][~val]).tolist() == [486, 128, 206, 194, 66]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["inputs"][0]["path"] == "retinamnist/retinamnist.npz"
+
+
+def test_ct_preset_on_the_real_data(build, tmp_path):
+    root = real_data()
+    argv = ["--preset", "ct", "--data-root", str(root), "--out", str(tmp_path), "--phantoms", "0",
+            "--lateral-offsets", "0", "--fracture-losses", "0.3", "--fracture-kinds", "wedge"]
+    assert build.main(argv) == 0
+    data = load_npz(tmp_path / "dataset.npz")
+    assert set(data["case_id"]) == {"totalseg_example", "tptbox_sample"}
+    plain = ~data["simulated"]
+    assert plain.sum() == 9  # 6 + 3 vertebrae in the centroid files
+    assert sorted(data["level"][plain & (data["case_id"] == "tptbox_sample")].tolist()) == ["L2", "L3", "L4"]
+    assert (data["simulated"] & (data["grades"] == 2)).sum() >= 4  # most intact bodies take a 30 % wedge
