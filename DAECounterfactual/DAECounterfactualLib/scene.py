@@ -215,9 +215,11 @@ def add_image_sequence(scene, images: Sequence[np.ndarray], patch_to_ras: np.nda
         sequence.SetDataNodeAtValue(item, f"{float(value):.6g}" if numeric else str(value))
     browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", f"{name} browser")
     browser.AddSynchronizedSequenceNode(sequence)
+    browser.SetOverwriteProxyName(sequence, False)
     browser.SetSelectedItemNumber(0)
     proxy = browser.GetProxyNode(sequence)
-    if proxy is not None:
+    if proxy is not None:  # named apart from the sequence so exact-name look-ups find one node each
+        proxy.SetName(f"{name} frame")
         proxy.CreateDefaultDisplayNodes()
         _set_window(proxy, window)
     return sequence, browser
@@ -453,8 +455,10 @@ class SceneChanges:
         return [self.scene.GetNodeByID(i) for i in node_ids(self.scene) if i not in self._before]
 
     def rollback(self) -> None:
-        for node in reversed(self.added()):
-            if node is not None and self.scene.GetNodeByID(node.GetID()) is not None:
+        added = list(reversed(self.added()))
+        # browsers first: a browser that outlives its proxy node would make the sequences logic create a new one
+        for node in sorted(added, key=lambda n: not n.IsA("vtkMRMLSequenceBrowserNode")):
+            if self.scene.GetNodeByID(node.GetID()) is not None:
                 self.scene.RemoveNode(node)
         hierarchy = self.scene.GetFirstNodeByClass("vtkMRMLSubjectHierarchyNode")
         if hierarchy is not None:  # folders (items without a node) and items the node removals left behind
