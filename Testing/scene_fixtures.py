@@ -12,7 +12,7 @@ CT_WINDOW = (-200.0, 800.0)
 
 
 def write_ct_bundle(model, images: np.ndarray, tiny_config, folder):
-    """The overfitted blob DAE as a CT bundle with a 'genant' task (probe fitted on the blob latents)."""
+    """``model`` as a CT bundle with a 'genant' task whose probe is fitted on the latents of four images."""
     from DAECounterfactualLib.bundle import BundleConfig, LatentStats, StepPreset, TaskSpec, write_bundle
     from DAECounterfactualLib.pipeline import encode_images
     from DAECounterfactualLib.preprocessing import Preprocessing
@@ -33,9 +33,18 @@ def write_ct_bundle(model, images: np.ndarray, tiny_config, folder):
 
 
 @pytest.fixture(scope="session")
-def ct_bundle_path(overfit_dae, tiny_config, tmp_path_factory):
-    model, images = overfit_dae
-    return write_ct_bundle(model, images.numpy(), tiny_config, tmp_path_factory.mktemp("ctbundle"))
+def ct_bundle_path(tiny_config, tmp_path_factory):
+    """A bundle around an untrained, seeded tiny DAE. The MRML tests check geometry, units, node bookkeeping and
+    consistency with the pipeline, never image quality, so they skip the session's training fixture (minutes on
+    a busy 2-core machine) and stay fast when run alone."""
+    import torch
+
+    from DAECounterfactualLib.networks import make_model
+
+    torch.manual_seed(0)
+    model = make_model(tiny_config).eval()
+    images = np.random.default_rng(0).uniform(-1, 1, size=(4, 1, PATCH_PX, PATCH_PX)).astype(np.float32)
+    return write_ct_bundle(model, images, tiny_config, tmp_path_factory.mktemp("ctbundle"))
 
 
 @pytest.fixture()

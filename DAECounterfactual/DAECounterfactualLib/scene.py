@@ -363,16 +363,17 @@ def add_scores_table(scene, rows: Sequence[Mapping], name: str):
 
 
 def rows_from_table(table_node) -> list[dict]:
-    """The rows of a scores table node as dicts (typed like ``add_scores_table`` wrote them)."""
+    """The rows of a scores table node as dicts, values read from the typed columns (not the display text, which
+    is rounded to 6 digits)."""
     table = table_node.GetTable()
-    names = [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())]
+    columns = [table.GetColumn(c) for c in range(table.GetNumberOfColumns())]
     rows = []
     for r in range(table.GetNumberOfRows()):
         row = {}
-        for c, column_name in enumerate(names):
-            kind = _COLUMN_TYPES.get(column_name, "double")
-            text = table_node.GetCellText(r, c)
-            row[column_name] = text if kind == "string" else int(float(text)) if kind == "int" else float(text)
+        for column in columns:
+            name, value = column.GetName(), column.GetValue(r)
+            kind = _COLUMN_TYPES.get(name, "double")
+            row[name] = str(value) if kind == "string" else int(value) if kind == "int" else float(value)
         rows.append(row)
     return rows
 
