@@ -133,7 +133,8 @@ def test_explain_creates_every_result_node_on_the_patch_plane(scene, logic, spin
     for node in [result.reconstruction, *result.counterfactuals, result.reflection, *result.differences]:
         np.testing.assert_allclose(ijk_to_ras_of(node), plane, atol=1e-9)
     recon = slicer.util.arrayFromVolume(result.reconstruction)
-    assert CT_WINDOW[0] - 1e-3 <= recon.min() and recon.max() <= CT_WINDOW[1] + 1e-3  # HU, clipped model range
+    np.testing.assert_allclose(recon[0], (result.explanation.reconstruction[0] + 1) / 2 * np.ptp(CT_WINDOW)
+                               + CT_WINDOW[0], atol=1e-3)  # back in HU
     np.testing.assert_allclose(slicer.util.arrayFromVolume(result.differences[3]),
                                slicer.util.arrayFromVolume(result.counterfactuals[3]) - recon, atol=1e-3)
     assert result.sweep_sequence.GetNumberOfDataNodes() == 3

@@ -83,15 +83,17 @@ def test_parent_transforms_give_world_geometry_for_volumes_and_points(scene):
     np.testing.assert_allclose(mrml.point_from_markups(points, 1), (world @ [4.0, 5.0, 6.0, 1.0])[:3], atol=1e-9)
 
 
-def test_non_linear_transforms_are_refused(scene):
+def test_non_linear_transforms_are_refused_for_volumes_and_applied_to_points(scene):
     node = add_volume_node(scene, oblique_volume(), name="spine")
-    node.SetAndObserveTransformNodeID(add_nonlinear_transform(scene).GetID())
+    warp = add_nonlinear_transform(scene)
+    node.SetAndObserveTransformNodeID(warp.GetID())
     with pytest.raises(InputError, match="'spine' is under the non-linear transform 'warp'; harden"):
         mrml.volume_from_node(node)
-    points = add_points(scene, [("L1", (0, 0, 0))], "clicks")
-    points.SetAndObserveTransformNodeID(node.GetParentTransformNode().GetID())
-    with pytest.raises(InputError, match="'clicks' is under the non-linear transform"):
-        mrml.point_from_markups(points)
+    points = add_points(scene, [("L1", (10.0, 20.0, 5.0))], "clicks")
+    points.SetAndObserveTransformNodeID(warp.GetID())
+    expected = warp.GetTransformToParent().TransformPoint(10.0, 20.0, 5.0)
+    assert np.linalg.norm(np.subtract(expected, (10.0, 20.0, 5.0))) > 1.0  # the warp really moves the point
+    np.testing.assert_allclose(mrml.point_from_markups(points), expected, atol=1e-6)
 
 
 def test_label_maps_vectors_empty_lists_and_missing_points_are_clear_errors(scene, phantom):

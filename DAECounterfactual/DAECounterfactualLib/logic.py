@@ -20,7 +20,7 @@ from . import scene as mrml
 from .bundle import Bundle, load_bundle, resolve_bundle
 from .errors import Cancelled, DAECFError, InputError
 from .geometry import Patch, extract_sagittal_patch
-from .volumes import LABELS_BY_LEVEL, Volume, VertebraPosition, centroids_from_mask, level_name
+from .volumes import LABELS_BY_LEVEL, LEVEL_NAMES, Volume, VertebraPosition, centroids_from_mask
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -157,7 +157,9 @@ class ExplanationLogic:
         ``positions``: a markups node (one row per control point), a label-map (or segmentation) node of
         vertebra ids (one row per label at its centroid, VerSe ids give level names) or a list of
         ``VertebraPosition``. All patches are graded in one batched call. A position outside the volume is an
-        ``InputError`` naming every such position, raised before anything is added to the scene.
+        ``InputError`` naming every such position, raised before anything is added to the scene (one bad point
+        means the positions belong to another image; a partial table would hide that).
+        ``progress(i, n)``: one step per patch cut, a last one when the table is written.
         """
         with self._request("score"), mrml.SceneChanges(self.scene):
             spec = self.bundle.task(task)
@@ -190,10 +192,10 @@ class ExplanationLogic:
         if positions is not None and positions.IsA("vtkMRMLMarkupsNode"):
             return _markups_positions(positions)
         if positions is not None and positions.IsA("vtkMRMLSegmentationNode"):
-            return centroids_from_mask(_segmentation_mask(positions))
+            return _mask_positions(_segmentation_mask(positions))
         if positions is not None and positions.IsA("vtkMRMLVolumeNode"):
-            return centroids_from_mask(mrml.mask_from_node(positions), rank_labels=_has_non_verse_ids(positions))
-        raise InputError(f"{mrml._node_label(positions)}: positions must be a point list, a label map, a "
+            return _mask_positions(mrml.mask_from_node(positions))
+        raise InputError(f"{mrml.node_label(positions)}: positions must be a point list, a label map, a "
                          "segmentation or a list of VertebraPosition")
 
 
@@ -235,7 +237,7 @@ def _markups_positions(markups_node) -> list[VertebraPosition]:
     """One position per control point; a label naming a level gives its VerSe id, others get their number."""
     count = markups_node.GetNumberOfControlPoints()
     if count == 0:
-        raise InputError(f"{mrml._node_label(markups_node)}: the point list is empty")
+        raise InputError(f"{mrml.node_label(markups_node)}: the point list is empty")
     positions = []
     for index in range(count):
         name = mrml.point_name(markups_node, index)
@@ -244,12 +246,11 @@ def _markups_positions(markups_node) -> list[VertebraPosition]:
     return positions
 
 
-def _has_non_verse_ids(volume_node) -> bool:
-    """Whether a mask holds ids that are not VerSe ids: then levels are reported as ranks."""
-    from .volumes import LEVEL_NAMES
-
-    values = np.unique(np.asarray(mrml.mask_from_node(volume_node).array))
-    return any(int(v) not in LEVEL_NAMES for v in values if v != 0)
+def _mask_positions(mask: Volume) -> list[VertebraPosition]:
+    """Centroid per label; levels from VerSe ids, or ranks when the mask holds other ids (never a wrong level)."""
+    ids = np.unique(np.asarray(mask.array))
+    rank_labels = any(int(v) not in LEVEL_NAMES for v in ids if v != 0)
+    return centroids_from_mask(mask, rank_labels=rank_labels)
 
 
 def _segment_label(segmentation_node, name: str) -> int:
@@ -258,7 +259,7 @@ def _segment_label(segmentation_node, name: str) -> int:
         return LABELS_BY_LEVEL[level]
     if name.strip().isdigit():
         return int(name)
-    raise InputError(f"{mrml._node_label(segmentation_node)}: segment {name!r} names no vertebral level "
+    raise InputError(f"{mrml.node_label(segmentation_node)}: segment {name!r} names no vertebral level "
                      "(expected e.g. 'L1' or 'vertebrae_L1', or a VerSe id)")
 
 
@@ -270,14 +271,14 @@ def _segmentation_mask(segmentation_node) -> Volume:
     segmentation = segmentation_node.GetSegmentation()
     count = segmentation.GetNumberOfSegments()
     if count == 0:
-        raise InputError(f"{mrml._node_label(segmentation_node)}: the segmentation has no segments")
+        raise InputError(f"{mrml.node_label(segmentation_node)}: the segmentation has no segments")
     lookup = np.zeros(count + 1, dtype=np.int32)  # exported label n + 1 is the n-th segment
     lookup[1:] = [_segment_label(segmentation_node, segmentation.GetNthSegment(n).GetName()) for n in range(count)]
     scratch = slicer.vtkMRMLScene()  # the export needs a node in a scene; keep the user's scene untouched
     labelmap = scratch.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
     if not slicer.vtkSlicerSegmentationsModuleLogic.ExportAllSegmentsToLabelmapNode(
             segmentation_node, labelmap, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY):
-        raise InputError(f"{mrml._node_label(segmentation_node)}: the segments could not be exported as a mask")
+        raise InputError(f"{mrml.node_label(segmentation_node)}: the segments could not be exported as a mask")
     exported = mrml.mask_from_node(labelmap)
     matrix = mrml.world_matrix(segmentation_node) @ exported.ijk_to_ras
     return Volume(lookup[exported.array.astype(np.int64)], matrix, name=segmentation_node.GetName())

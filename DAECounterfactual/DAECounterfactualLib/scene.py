@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+import vtk
 
 import slicer
 
@@ -64,7 +65,7 @@ def new_scene():
 # Reading input nodes
 
 
-def _node_label(node) -> str:
+def node_label(node) -> str:
     return f"'{node.GetName()}'" if node is not None else "<no node>"
 
 
@@ -74,18 +75,14 @@ def world_matrix(node) -> np.ndarray:
     if transform is None:
         return np.eye(4)
     if not transform.IsTransformToWorldLinear():
-        raise InputError(f"{_node_label(node)} is under the non-linear transform {_node_label(transform)}; harden "
+        raise InputError(f"{node_label(node)} is under the non-linear transform {node_label(transform)}; harden "
                          "the transform (Data module) or remove it first")
-    import vtk
-
     matrix = vtk.vtkMatrix4x4()
     transform.GetMatrixTransformToWorld(matrix)
     return slicer.util.arrayFromVTKMatrix(matrix)
 
 
 def _ijk_to_ras(volume_node) -> np.ndarray:
-    import vtk
-
     matrix = vtk.vtkMatrix4x4()
     volume_node.GetIJKToRASMatrix(matrix)
     return slicer.util.arrayFromVTKMatrix(matrix)
@@ -93,22 +90,22 @@ def _ijk_to_ras(volume_node) -> np.ndarray:
 
 def _node_volume(volume_node, what: str) -> Volume:
     if volume_node is None or not volume_node.IsA("vtkMRMLVolumeNode"):
-        raise InputError(f"{_node_label(volume_node)}: a {what} volume node is needed")
+        raise InputError(f"{node_label(volume_node)}: a {what} volume node is needed")
     if volume_node.GetImageData() is None:
-        raise InputError(f"{_node_label(volume_node)}: the volume has no voxels loaded")
+        raise InputError(f"{node_label(volume_node)}: the volume has no voxels loaded")
     array = np.array(slicer.util.arrayFromVolume(volume_node), copy=True)  # never alias the node's memory
     matrix = world_matrix(volume_node) @ _ijk_to_ras(volume_node)
-    return Volume(array, matrix, name=volume_node.GetName(), source=f"volume {_node_label(volume_node)}")
+    return Volume(array, matrix, name=volume_node.GetName(), source=f"volume {node_label(volume_node)}")
 
 
 def volume_from_node(volume_node) -> Volume:
     """The image (CT/MRI) of a scalar volume node in world RAS. Label maps and vector (colour) volumes are refused,
     because grading a mask or an RGB image as if it were CT gives meaningless numbers."""
     if volume_node is not None and volume_node.IsA("vtkMRMLLabelMapVolumeNode"):
-        raise InputError(f"{_node_label(volume_node)} is a label map; select the image volume (CT or MRI) instead")
+        raise InputError(f"{node_label(volume_node)} is a label map; select the image volume (CT or MRI) instead")
     if volume_node is not None and (volume_node.IsA("vtkMRMLVectorVolumeNode")
                                     or volume_node.IsA("vtkMRMLDiffusionTensorVolumeNode")):
-        raise InputError(f"{_node_label(volume_node)} is a vector/tensor volume; select a scalar image volume")
+        raise InputError(f"{node_label(volume_node)} is a vector/tensor volume; select a scalar image volume")
     return _node_volume(volume_node, "scalar image")
 
 
@@ -118,15 +115,15 @@ def mask_from_node(volume_node) -> Volume:
 
 
 def point_from_markups(markups_node, index: int = 0) -> np.ndarray:
-    """World RAS of one control point (parent transforms applied)."""
+    """World RAS of one control point. Parent transforms are applied, non-linear ones too: a point, unlike a
+    voxel grid, maps exactly through any transform."""
     if markups_node is None or not markups_node.IsA("vtkMRMLMarkupsNode"):
-        raise InputError(f"{_node_label(markups_node)}: a markups point list is needed")
+        raise InputError(f"{node_label(markups_node)}: a markups point list is needed")
     count = markups_node.GetNumberOfControlPoints()
     if count == 0:
-        raise InputError(f"{_node_label(markups_node)}: the point list is empty; place a point on the vertebra")
+        raise InputError(f"{node_label(markups_node)}: the point list is empty; place a point on the vertebra")
     if not 0 <= index < count:
-        raise InputError(f"{_node_label(markups_node)}: no point {index} (the list has {count} points)")
-    world_matrix(markups_node)  # refuses a non-linear chain with the same message as for volumes
+        raise InputError(f"{node_label(markups_node)}: no point {index} (the list has {count} points)")
     position = [0.0, 0.0, 0.0]
     markups_node.GetNthControlPointPositionWorld(index, position)
     return np.asarray(position, dtype=np.float64)
@@ -329,8 +326,6 @@ def _proxies(nodes: ExplanationNodes) -> list:
 
 
 def _vtk_column(name: str):
-    import vtk
-
     kind = _COLUMN_TYPES.get(name, "double")
     column = {"int": vtk.vtkIntArray, "string": vtk.vtkStringArray, "double": vtk.vtkDoubleArray}[kind]()
     column.SetName(name)
@@ -430,8 +425,6 @@ def _hierarchy_items(scene) -> set[int]:
     hierarchy = scene.GetFirstNodeByClass("vtkMRMLSubjectHierarchyNode")
     if hierarchy is None:
         return set()
-    import vtk
-
     ids = vtk.vtkIdList()
     hierarchy.GetItemChildren(hierarchy.GetSceneItemID(), ids, True)
     return {ids.GetId(i) for i in range(ids.GetNumberOfIds())}
