@@ -309,12 +309,17 @@ def test_bad_inputs_are_clear_errors(scene, logic, spine, phantom):
         ExplanationLogic(scene).grade(volume, points, "genant")
 
 
-def test_bundles_load_lazily_by_path_and_default_to_slicer_scene(scene, ct_bundle_path, spine):
+def test_bundles_load_lazily_by_path_or_name_and_default_to_slicer_scene(scene, ct_bundle_path, spine,
+                                                                         monkeypatch):
     logic = ExplanationLogic(bundle=str(ct_bundle_path))
     assert logic.scene is scene and logic._explainer is None
     volume, points = spine
     assert logic.grade(volume, points, "genant")["level"] == "L1"
     assert logic.bundle.config.name == "tinyct" and str(logic.explainer.device) == "cpu"
+    monkeypatch.setenv("DAECF_MODELS", str(ct_bundle_path.parent))
+    logic.set_bundle("tinyct")
+    assert logic._explainer is None  # reloaded on the next request, by name this time
+    assert logic.grade(volume, points, "genant")["level"] == "L1" and logic.bundle.path == ct_bundle_path
 
 
 def test_results_survive_a_scene_round_trip(scene, logic, spine, tmp_path):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -28,6 +28,16 @@ CancelCheck = Callable[[], bool]
 
 class BusyError(DAECFError):
     """A request arrived while another one was still running."""
+
+
+class PointPatch(NamedTuple):
+    """One control point read for a request: the image, the point, what to call it, and its patch."""
+
+    volume: Volume
+    ras: np.ndarray
+    name: str          # the level if the point label names one, else the label
+    level: str | None  # a known vertebral level, or None
+    patch: Patch
 
 
 def _default_scene():
@@ -103,29 +113,27 @@ class ExplanationLogic:
         prep = self.bundle.config.preprocessing
         return np.stack([prep.apply(p.pixels, value_range)[None] for p in patches])
 
-    def _read_point(self, volume_node, markups_node, index: int):
-        """(volume, RAS, name, level or None, patch) for one control point."""
+    def _read_point(self, volume_node, markups_node, index: int) -> PointPatch:
         volume = mrml.volume_from_node(volume_node)
         ras = mrml.point_from_markups(markups_node, index)
         name = mrml.point_name(markups_node, index)
-        level = mrml.level_from_text(name)
-        return volume, ras, name, level, self._cut(volume, ras)
+        return PointPatch(volume, ras, name, mrml.level_from_text(name), self._cut(volume, ras))
 
     # -- requests -----------------------------------------------------------------------------------------------
 
     def extract(self, volume_node, markups_node, index: int = 0):
         """The sagittal patch through a control point as a one-slice volume node on that plane (input units)."""
         with self._request("extract a patch"):
-            volume, _ras, name, _level, patch = self._read_point(volume_node, markups_node, index)
-            return mrml.add_patch_node(self.scene, patch.pixels, patch.patch_to_ras, f"{name} patch",
-                                       self._value_range(volume))
+            point = self._read_point(volume_node, markups_node, index)
+            return mrml.add_patch_node(self.scene, point.patch.pixels, point.patch.patch_to_ras,
+                                       f"{point.name} patch", self._value_range(point.volume))
 
     def grade(self, volume_node, markups_node, task: str, index: int = 0) -> dict:
         """Grade the vertebra at a control point: distance, probability, score, grade, grade name, OOD, level."""
         with self._request("grade"):
-            volume, _ras, _name, level, patch = self._read_point(volume_node, markups_node, index)
-            grades = self.explainer.grade(self._model_input([patch], self._value_range(volume)), task)
-            return {**_grade_row(grades, 0, self.bundle.task(task).grade_names), "level": level}
+            point = self._read_point(volume_node, markups_node, index)
+            grades = self.explainer.grade(self._model_input([point.patch], self._value_range(point.volume)), task)
+            return {**_grade_row(grades, 0, self.bundle.task(task).grade_names), "level": point.level}
 
     def explain(self, volume_node, markups_node, task: str, preset: str = "fast", sweep_count: int = 9,
                 progress: Progress | None = None, cancel: CancelCheck | None = None, index: int = 0):
@@ -136,9 +144,8 @@ class ExplanationLogic:
         """
         with self._request("explain"), mrml.SceneChanges(self.scene):
             spec = self.bundle.task(task)
-            volume, _ras, name, level, patch = self._read_point(volume_node, markups_node, index)
-            value_range = self._value_range(volume)
-            prefix = f"{name} {spec.name}"
+            point = self._read_point(volume_node, markups_node, index)
+            patch, value_range, prefix = point.patch, self._value_range(point.volume), f"{point.name} {spec.name}"
             original = mrml.add_patch_node(self.scene, patch.pixels, patch.patch_to_ras, f"{prefix} original",
                                            value_range)
             _check_cancel(cancel)
@@ -147,7 +154,7 @@ class ExplanationLogic:
             _check_cancel(cancel)
             nodes = mrml.add_explanation_nodes(self.scene, explanation, patch.patch_to_ras,
                                                self.bundle.config.preprocessing, value_range, prefix, original)
-            nodes.grades = {**_grade_row(explanation.grades, 0, spec.grade_names), "level": level}
+            nodes.grades = {**_grade_row(explanation.grades, 0, spec.grade_names), "level": point.level}
             return nodes
 
     def score(self, volume_node, positions, task: str, progress: Progress | None = None,
