@@ -249,6 +249,12 @@ def test_mrb_round_trip_restores_every_result(scene, phantom, tmp_path):
     assert [grades.GetNthIndexValue(i) for i in range(4)] == list(GRADES)
     browser = by_name(loaded, "L2 genant sweep browser")
     assert browser.IsA("vtkMRMLSequenceBrowserNode") and browser.GetMasterSequenceNode().GetID() == sweep.GetID()
+    browser.SetSelectedItemNumber(2)  # the reloaded browser still drives its proxy
+    np.testing.assert_allclose(slicer.util.arrayFromVolume(by_name(loaded, "L2 genant sweep frame"))[0],
+                               PREP.invert(explanation.sweep[2, 0], VALUE_RANGE), atol=1e-3)
+    hierarchy = mrml.subject_hierarchy(loaded)
+    folder = hierarchy.GetItemParent(hierarchy.GetItemByDataNode(by_name(loaded, "L2 genant reflection")))
+    assert hierarchy.GetItemName(folder) == "L2 genant explanation"
     assert mrml.rows_from_table(by_name(loaded, "ct genant scores")) == mrml.rows_from_table(
         by_name(scene, "ct genant scores"))
 
