@@ -340,3 +340,12 @@ def test_results_survive_a_scene_round_trip(scene, logic, spine, tmp_path):
         [(r["id"], r["level"], r["grade_name"], r["ood"]) for r in rows]
     for column in ("r", "a", "s", "distance", "probability", "score"):
         np.testing.assert_allclose([r[column] for r in reloaded], [r[column] for r in rows], rtol=1e-5, atol=1e-12)
+
+
+def test_an_explicit_scene_is_the_only_one_touched(scene, logic, spine, monkeypatch):
+    other = mrml.new_scene()
+    monkeypatch.setattr(slicer, "mrmlScene", other)
+    volume, points = spine
+    logic.explain(volume, points, "genant", sweep_count=2)
+    logic.score(volume, points, "genant")
+    assert other.GetNumberOfNodes() == 0 and scene.GetNumberOfNodes() > 20
