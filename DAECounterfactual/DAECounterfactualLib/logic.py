@@ -5,6 +5,9 @@ slicer-core scene. Every request reads its inputs into arrays (copies, world RAS
 writes new nodes; input nodes are never modified. One request runs at a time: a second one while the first is
 still running (another thread, or a progress callback calling back in) is refused with ``BusyError``.
 A request that raises, or is cancelled, removes every node it added (``scene.SceneChanges``).
+
+MRML is not thread-safe: inside Slicer, run requests on the main thread and keep the GUI alive from the
+``progress`` callback (e.g. ``slicer.app.processEvents()``); the lock then refuses clicks that arrive meanwhile.
 """
 
 from __future__ import annotations
