@@ -8,13 +8,16 @@ import threading
 import numpy as np
 import pytest
 
+from DAECounterfactualLib.scoring import write_scores_csv
+
 slicer = pytest.importorskip("slicer")
 
 from DAECounterfactualLib import scene as mrml  # noqa: E402
 from DAECounterfactualLib.bundle import load_bundle  # noqa: E402
 from DAECounterfactualLib.errors import Cancelled, InputError  # noqa: E402
 from DAECounterfactualLib.geometry import extract_sagittal_patch, patch_pixel_to_ras  # noqa: E402
-from DAECounterfactualLib.logic import BusyError, ExplanationLogic  # noqa: E402
+from DAECounterfactualLib.errors import BusyError  # noqa: E402
+from DAECounterfactualLib.logic import ExplanationLogic  # noqa: E402
 from DAECounterfactualLib.volumes import Volume, VertebraPosition  # noqa: E402
 from scene_fixtures import (  # noqa: E402,F401
     CT_WINDOW, GRADE_NAMES, PATCH_PX, PATCH_SPACING, add_linear_transform, add_points, add_volume_node,
@@ -232,7 +235,7 @@ def test_score_refuses_positions_outside_the_volume_before_adding_anything(scene
 def test_scores_write_to_csv_with_the_table_columns(logic, spine, tmp_path):
     volume, points = spine
     rows = mrml.rows_from_table(logic.score(volume, points, "genant"))
-    text = mrml.write_scores_csv(rows, tmp_path / "scores.csv").read_text().splitlines()
+    text = write_scores_csv(rows, tmp_path / "scores.csv").read_text().splitlines()
     assert text[0] == ",".join(mrml.SCORE_COLUMNS) and len(text) == 4 and text[2].startswith("21,L2,")
 
 

@@ -8,6 +8,8 @@ import csv
 import numpy as np
 import pytest
 
+from DAECounterfactualLib.scoring import write_scores_csv
+
 slicer = pytest.importorskip("slicer")
 
 from DAECounterfactualLib import scene as mrml  # noqa: E402
@@ -200,9 +202,9 @@ def test_no_sweep_means_no_sweep_sequence(scene, phantom):
 
 
 ROWS = [{"id": 21, "level": "L2", "r": 1.5, "a": -2.25, "s": 30.0, "distance": -0.75, "probability": 0.32,
-         "score": 0.4, "grade": 0, "grade_name": "G0", "ood": False},
+         "score": 0.4, "grade": 0, "grade_name": "G0", "ood": False, "ood_score": 0.8},
         {"id": 22, "level": "L3", "r": 0.0, "a": 4.0, "s": -9.5, "distance": 1.25, "probability": 0.78,
-         "score": 2.6, "grade": 3, "grade_name": "G3", "ood": True}]
+         "score": 2.6, "grade": 3, "grade_name": "G3", "ood": True, "ood_score": 4.5}]
 
 
 def test_scores_table_has_typed_columns_and_round_trips(scene):
@@ -214,7 +216,7 @@ def test_scores_table_has_typed_columns_and_round_trips(scene):
 
 
 def test_scores_csv_has_the_table_columns(tmp_path):
-    path = mrml.write_scores_csv(ROWS, tmp_path / "out" / "scores.csv")
+    path = write_scores_csv(ROWS, tmp_path / "out" / "scores.csv")
     with path.open(newline="") as handle:
         read = list(csv.DictReader(handle))
     assert list(read[0]) == list(mrml.SCORE_COLUMNS)

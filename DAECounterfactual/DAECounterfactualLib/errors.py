@@ -19,3 +19,7 @@ class BundleError(DAECFError):
 
 class Cancelled(DAECFError):
     """The user cancelled a long call; whatever it had started was rolled back."""
+
+
+class BusyError(DAECFError):
+    """A request arrived while another one was still running: refused, never interleaved."""

@@ -21,16 +21,13 @@ import numpy as np
 
 from . import scene as mrml
 from .bundle import Bundle, load_bundle, resolve_bundle
-from .errors import Cancelled, DAECFError, InputError
-from .geometry import Patch, extract_sagittal_patch
+from .errors import BusyError, Cancelled, InputError
+from .geometry import Patch
+from .scoring import cut_patch, grade_row, to_model_input, volume_value_range
 from .volumes import LABELS_BY_LEVEL, LEVEL_NAMES, Volume, VertebraPosition, centroids_from_mask
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
-
-
-class BusyError(DAECFError):
-    """A request arrived while another one was still running."""
 
 
 class PointPatch(NamedTuple):
@@ -100,27 +97,11 @@ class ExplanationLogic:
 
     # -- shared steps -------------------------------------------------------------------------------------------
 
-    def _value_range(self, volume: Volume) -> tuple[float, float]:
-        """Intensities mapping to [-1, 1]; percentile scaling uses the whole volume so every patch scales alike."""
-        return self.bundle.config.preprocessing.intensity_range(volume.array)
-
-    def _cut(self, volume: Volume, ras: np.ndarray) -> Patch:
-        config = self.bundle.config
-        return extract_sagittal_patch(volume, ras, config.patch_size_px, config.patch_spacing_mm)
-
-    def _model_input(self, patches: Sequence[Patch], value_range: tuple[float, float]) -> np.ndarray:
-        channels = self.bundle.config.model.in_channels
-        if channels != 1:
-            raise InputError(f"bundle {self.bundle.config.name!r} expects {channels}-channel images; volume "
-                             "patches have one channel")
-        prep = self.bundle.config.preprocessing
-        return np.stack([prep.apply(p.pixels, value_range)[None] for p in patches])
-
     def _read_point(self, volume_node, markups_node, index: int) -> PointPatch:
         volume = mrml.volume_from_node(volume_node)
         ras = mrml.point_from_markups(markups_node, index)
         name = mrml.point_name(markups_node, index)
-        return PointPatch(volume, ras, name, mrml.level_from_text(name), self._cut(volume, ras))
+        return PointPatch(volume, ras, name, mrml.level_from_text(name), cut_patch(self.bundle.config, volume, ras))
 
     # -- requests -----------------------------------------------------------------------------------------------
 
@@ -129,14 +110,14 @@ class ExplanationLogic:
         with self._request("extract a patch"):
             point = self._read_point(volume_node, markups_node, index)
             return mrml.add_patch_node(self.scene, point.patch.pixels, point.patch.patch_to_ras,
-                                       f"{point.name} patch", self._value_range(point.volume))
+                                       f"{point.name} patch", volume_value_range(self.bundle.config, point.volume))
 
     def grade(self, volume_node, markups_node, task: str, index: int = 0) -> dict:
         """Grade the vertebra at a control point: distance, probability, score, grade, grade name, OOD, level."""
         with self._request("grade"):
             point = self._read_point(volume_node, markups_node, index)
-            grades = self.explainer.grade(self._model_input([point.patch], self._value_range(point.volume)), task)
-            return {**_grade_row(grades, 0, self.bundle.task(task).grade_names), "level": point.level}
+            grades = self.explainer.grade(to_model_input(self.bundle.config, [point.patch], volume_value_range(self.bundle.config, point.volume)), task)
+            return {**grade_row(grades, 0, self.bundle.task(task).grade_names), "level": point.level}
 
     def explain(self, volume_node, markups_node, task: str, preset: str = "fast", sweep_count: int = 9,
                 progress: Progress | None = None, cancel: CancelCheck | None = None, index: int = 0):
@@ -148,16 +129,16 @@ class ExplanationLogic:
         with self._request("explain"), mrml.SceneChanges(self.scene):
             spec = self.bundle.task(task)
             point = self._read_point(volume_node, markups_node, index)
-            patch, value_range, prefix = point.patch, self._value_range(point.volume), f"{point.name} {spec.name}"
+            patch, value_range, prefix = point.patch, volume_value_range(self.bundle.config, point.volume), f"{point.name} {spec.name}"
             original = mrml.add_patch_node(self.scene, patch.pixels, patch.patch_to_ras, f"{prefix} original",
                                            value_range)
             _check_cancel(cancel)
-            explanation = self.explainer.explain(self._model_input([patch], value_range)[0], spec, preset,
+            explanation = self.explainer.explain(to_model_input(self.bundle.config, [patch], value_range)[0], spec, preset,
                                                  sweep_count, _step_callback(progress, cancel))
             _check_cancel(cancel)
             nodes = mrml.add_explanation_nodes(self.scene, explanation, patch.patch_to_ras,
                                                self.bundle.config.preprocessing, value_range, prefix, original)
-            nodes.grades = {**_grade_row(explanation.grades, 0, spec.grade_names), "level": point.level}
+            nodes.grades = {**grade_row(explanation.grades, 0, spec.grade_names), "level": point.level}
             return nodes
 
     def score(self, volume_node, positions, task: str, progress: Progress | None = None,
@@ -179,13 +160,13 @@ class ExplanationLogic:
             patches = []
             for number, point in enumerate(points, start=1):
                 _check_cancel(cancel)
-                patches.append(self._cut(volume, point.ras))
+                patches.append(cut_patch(self.bundle.config, volume, point.ras))
                 if progress is not None:
                     progress(number, len(points) + 1)
-            grades = self.explainer.grade(self._model_input(patches, self._value_range(volume)), spec)
+            grades = self.explainer.grade(to_model_input(self.bundle.config, patches, volume_value_range(self.bundle.config, volume)), spec)
             _check_cancel(cancel)
             rows = [{"id": p.label, "level": p.level, "r": p.ras[0], "a": p.ras[1], "s": p.ras[2],
-                     **_grade_row(grades, n, spec.grade_names)} for n, p in enumerate(points)]
+                     **grade_row(grades, n, spec.grade_names)} for n, p in enumerate(points)]
             table = mrml.add_scores_table(self.scene, rows, table_name or f"{volume_node.GetName()} {spec.name} "
                                                                           "scores")
             if progress is not None:
@@ -211,13 +192,6 @@ class ExplanationLogic:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Helpers
-
-
-def _grade_row(grades, n: int, grade_names: Sequence[str]) -> dict:
-    grade = int(grades.grade[n])
-    return {"distance": float(grades.distance[n]), "probability": float(grades.probability[n]),
-            "score": float(grades.score[n]), "grade": grade, "grade_name": grade_names[grade],
-            "ood": bool(grades.ood[n]), "ood_score": float(grades.ood_score[n])}
 
 
 def _check_cancel(cancel: CancelCheck | None) -> None:

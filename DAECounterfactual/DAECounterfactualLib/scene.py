@@ -10,7 +10,6 @@ Nodes are always looked up by ID or by exact name, never with ``slicer.util.getF
 
 from __future__ import annotations
 
-import csv
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +23,9 @@ import slicer
 from .errors import DAECFError, InputError
 from .pipeline import Explanation
 from .preprocessing import Preprocessing
+from .scoring import SCORE_COLUMNS
 from .volumes import LABELS_BY_LEVEL, Volume
 
-SCORE_COLUMNS = ("id", "level", "r", "a", "s", "distance", "probability", "score", "grade", "grade_name", "ood")
 _COLUMN_TYPES = {"id": "int", "level": "string", "grade": "int", "grade_name": "string", "ood": "int"}
 DIFFERENCE_COLOR_ID = "vtkMRMLColorTableNodeFileDivergingBlueRed.txt"  # present in a full Slicer scene only
 
@@ -371,18 +370,6 @@ def rows_from_table(table_node) -> list[dict]:
             row[name] = str(value) if kind == "string" else int(value) if kind == "int" else float(value)
         rows.append(row)
     return rows
-
-
-def write_scores_csv(rows: Sequence[Mapping], path: str | Path) -> Path:
-    """The same columns as the table node, one row per vertebra, as CSV."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=SCORE_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({name: _cell(row, name) for name in SCORE_COLUMNS})
-    return path
 
 
 # ----------------------------------------------------------------------------------------------------------------
