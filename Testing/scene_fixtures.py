@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from DAECounterfactualLib.scene import add_points, add_volume_node  # noqa: F401  (re-exported for the tests)
+
 PATCH_PX = 16        # the tiny model's image size
 PATCH_SPACING = 3.0  # mm: 48 mm fields of view hold a phantom lumbar body
 GRADE_NAMES = ("G0", "G1", "G2", "G3")
@@ -65,24 +67,6 @@ def phantom():
     from DAECounterfactualLib.synthesis import make_spine_phantom
 
     return make_spine_phantom(seed=1, shape=(64, 40, 40), spacing=(2.0, 2.0, 2.0), noise_hu=0.0)
-
-
-def add_volume_node(scene, volume, class_name: str = "vtkMRMLScalarVolumeNode", name: str | None = None):
-    import slicer
-
-    node = scene.AddNewNodeByClass(class_name, name or volume.name or "volume")
-    node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(volume.ijk_to_ras))
-    slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(volume.array))
-    node.CreateDefaultDisplayNodes()
-    return node
-
-
-def add_points(scene, points, name: str = "points"):
-    """A point list from [(label, (r, a, s)), ...]."""
-    node = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", name)
-    for label, ras in points:
-        node.AddControlPoint(*[float(v) for v in ras], label)
-    return node
 
 
 def add_linear_transform(scene, matrix: np.ndarray, name: str = "transform"):

@@ -135,6 +135,21 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    report = run_demo(args.out, bundle=args.bundle, task=args.task, preset=args.preset, level=args.level,
+                      device=_device(args.device))
+    g = report["grades"]
+    print(f"{report['bundle']}, {report['clicked']['level']}: {g['grade_name']} (score {g['score']:.2f}, "
+          f"P {g['probability']:.2f}{', OUT OF DISTRIBUTION' if g['ood'] else ''})")
+    for row in report["scores"]:
+        print(f"  {row['level']}: {row['grade_name']} (score {row['score']:.2f})")
+    print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in report["timings"].items()))
+    print("wrote " + ", ".join(report["outputs"].values()))
+    return 0
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", required=True, help="bundled model name (e.g. vcf-ct) or bundle folder")
     parser.add_argument("--task", required=True, help="task of the bundle (e.g. genant)")
@@ -171,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--patches", type=int, default=64, help="patches for the encoder throughput")
     bench.add_argument("--out", type=Path, help="JSON report")
     bench.set_defaults(func=_cmd_bench)
+    demo = sub.add_parser("demo", help="headless demo on the sample CT with a bundled model")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"))
+    demo.add_argument("--bundle", default="vcf-ct")
+    demo.add_argument("--task", default="genant")
+    demo.add_argument("--preset", default="standard")
+    demo.add_argument("--level", default="L3", help="vertebra of the sample CT to explain (L2, L3, L4)")
+    demo.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    demo.set_defaults(func=_cmd_demo)
     sub.add_parser("fetch-sample", help="download the sample spine CT/MRI (tptbox 1.1.0 wheel from PyPI)"
                    ).set_defaults(func=_cmd_fetch_sample)
     return parser

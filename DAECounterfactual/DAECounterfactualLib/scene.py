@@ -175,6 +175,23 @@ def _set_window(node, window: tuple[float, float] | None, color_node_id: str | N
         display.SetAndObserveColorNodeID(color_node_id)
 
 
+def add_volume_node(scene, volume: Volume, class_name: str = "vtkMRMLScalarVolumeNode", name: str | None = None):
+    """A volume (or label map) node holding a copy of ``volume`` with its geometry."""
+    node = scene.AddNewNodeByClass(class_name, name or volume.name or "volume")
+    node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(volume.ijk_to_ras))
+    slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(volume.array))
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def add_points(scene, points, name: str = "points"):
+    """A point list from [(label, (r, a, s)), ...]."""
+    node = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", name)
+    for label, ras in points:
+        node.AddControlPoint(*[float(v) for v in ras], label)
+    return node
+
+
 def add_patch_node(scene, image: np.ndarray, patch_to_ras: np.ndarray, name: str,
                    window: tuple[float, float] | None = None, color_node_id: str | None = None):
     """A one-slice volume node (array (1, H, W)) with IJK-to-RAS = ``patch_to_ras``: a scalar volume for a
