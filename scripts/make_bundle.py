@@ -80,21 +80,38 @@ def render_model_card(experiment: dict, config: BundleConfig, run_meta: dict, ta
     return "\n".join(lines)
 
 
+def load_ema_model(run_dir: Path, run_meta: dict, allow_unfinished: bool):
+    """The EMA weights exported at the end of training, or (on request) those of the latest checkpoint."""
+    export = run_dir / "export" / "ema.safetensors"
+    model = make_model(DAEConfig.from_dict(run_meta["model_config"]))
+    if export.exists():
+        model.load_state_dict(load_file(export))
+    elif allow_unfinished:
+        tensors = load_file(run_dir / "checkpoint.safetensors")
+        model.load_state_dict({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
+        print(f"note: run not finished; bundling the EMA weights after {run_meta['samples_seen']:,} samples")
+    else:
+        raise SystemExit(f"{run_dir}: training has not finished (no export/); pass --allow-unfinished to bundle "
+                         "the latest checkpoint")
+    return model
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("config", type=Path)
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
     parser.add_argument("--run-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--allow-unfinished", action="store_true",
+                        help="bundle the EMA weights of the latest checkpoint of a run that has not finished")
     args = parser.parse_args(argv)
 
     experiment = load_experiment(args.config)
     name = experiment["bundle"]["name"]
     run_dir = args.run_dir or default_cache_dir() / name
-    model_config = DAEConfig.from_dict(json.loads((run_dir / "export" / "model_config.json").read_text(encoding="utf-8")))
-    model = make_model(model_config)
-    model.load_state_dict(load_file(run_dir / "export" / "ema.safetensors"))
     run_meta = json.loads((run_dir / "checkpoint.json").read_text(encoding="utf-8"))
+    model = load_ema_model(run_dir, run_meta, args.allow_unfinished)
+    model_config = model.config
     config = bundle_config(experiment, model_config)
 
     data, _ = load_data(experiment["data"], args.data_root)

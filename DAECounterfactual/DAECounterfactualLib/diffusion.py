@@ -4,8 +4,8 @@ No network lives here (cf. diffusers' schedulers): every function takes ``eps_mo
 trained model serves any number of sampling steps. Schedule tables are float64; each step casts two scalars.
 
 DDIM with ``k`` steps uses the timesteps ``round(linspace(0, T-1, k))`` (diffae's respacing). Inversion walks them
-upwards from the clean image and ends at alpha_bar = 0 (pure noise); sampling walks them downwards from x_T and
-ends at alpha_bar = 1 (the clean image). The two are the same deterministic ODE discretisation run both ways.
+upwards from the clean image (alpha_bar = 1) to x_T at t = T-1; sampling walks them downwards from x_T and ends at
+alpha_bar = 1. Step for step, the two are the same deterministic ODE discretisation run both ways.
 """
 
 from __future__ import annotations
@@ -97,14 +97,21 @@ def _broadcast_pair(x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, tor
 @torch.no_grad()
 def ddim_invert(eps_model: EpsModel, x0: torch.Tensor, z: torch.Tensor, schedule: NoiseSchedule, num_steps: int,
                 callback: StepCallback | None = None) -> torch.Tensor:
-    """Deterministic DDIM inversion: clean image -> stochastic code x_T, conditioned on z."""
+    """Deterministic DDIM inversion: clean image -> stochastic code x_T, conditioned on z.
+
+    Each step mirrors one sampling step: sampling moves t -> t_prev with eps(x_t, t), so inversion moves
+    t_prev -> t with eps(x_{t_prev}, t), evaluated at the destination's timestep. (Evaluating at t_prev instead,
+    as diffae does, also queries the network at t = 0 on a clean image, where its prediction is meaningless; on
+    our models that made reconstructions worse with more steps.)
+    """
     x, z = _broadcast_pair(x0, z)
-    steps = schedule.timesteps(num_steps)
     alphas = schedule.alphas_cumprod
+    alpha_prev = 1.0  # the clean image
+    steps = schedule.timesteps(num_steps)
     for i, t in enumerate(steps):
-        alpha_next = float(alphas[steps[i + 1]]) if i + 1 < len(steps) else 0.0
         eps = eps_model(x, _timestep_tensor(t, x), z).to(x.dtype)
-        x = ddim_move(x, eps, float(alphas[t]), alpha_next) if alpha_next > 0 else eps
+        x = ddim_move(x, eps, alpha_prev, float(alphas[t]))
+        alpha_prev = float(alphas[t])
         if callback is not None:
             callback(i + 1, len(steps))
     return x
