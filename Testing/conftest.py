@@ -75,7 +75,7 @@ def blob_bundle(overfit_dae, tiny_config, tmp_path_factory):
     calibration = fit_calibration(probe.distance(z), grades, "linear", grade_range=(0, 3))
     task = TaskSpec(name="size", description="disk size", grade_names=("S0", "S1", "S2", "S3"),
                     positive_min_grade=2, probe=probe, calibration=calibration)
-    presets = {"fast": StepPreset(5, 5), "standard": StepPreset(20, 20), "reference": StepPreset(50, 50)}
+    presets = {"fast": StepPreset(5, 5), "standard": StepPreset(10, 10, refine=3), "reference": StepPreset(50, 50)}
     config = BundleConfig(name="blobs", modality="CT", model=tiny_config,
                           preprocessing=Preprocessing("ct_window", -1000, 1500), patch_size_px=16,
                           patch_spacing_mm=6.0, presets=presets)

@@ -121,6 +121,8 @@ def _rewrite_with_valid_manifest(path, rel, mutate):
     ("config.json", lambda d: d["patch"].update(size_px=32), r"config\.json: .*differs from model image_size"),
     ("config.json", lambda d: d.pop("modality"), r"config\.json: .*missing key 'modality'"),
     ("config.json", lambda d: d["presets"]["fast"].update(invert=0), r"config\.json: .*invert steps must be"),
+    ("config.json", lambda d: d["presets"]["fast"].update(refine=-1), r"config\.json: .*refine must be"),
+    ("config.json", lambda d: d["presets"]["fast"].update(decode=10**6), r"config\.json: .*decode steps must be"),
     ("config.json", lambda d: d["model"].update(attention_resolutions=[5]), r"config\.json: .*match no UNet level"),
     ("tasks/genant.json", lambda d: d["probe"].update(normal=[1.0] * 5), r"genant\.json: .*probe normal, mean"),
     ("tasks/genant.json", lambda d: d.update(grade_names=list("ABCDE")), r"genant\.json: .*calibration range"),

@@ -144,3 +144,18 @@ def test_mismatched_batches_are_refused(overfit_dae):
     model, images = overfit_dae
     with pytest.raises(ValueError, match="batch sizes"):
         ddim_sample(model, torch.randn(2, 1, 16, 16), torch.randn(3, 32), NoiseSchedule(), 2)
+
+
+def test_fixed_point_refinement_makes_decoding_retrace_the_inversion(overfit_dae):
+    model, images = overfit_dae
+    s = NoiseSchedule()
+    with torch.no_grad():
+        z = model.encode(images)
+        errors = {}
+        for refine in (0, 3):
+            x_T = ddim_invert(model, images, z, s, 10, refine=refine)
+            errors[refine] = torch.mean((ddim_sample(model, x_T, z, s, 10) - images) ** 2).item()
+        calls = []
+        ddim_invert(lambda x, t, z_: calls.append(1) or torch.zeros_like(x), images, z, s, 10, refine=3)
+    assert errors[3] < errors[0] / 3, errors
+    assert len(calls) == 10 * (1 + 3)

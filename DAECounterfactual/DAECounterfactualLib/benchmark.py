@@ -123,7 +123,7 @@ def bench_preset(explainer: Explainer, task: str, patches: np.ndarray, preset: s
         "cf_grade_agreement": float(np.mean([counterfactual_agreement(explainer, task, e.counterfactuals)
                                              for e in quality])),
         "grades": [int(e.grades.grade[0]) for e in quality],
-        "steps": {"invert": explainer.preset(preset).invert, "decode": explainer.preset(preset).decode},
+        "steps": vars(explainer.preset(preset)).copy(),
     }
 
 
@@ -157,12 +157,13 @@ def _processor() -> str:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    header = ("preset", "steps inv/dec", "median s", "min s", "max s", "UNet calls", "peak RSS MB", "recon MSE",
+    header = ("preset", "steps inv×(1+refine)/dec", "median s", "min s", "max s", "UNet calls", "peak RSS MB", "recon MSE",
               "SSIM", "CF agree", "speed-up", "of floor")
     rows = [header]
     for name, r in report["presets"].items():
         speedup = f"{r['speedup_vs_reference']:.1f}×" if r["speedup_vs_reference"] else "-"
-        rows.append((name, f"{r['steps']['invert']}/{r['steps']['decode']}", f"{r['seconds_median']:.2f}",
+        steps = r["steps"]
+        rows.append((name, f"{steps['invert']}×{1 + steps['refine']}/{steps['decode']}", f"{r['seconds_median']:.2f}",
                      f"{r['seconds_min']:.2f}", f"{r['seconds_max']:.2f}", str(r["unet_calls"]),
                      f"{r['peak_rss_mb']:.0f}", f"{r['recon_mse']:.4f}", f"{r['recon_ssim']:.3f}",
                      f"{r['cf_grade_agreement']:.2f}", speedup, f"{100 * r['floor_fraction']:.0f}%"))

@@ -42,20 +42,29 @@ MODEL_CARD = "MODEL_CARD.md"
 TASK_DIR = "tasks"
 ALLOWED_SUFFIXES = (".json", ".safetensors", ".md")
 MAX_STEPS = 1000
+MAX_REFINE = 20
 
 
 @dataclass(frozen=True)
 class StepPreset:
-    """DDIM step counts for inversion (image -> x_T) and decoding (x_T -> image)."""
+    """DDIM step counts for inversion (image -> x_T) and decoding (x_T -> image), and the fixed-point
+    iterations refining each inversion step (see diffusion.ddim_invert)."""
 
     invert: int
     decode: int
+    refine: int = 0
 
     def __post_init__(self) -> None:
         for name in ("invert", "decode"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 1 <= value <= MAX_STEPS:
                 raise ValueError(f"{name} steps must be an integer in [1, {MAX_STEPS}], got {value!r}")
+        if not isinstance(self.refine, int) or not 0 <= self.refine <= MAX_REFINE:
+            raise ValueError(f"refine must be an integer in [0, {MAX_REFINE}], got {self.refine!r}")
+
+    @property
+    def inversion_calls(self) -> int:
+        return self.invert * (1 + self.refine)
 
 
 DEFAULT_PRESETS = {"fast": StepPreset(10, 10), "standard": StepPreset(50, 50), "reference": StepPreset(250, 100)}
@@ -88,7 +97,7 @@ class BundleConfig:
             "description": self.description, "model": self.model.to_dict(),
             "diffusion": vars(self.diffusion).copy(), "preprocessing": self.preprocessing.to_dict(),
             "patch": {"size_px": self.patch_size_px, "spacing_mm": self.patch_spacing_mm},
-            "presets": {k: {"invert": p.invert, "decode": p.decode} for k, p in self.presets.items()},
+            "presets": {k: vars(p).copy() for k, p in self.presets.items()},
         }
 
     @classmethod

@@ -108,14 +108,15 @@ class Explainer:
         return self.grade_latents(self.encode(images), task)
 
     @torch.inference_mode()
-    def invert(self, image: np.ndarray, z: np.ndarray, steps: int, callback: StepCallback | None = None):
-        """x_T of one image, cached by (pixels, steps) so repeated explanations skip the inversion."""
-        key = (np.ascontiguousarray(image, dtype=np.float32).tobytes(), steps)
+    def invert(self, image: np.ndarray, z: np.ndarray, steps: int, callback: StepCallback | None = None,
+               refine: int = 0):
+        """x_T of one image, cached by (pixels, steps, refine) so repeated explanations skip the inversion."""
+        key = (np.ascontiguousarray(image, dtype=np.float32).tobytes(), steps, refine)
         if key not in self._x_T_cache:
             x = self._tensor(image)
             z_t = torch.from_numpy(np.asarray(z, dtype=np.float32)).to(self.device)
             self._x_T_cache.clear()  # one patch at a time: memory stays flat in long sessions
-            self._x_T_cache[key] = ddim_invert(self.model, x, z_t, self.schedule, steps, callback)
+            self._x_T_cache[key] = ddim_invert(self.model, x, z_t, self.schedule, steps, callback, refine)
         return self._x_T_cache[key]
 
     @torch.inference_mode()
@@ -142,7 +143,7 @@ class Explainer:
                                   if sweep_count else np.zeros((0, z.shape[1]))])
         groups = [latents] if batched else [latents[i:i + 1] for i in range(len(latents))]
         total = steps.invert + steps.decode * len(groups)
-        x_T = self.invert(image, z, steps.invert, _offset(callback, 0, total))
+        x_T = self.invert(image, z, steps.invert, _offset(callback, 0, total), steps.refine)
         decoded = np.concatenate([self.decode(x_T, group, steps.decode,
                                               _offset(callback, steps.invert + k * steps.decode, total))
                                   for k, group in enumerate(groups)])
