@@ -42,6 +42,36 @@ class DAECounterfactual(ScriptedLoadableModule):
         self.parent.acknowledgementText = (
             "Method: diffusion autoencoder counterfactuals for pathology grading (Preechakul et al. 2022 DAE; "
             "hyperplane-distance grading and calibrated counterfactuals).")
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def loadSampleCT(source=None):
+    """Sample data loader: the lumbar CT (L2-L4) and its vertebra labels from the pinned tptbox wheel on PyPI,
+    downloaded with pip (sha256-checked) the first time the user asks for it."""
+    if not ensureDependencies():
+        return []
+    from DAECounterfactualLib.sampledata import fetch_sample_wheel, sample_files
+
+    with slicer.util.tryWithErrorDisplay("Could not get the sample CT.", waitCursor=True):
+        fetch_sample_wheel()
+        files = sample_files("spine-ct")
+        volume = slicer.util.loadVolume(str(files["image"]), {"name": "DAECF sample CT"})
+        labels = slicer.util.loadLabelVolume(str(files["vertebra_mask"]), {"name": "DAECF sample CT vertebrae"})
+        return [volume, labels]
+    return []
+
+
+def registerSampleData():
+    """List the sample CT in the Sample Data module (category DAE Counterfactual)."""
+    try:
+        import SampleData
+
+        SampleData.SampleDataLogic.registerCustomSampleDataSource(
+            category="DAE Counterfactual", sampleName="DAECF spine CT",
+            thumbnailFileName=os.path.join(MODULE_DIR, "Resources", "Icons", "DAECounterfactual.png"),
+            customDownloader=loadSampleCT)
+    except Exception as exc:  # a Sample Data module without custom downloaders must not break module loading
+        logging.warning(f"DAE Counterfactual: sample data not registered ({exc})")
 
 
 # ---------------------------------------------------------------------------------------------------------------
