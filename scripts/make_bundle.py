@@ -56,7 +56,8 @@ def render_model_card(experiment: dict, config: BundleConfig, run_meta: dict, ta
         f"input {config.model.in_channels}×{config.patch_size_px}×{config.patch_size_px} px at "
         f"{config.patch_spacing_mm} mm/px; modality: {config.modality}.",
         f"- Preprocessing: {config.preprocessing.to_dict()}.",
-        f"- Step presets (invert/decode): " + ", ".join(f"{k} {p.invert}/{p.decode}" for k, p in config.presets.items()),
+        "- Step presets (inversion steps × (1 + fixed-point refinements) / decoding steps): "
+        + ", ".join(f"{k} {p.invert}×{1 + p.refine}/{p.decode}" for k, p in config.presets.items()),
         "", "## Training data",
         f"- File `{data.get('file')}` (sha256 `{str(data.get('sha256'))[:16]}…`), {data.get('train_images')} training "
         f"images, {data.get('val_images')} validation images. Experiment config `{data.get('experiment')}`.",
@@ -127,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         images = torch.from_numpy(val.images[:16].astype(np.float32))
         standard = config.presets["standard"]
-        recon_mse = float(torch.mean((reconstruct(model, images, NoiseSchedule(), standard.decode) - images) ** 2))
+        recon = reconstruct(model, images, NoiseSchedule(), standard.decode, standard.refine)
+        recon_mse = float(torch.mean((recon - images) ** 2))
     z_val_fp16 = encode_images(copy.deepcopy(model).half().float(), val.images)  # what the fp16 bundle will give
     delta = max(float(np.abs(t.probe.distance(z_val_fp16) - t.probe.distance(z_val)).max()) for t in tasks)
     card = render_model_card(experiment, config, run_meta, tasks, count_parameters(model), recon_mse, delta)

@@ -376,6 +376,7 @@ def write_bundle(path: str | os.PathLike, config: BundleConfig, model, latent_st
             (staging / TASK_DIR).mkdir(exist_ok=True)
             (staging / TASK_DIR / f"{task.name}.json").write_bytes(_json_bytes(task.to_dict()))
         _write_manifest(staging)
+        staging.chmod(0o755)  # mkdtemp creates 0700
         if root.exists():
             shutil.rmtree(root)
         os.replace(staging, root)

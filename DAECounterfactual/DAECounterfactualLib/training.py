@@ -79,9 +79,9 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 
 @torch.no_grad()
-def reconstruct(model, images: torch.Tensor, schedule: NoiseSchedule, steps: int) -> torch.Tensor:
+def reconstruct(model, images: torch.Tensor, schedule: NoiseSchedule, steps: int, refine: int = 0) -> torch.Tensor:
     z = model.encode(images)
-    return ddim_sample(model, ddim_invert(model, images, z, schedule, steps), z, schedule, steps)
+    return ddim_sample(model, ddim_invert(model, images, z, schedule, steps, refine=refine), z, schedule, steps)
 
 
 class Trainer:
