@@ -74,6 +74,8 @@ def render_model_card(experiment: dict, config: BundleConfig, run_meta: dict, ta
         lines += [f"- Task `{task.name}` ({task.positive_rule} positive; probe {task.probe.kind}, C={m.get('C')}, "
                   f"calibration {task.calibration.method}): validation AUC {m['auc']:.3f}, grading MAE "
                   f"{m['mae']:.3f}, macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f} (n={m['n']})."]
+    if experiment["bundle"].get("limitations"):
+        lines += ["", "## Limitations", experiment["bundle"]["limitations"]]
     lines += ["", "## Intended use",
               "Research on counterfactual explanations: showing how this model's latent direction for the "
               "pathology changes an image. Out-of-distribution inputs are flagged from the latent statistics of the "

@@ -368,7 +368,9 @@ def write_bundle(path: str | os.PathLike, config: BundleConfig, model, latent_st
     staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
     try:
         (staging / CONFIG).write_bytes(_json_bytes(config.to_dict()))
-        (staging / WEIGHTS).write_bytes(save(state, metadata={"dtype": str(dtype), "bundle": config.name}))
+        # one metadata key: safetensors orders several keys arbitrarily, and identical weights should give
+        # identical bytes so that re-bundling does not churn the repository
+        (staging / WEIGHTS).write_bytes(save(state, metadata={"daecf": json.dumps({"bundle": config.name, "dtype": str(dtype)}, sort_keys=True)}))
         (staging / LATENT_STATS).write_bytes(_json_bytes(latent_stats.to_dict()))
         (staging / MODEL_CARD).write_text(model_card, encoding="utf-8")
         for task in tasks:
