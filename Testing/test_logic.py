@@ -276,7 +276,7 @@ def test_a_second_request_while_one_runs_is_refused(logic, spine):
     assert refused == ["cannot grade: another request is still running; wait for it or cancel it"]
     assert logic.grade(volume, points, "genant")["level"] == "L1"  # the lock was released
 
-    started, release, errors = threading.Event(), threading.Event(), []
+    started, release = threading.Event(), threading.Event()
 
     def wait(i, n):
         started.set()

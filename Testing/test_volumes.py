@@ -22,7 +22,7 @@ from DAECounterfactualLib.volumes import (
     read_volume,
     write_volume,
 )
-from spine_testdata import LPS_OBLIQUE, geometry, linear_field_volume, real_data, rotation
+from spine_testdata import LPS_OBLIQUE, geometry, real_data, rotation
 
 
 def small_volume(direction=np.eye(3), spacing=(1.0, 2.0, 3.0), shape=(5, 6, 7), dtype=np.int16) -> Volume:
