@@ -180,7 +180,8 @@ def add_volume_node(scene, volume: Volume, class_name: str = "vtkMRMLScalarVolum
     node = scene.AddNewNodeByClass(class_name, name or volume.name or "volume")
     node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(volume.ijk_to_ras))
     slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(volume.array))
-    node.CreateDefaultDisplayNodes()
+    if not node.IsA("vtkMRMLLabelMapVolumeNode") or scene.GetNodeByID("vtkMRMLColorTableNodeLabels"):
+        node.CreateDefaultDisplayNodes()  # a bare scene has no label colour table: Slicer adds the display later
     return node
 
 
