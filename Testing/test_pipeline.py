@@ -54,7 +54,7 @@ def test_inversion_is_cached_per_patch(explainer, monkeypatch):
 
 def test_progress_runs_once_through_inversion_and_decoding(explainer):
     ex, images = explainer
-    ex._x_T_cache.clear()
+    ex.forget_inversions()
     seen = []
     ex.explain(images[0], "size", preset="fast", sweep_count=0, callback=lambda i, n: seen.append((i, n)))
     assert seen == [(i, 10) for i in range(1, 11)]

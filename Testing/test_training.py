@@ -95,3 +95,12 @@ def test_medmnist_set_is_scaled_to_the_model_range(tmp_path):
     assert data.grades.tolist() == [0, 1, 2, 3, 4, 0, 0] and len(set(data.case_id)) == 7
     with pytest.raises(InputError, match="missing array.*test_images.*for split 'test'"):
         medmnist_training_set(tmp_path / "m.npz", splits=("test",))
+
+
+def test_extending_a_finished_run_drops_its_outdated_export(tiny_config, tmp_path):
+    finished = _trainer(tiny_config, tmp_path / "run", 8)
+    finished.run(progress=False)
+    finished.export(tmp_path / "run" / "export")
+    assert _trainer(tiny_config, tmp_path / "run", 8).run_dir.joinpath("export").exists()  # still current
+    _trainer(tiny_config, tmp_path / "run", 16)  # more samples requested: the export no longer is the result
+    assert not (tmp_path / "run" / "export").exists()

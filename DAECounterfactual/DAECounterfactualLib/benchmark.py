@@ -106,7 +106,7 @@ def bench_preset(explainer: Explainer, task: str, patches: np.ndarray, preset: s
     batched = preset != "reference"
 
     def explain_cold(image):
-        explainer._x_T_cache.clear()
+        explainer.forget_inversions()
         return explainer.explain(image, task, preset=preset, sweep_count=0, batched=batched)
 
     reset_peak_rss()

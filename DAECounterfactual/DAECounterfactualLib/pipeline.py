@@ -107,6 +107,10 @@ class Explainer:
     def grade(self, images: np.ndarray, task: str | TaskSpec) -> Grades:
         return self.grade_latents(self.encode(images), task)
 
+    def forget_inversions(self) -> None:
+        """Drop the cached x_T (benchmarks time cold explanations; nothing else needs this)."""
+        self._x_T_cache.clear()
+
     @torch.inference_mode()
     def invert(self, image: np.ndarray, z: np.ndarray, steps: int, callback: StepCallback | None = None,
                refine: int = 0):

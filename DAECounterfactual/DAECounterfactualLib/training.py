@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -124,6 +125,9 @@ class Trainer:
                 raise ValueError(f"{self.run_dir}: checkpoint was trained with another model config")
             self.step, self.history, self.elapsed = restored["step"], restored["history"], restored["elapsed_s"]
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model)
+        stale_export = self.run_dir / "export"
+        if stale_export.exists() and self.step < self.total_steps and self.rank == 0:
+            shutil.rmtree(stale_export)  # a finished run extended to more samples: its old export is outdated
 
     @property
     def total_steps(self) -> int:
