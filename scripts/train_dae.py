@@ -52,13 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--total-samples", type=int, default=None,
+                        help="override the config's training length, e.g. to extend a finished run")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     experiment = load_experiment(args.config)
     model_config = DAEConfig.from_dict(experiment["model"])
-    train_config = TrainConfig(**experiment["train"])
+    overrides = {"total_samples": args.total_samples} if args.total_samples else {}
+    train_config = TrainConfig(**{**experiment["train"], **overrides})
     data, data_path = load_data(experiment["data"], args.data_root)
     train = data.subset(experiment["data"].get("train_split", "train"))
     val = data.subset(experiment["data"].get("val_split", "val"))
