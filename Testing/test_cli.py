@@ -95,3 +95,16 @@ def test_bad_arguments_are_one_line_errors(phantom_dir, blob_bundle, tmp_path, c
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_score_a_rank_labelled_mask_names_ranks_not_levels(phantom_dir, blob_bundle, tmp_path):
+    """Masks with non-VerSe ids (e.g. the VB1 MRIs' ranks) are scored with rank names, never guessed levels."""
+    from DAECounterfactualLib.volumes import Volume, read_volume, write_volume
+
+    mask = read_volume(phantom_dir / "vert_msk.nii.gz")
+    ranks = np.where(mask.array > 0, mask.array - 19 + 40, 0).astype(np.uint8)  # ids 41, 42, 43: not VerSe
+    write_volume(Volume(ranks, mask.ijk_to_ras), tmp_path / "ranks.nii.gz")
+    out = tmp_path / "ranks.csv"
+    assert main(["score", "--bundle", str(blob_bundle), "--task", "size", "--out", str(out), "--mask",
+                 str(tmp_path / "ranks.nii.gz"), str(phantom_dir / "ct.nii.gz")]) == 0
+    assert [r["level"] for r in _rows(out)] == ["rank 41", "rank 42", "rank 43"]

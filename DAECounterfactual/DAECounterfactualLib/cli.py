@@ -78,13 +78,13 @@ def _parse_point(text: str):
 
 
 def _positions(args: argparse.Namespace, volume):
-    from .volumes import centroids_from_mask, positions_from_ras, read_verse_centroids, read_volume
+    from .volumes import positions_from_mask, positions_from_ras, read_verse_centroids, read_volume
 
     sources = [s for s in (args.mask, args.centroids, args.point or None) if s]
     if len(sources) != 1:
         raise InputError("give exactly one source of vertebra positions: --mask, --centroids or --point")
     if args.mask:
-        return centroids_from_mask(read_volume(args.mask))
+        return positions_from_mask(read_volume(args.mask))
     if args.centroids:
         return read_verse_centroids(args.centroids, volume)
     return positions_from_ras([(i + 1, _parse_point(p)) for i, p in enumerate(args.point)], rank_labels=True)
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="grade every vertebra of a volume, or every image of a .npz")
     _add_model_arguments(score)
     score.add_argument("--out", required=True, type=Path, help="CSV file to write")
-    score.add_argument("--mask", type=Path, help="vertebra instance mask (VerSe label ids)")
+    score.add_argument("--mask", type=Path, help="vertebra instance mask (VerSe ids give level names, other ids ranks)")
     score.add_argument("--centroids", type=Path, help="VerSe centroid JSON (*_ctd.json)")
     score.add_argument("--point", action="append", help="R,A,S in mm (repeatable)")
     score.add_argument("--split", default="val", help="split of a MedMNIST-style .npz (train/val/test)")

@@ -24,7 +24,7 @@ from .bundle import Bundle, load_bundle, resolve_bundle
 from .errors import BusyError, Cancelled, InputError
 from .geometry import Patch
 from .scoring import cut_patch, grade_row, to_model_input, volume_value_range
-from .volumes import LABELS_BY_LEVEL, LEVEL_NAMES, Volume, VertebraPosition, centroids_from_mask
+from .volumes import LABELS_BY_LEVEL, Volume, VertebraPosition, positions_from_mask
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -183,9 +183,9 @@ class ExplanationLogic:
         if positions is not None and positions.IsA("vtkMRMLMarkupsNode"):
             return _markups_positions(positions)
         if positions is not None and positions.IsA("vtkMRMLSegmentationNode"):
-            return _mask_positions(_segmentation_mask(positions))
+            return positions_from_mask(_segmentation_mask(positions))
         if positions is not None and positions.IsA("vtkMRMLVolumeNode"):
-            return _mask_positions(mrml.mask_from_node(positions))
+            return positions_from_mask(mrml.mask_from_node(positions))
         raise InputError(f"{mrml.node_label(positions)}: positions must be a point list, a label map, a "
                          "segmentation or a list of VertebraPosition")
 
@@ -228,13 +228,6 @@ def _markups_positions(markups_node) -> list[VertebraPosition]:
         label = LABELS_BY_LEVEL.get(mrml.level_from_text(name) or "", index + 1)
         positions.append(VertebraPosition(label, name, mrml.point_from_markups(markups_node, index)))
     return positions
-
-
-def _mask_positions(mask: Volume) -> list[VertebraPosition]:
-    """Centroid per label; levels from VerSe ids, or ranks when the mask holds other ids (never a wrong level)."""
-    ids = np.unique(np.asarray(mask.array))
-    rank_labels = any(int(v) not in LEVEL_NAMES for v in ids if v != 0)
-    return centroids_from_mask(mask, rank_labels=rank_labels)
 
 
 def _segment_label(segmentation_node, name: str) -> int:

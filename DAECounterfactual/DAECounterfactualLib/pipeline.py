@@ -75,7 +75,7 @@ class Explainer:
         self.model = bundle.require_model().to(self.device)
         self.schedule = NoiseSchedule(bundle.config.diffusion)
         self.batch_size = batch_size
-        self._x_T_cache: dict[tuple[bytes, int], torch.Tensor] = {}
+        self._x_T_cache: dict[tuple[bytes, int, int], torch.Tensor] = {}
 
     @property
     def config(self):

@@ -316,6 +316,13 @@ def centroids_from_mask(mask: Volume, rank_labels: bool = False) -> list[Vertebr
     return _positions(labels, mask.ijk_to_ras_points(kji[:, ::-1]), rank_labels)
 
 
+def positions_from_mask(mask: Volume) -> list[VertebraPosition]:
+    """Centroid per label; levels from VerSe ids, or ranks when the mask holds other ids (never a wrong level)."""
+    ids = np.unique(np.asarray(mask.array))
+    rank_labels = any(int(v) not in LEVEL_NAMES for v in ids if v != 0)
+    return centroids_from_mask(mask, rank_labels=rank_labels)
+
+
 def positions_from_ras(
     points: Mapping[int, Iterable[float]] | Iterable[tuple[int, Iterable[float]]], rank_labels: bool = False
 ) -> list[VertebraPosition]:
