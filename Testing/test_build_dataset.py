@@ -56,6 +56,7 @@ def fake_root(tmp_path_factory) -> Path:
         paths = export_phantom(phantom, folder / "tmp")
         shutil.move(paths["ct"], folder / f"{case}_img.nii.gz")
         shutil.move(paths["ctd"], folder / f"{case}_ctd.json")
+        shutil.move(paths["mask"], folder / f"{case}_msk.nii.gz")
         shutil.rmtree(folder / "tmp")
         mri_rows += [[case, label, 1 if label == 21 else 0] for label in SMALL["labels"]]
         case_rows.append([case, "VB3", "same" if n < 2 else "other", ""])
@@ -122,7 +123,7 @@ def test_mri_preset_keeps_subject_groups_together_and_skips_duplicates(build, fa
     out = tmp_path / "mri"
     for seed in range(4):  # whatever the shuffle, the two cases of one subject share a split
         argv = ["--preset", "mri", "--data-root", str(fake_root), "--out", str(out), "--size-px", "32",
-                "--lateral-offsets", "0", "--seed", str(seed)]
+                "--lateral-offsets", "0", "--fracture-losses=", "--seed", str(seed)]
         assert build.main(argv) == 0
         data = load_npz(out / "dataset.npz")
         assert sorted(set(data["case_id"])) == ["vb3_00", "vb3_01", "vb3_02"]
@@ -130,6 +131,17 @@ def test_mri_preset_keeps_subject_groups_together_and_skips_duplicates(build, fa
         assert splits["vb3_00"] == splits["vb3_01"] and len(splits["vb3_00"]) == 1
     assert sorted(data["grades"].tolist()) == [0] * 6 + [1] * 3
     assert json.loads((out / "manifest.json").read_text())["settings"]["preprocessing"]["kind"] == "percentile"
+
+
+def test_mri_preset_simulates_fractures_on_intact_bodies_from_their_masks(build, fake_root, tmp_path):
+    out = tmp_path / "mri-fractures"
+    argv = ["--preset", "mri", "--data-root", str(fake_root), "--out", str(out), "--size-px", "32",
+            "--lateral-offsets", "0", "--fracture-losses", "0.45", "--fracture-kinds", "wedge"]
+    assert build.main(argv) == 0
+    data = load_npz(out / "dataset.npz")
+    simulated = data["simulated"]
+    assert simulated.sum() > 0 and set(data["grades"][simulated].tolist()) == {3}
+    assert set(data["label"][simulated].tolist()) <= {20, 22}  # only the intact (grade 0) bodies are fractured
 
 
 def test_assign_splits_is_deterministic_by_group(build):

@@ -104,3 +104,22 @@ def test_extending_a_finished_run_drops_its_outdated_export(tiny_config, tmp_pat
     assert _trainer(tiny_config, tmp_path / "run", 8).run_dir.joinpath("export").exists()  # still current
     _trainer(tiny_config, tmp_path / "run", 16)  # more samples requested: the export no longer is the result
     assert not (tmp_path / "run" / "export").exists()
+
+
+def test_auto_precision_uses_bf16_only_where_the_cpu_has_it(tmp_path):
+    from DAECounterfactualLib import precision
+
+    with_bf16 = tmp_path / "bf16.txt"
+    with_bf16.write_text("processor : 0\nflags : fpu avx512f avx512_bf16\n")
+    without = tmp_path / "plain.txt"
+    without.write_text("processor : 0\nflags : fpu avx2 avx512f\n")
+    assert precision.cpu_has_native_bf16.__wrapped__(str(with_bf16))
+    assert not precision.cpu_has_native_bf16.__wrapped__(str(without))
+    assert not precision.cpu_has_native_bf16.__wrapped__(str(tmp_path / "missing"))
+    cpu = torch.device("cpu")
+    assert precision.autocast_dtype("fp32", cpu) is None
+    assert precision.autocast_dtype("bf16", cpu) is torch.bfloat16
+    expected = torch.bfloat16 if precision.cpu_has_native_bf16() else None
+    assert precision.autocast_dtype("auto", cpu) is expected
+    with pytest.raises(ValueError, match="unknown precision"):
+        precision.autocast_dtype("int8", cpu)

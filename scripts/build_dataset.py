@@ -118,7 +118,7 @@ def mri_case_specs(root: Path) -> list[CaseSpec]:
     for row in rows:
         case, dataset = row["case"], row["dataset"]
         base = folder / dataset.lower() / case
-        inputs = [Path(f"{base}_img.nii.gz"), Path(f"{base}_ctd.json"), table_path, cases_path]
+        inputs = [Path(f"{base}_{name}") for name in ("img.nii.gz", "msk.nii.gz", "ctd.json")] + [table_path, cases_path]
         group = f"{dataset}:{row['subject_group'].split(' (')[0]}"
         specs.append(CaseSpec(case, group, inputs, _mri_loader(base, case, dataset == "VB1", table)))
     return specs
@@ -128,7 +128,9 @@ def _mri_loader(base: Path, case: str, rank_labels: bool, table: dict) -> Callab
     def load() -> SpineCase:
         volume = read_volume(f"{base}_img.nii.gz")
         positions = read_verse_centroids(f"{base}_ctd.json", volume, rank_labels=rank_labels)
-        return SpineCase(case, volume, positions, {p.label: table.get((case, p.label)) for p in positions})
+        body_mask = read_volume(f"{base}_msk.nii.gz")  # vertebral bodies only: fractures can be simulated
+        return SpineCase(case, volume, positions, {p.label: table.get((case, p.label)) for p in positions},
+                         body_mask=body_mask)
 
     return load
 
@@ -325,7 +327,7 @@ def build_retina(root: Path) -> tuple[dict, list[Path]]:
 
 PRESET_DEFAULTS = {
     "ct": {"offsets": "-6,-3,0,3,6", "preprocessing": ("ct_window", -1000.0, 1500.0), "losses": "0.22,0.3,0.45"},
-    "mri": {"offsets": "-3,0,3", "preprocessing": ("percentile", 1.0, 99.0), "losses": ""},
+    "mri": {"offsets": "-3,0,3", "preprocessing": ("percentile", 1.0, 99.0), "losses": "0.22,0.32,0.45"},
     "retina": {"offsets": "0", "preprocessing": ("fixed_range", 0.0, 255.0), "losses": ""},
 }
 

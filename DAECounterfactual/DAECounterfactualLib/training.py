@@ -27,6 +27,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DAEConfig
 from .diffusion import NoiseSchedule, ddim_invert, ddim_sample, diffusion_loss
 from .networks import count_parameters, make_model
+from .precision import autocast_dtype
 
 
 @dataclass(frozen=True)
@@ -48,17 +49,6 @@ class TrainConfig:
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("DAECF_CACHE", Path.home() / ".cache" / "daecf")) / "runs"
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 where the device supports it (fp16 only on CUDA), else full precision."""
-    if precision == "fp32":
-        return None
-    if precision == "fp16":
-        return torch.float16 if device.type == "cuda" else None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if precision in ("auto", "bf16") else None
 
 
 def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
