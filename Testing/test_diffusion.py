@@ -159,3 +159,35 @@ def test_fixed_point_refinement_makes_decoding_retrace_the_inversion(overfit_dae
         ddim_invert(lambda x, t, z_: calls.append(1) or torch.zeros_like(x), images, z, s, 10, refine=3)
     assert errors[3] < errors[0] / 3, errors
     assert len(calls) == 10 * (1 + 3)
+
+
+def test_v_truncated_weights_emphasise_high_noise_and_average_one():
+    from DAECounterfactualLib.diffusion import loss_weights
+
+    s = NoiseSchedule()
+    uniform = loss_weights(s, "eps")
+    assert np.all(uniform == 1)
+    weights = loss_weights(s, "v_truncated", max_weight=20.0)
+    assert weights.shape == (s.num_train_timesteps,) and np.isclose(weights.mean(), 1.0)
+    assert np.all(np.diff(weights) >= 0)  # non-decreasing in t: noisier steps count more
+    assert weights[-1] / weights[0] == pytest.approx(20.0 / (1 + (1 - s.alphas_cumprod[0]) / s.alphas_cumprod[0]))
+    with pytest.raises(ValueError, match="unknown loss weighting"):
+        loss_weights(s, "snr")
+
+
+def test_weighted_loss_is_the_weighted_mean_of_per_image_errors():
+    class Constant(torch.nn.Module):
+        def forward(self, x_t, t, z=None, *, x_start=None):
+            return torch.zeros_like(x_t)
+
+    s = NoiseSchedule()
+    x0 = torch.zeros(6, 1, 4, 4)
+    weights = np.linspace(0.0, 2.0, s.num_train_timesteps)
+    plain = diffusion_loss(Constant(), x0, s, torch.Generator().manual_seed(3))
+    generator = torch.Generator().manual_seed(3)
+    t = torch.randint(0, s.num_train_timesteps, (6,), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    expected = float(((noise ** 2).flatten(1).mean(1) * torch.from_numpy(weights).float()[t]).mean())
+    weighted = diffusion_loss(Constant(), x0, s, torch.Generator().manual_seed(3), weights)
+    assert float(weighted) == pytest.approx(expected, rel=1e-5)
+    assert float(plain) == pytest.approx(float((noise ** 2).mean()), rel=1e-5)

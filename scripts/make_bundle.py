@@ -31,7 +31,7 @@ from DAECounterfactualLib.networks import count_parameters, make_model  # noqa: 
 from DAECounterfactualLib.pipeline import encode_images  # noqa: E402
 from DAECounterfactualLib.preprocessing import Preprocessing  # noqa: E402
 from DAECounterfactualLib.task_fitting import TaskRecipe, fit_task  # noqa: E402
-from DAECounterfactualLib.training import default_cache_dir, reconstruct  # noqa: E402
+from DAECounterfactualLib.training import default_cache_dir, reconstruct, semantic_reliance  # noqa: E402
 from train_dae import DEFAULT_DATA_ROOT, load_data, load_experiment  # noqa: E402
 
 
@@ -45,7 +45,7 @@ def bundle_config(experiment: dict, model_config: DAEConfig) -> BundleConfig:
 
 
 def render_model_card(experiment: dict, config: BundleConfig, run_meta: dict, tasks, parameters: int,
-                      recon_mse: float, fp16_delta: float) -> str:
+                      recon_mse: float, fp16_delta: float, reliance: float) -> str:
     data, train = run_meta.get("data", {}), run_meta.get("train_config", {})
     hours = run_meta.get("elapsed_s", 0) / 3600
     lines = [
@@ -64,9 +64,19 @@ def render_model_card(experiment: dict, config: BundleConfig, run_meta: dict, ta
         "", "## Compute",
         f"- {run_meta.get('samples_seen', 0):,} samples seen (batch {train.get('batch_size')}, lr {train.get('lr')}, "
         f"EMA {train.get('ema_decay')}), {hours:.2f} h on {run_meta.get('device')} "
-        f"(world size {run_meta.get('world_size')}), precision {train.get('precision')}.",
+        f"(world size {run_meta.get('world_size')}), precision {train.get('precision')}, loss weighting "
+        f"{train.get('loss_weighting', 'eps')}.",
+    ]
+    if run_meta.get("warm_start"):
+        lines.append(f"- Warm start from `{Path(run_meta['warm_start']['file']).name}` (sha256 "
+                     f"`{run_meta['warm_start']['sha256'][:16]}…`); its own compute is not counted above.")
+    if experiment["bundle"].get("compute_note"):
+        lines.append(f"- {experiment['bundle']['compute_note']}")
+    lines += [
         "", "## Validation",
         f"- EMA reconstruction MSE on validation images (model range [-1, 1], 'standard' preset): {recon_mse:.4f}.",
+        f"- z_sem reliance (clean-image error at t in [400, 800) with another image's z_sem minus with its own; "
+        f"0 = the decoder ignores z_sem): {reliance:.4f}.",
         f"- Weights stored as fp16: max |Δ signed distance| vs fp32 on validation latents {fp16_delta:.2e}.",
     ]
     for task in tasks:
@@ -134,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         recon_mse = float(torch.mean((recon - images) ** 2))
     z_val_fp16 = encode_images(copy.deepcopy(model).half().float(), val.images)  # what the fp16 bundle will give
     delta = max(float(np.abs(t.probe.distance(z_val_fp16) - t.probe.distance(z_val)).max()) for t in tasks)
-    card = render_model_card(experiment, config, run_meta, tasks, count_parameters(model), recon_mse, delta)
+        reliance = semantic_reliance(model, images, NoiseSchedule())
+    card = render_model_card(experiment, config, run_meta, tasks, count_parameters(model), recon_mse, delta,
+                             reliance)
     out = args.out or REPO / "Resources" / "Models" / name
     write_bundle(out, config, model, stats, tasks, card, fp16=True, overwrite=True)
     print(card)

@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--warm-start", type=Path, default=None,
+                        help="a fresh run starts from these weights (bundle model.safetensors or export ema.safetensors)")
     parser.add_argument("--total-samples", type=int, default=None,
                         help="override the config's training length, e.g. to extend a finished run")
     args = parser.parse_args(argv)
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     trainer = Trainer(model_config, train_config, torch.from_numpy(train.images),
                       run_dir, validation=torch.from_numpy(val.images) if len(val) else None, device=args.device,
                       data_manifest=manifest)
+    if args.warm_start and trainer.step == 0:
+        trainer.warm_start(args.warm_start)
     print(f"run {run_dir}: {trainer.meta['parameters'] / 1e6:.2f} M parameters, {len(train)} training images, "
           f"resuming at step {trainer.step}/{trainer.total_steps}", flush=True)
     result = trainer.run(max_minutes=args.max_minutes)

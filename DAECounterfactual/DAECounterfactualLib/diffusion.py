@@ -143,12 +143,39 @@ def ddim_sample(eps_model: EpsModel, x_T: torch.Tensor, z: torch.Tensor, schedul
     return x
 
 
-def diffusion_loss(model, x0: torch.Tensor, schedule: NoiseSchedule,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Noise-prediction MSE at uniformly drawn timesteps; the encoder sees the clean image (diffae)."""
+LOSS_WEIGHTINGS = ("eps", "v_truncated")
+
+
+def loss_weights(schedule: NoiseSchedule, weighting: str = "eps", max_weight: float = 20.0) -> np.ndarray:
+    """Per-timestep weight of the noise-prediction MSE, normalised to mean 1 over the timesteps.
+
+    ``eps``: uniform (DDPM's simple loss). ``v_truncated``: min(1 + 1/SNR(t), max_weight), i.e. the
+    v-prediction loss truncated at high noise. There the eps-MSE barely depends on knowing the clean image, so
+    under uniform weighting the UNet can learn to ignore z_sem: our first 64 px CT model did (decoding one x_T
+    with another image's z_sem changed the output by < 1e-4 MSE). Weighting the high-noise steps, where only
+    z_sem can tell the network what the image is, makes the semantic code carry it.
+    """
+    if weighting not in LOSS_WEIGHTINGS:
+        raise ValueError(f"unknown loss weighting {weighting!r}; expected one of {LOSS_WEIGHTINGS}")
+    if weighting == "eps":
+        return np.ones(schedule.num_train_timesteps)
+    if not max_weight >= 1:
+        raise ValueError(f"max_weight must be >= 1, got {max_weight}")
+    alpha = schedule.alphas_cumprod
+    weights = np.minimum(1.0 + (1.0 - alpha) / alpha, max_weight)
+    return weights / weights.mean()
+
+
+def diffusion_loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator | None = None,
+                   weights: np.ndarray | None = None) -> torch.Tensor:
+    """Noise-prediction MSE at uniformly drawn timesteps, optionally weighted per timestep (``loss_weights``);
+    the encoder sees the clean image (diffae)."""
     n = x0.shape[0]
     t = torch.randint(0, schedule.num_train_timesteps, (n,), generator=generator, device=x0.device)
     noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     x_t = schedule.add_noise(x0, noise, t)
     eps = model(x_t, t.float(), x_start=x0)
-    return F.mse_loss(eps.float(), noise.float())
+    per_image = ((eps.float() - noise.float()) ** 2).flatten(1).mean(1)
+    if weights is not None:
+        per_image = per_image * torch.from_numpy(weights).to(per_image)[t]
+    return per_image.mean()

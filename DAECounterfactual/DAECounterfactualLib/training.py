@@ -25,7 +25,8 @@ import torch.distributed as dist
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DAEConfig
-from .diffusion import NoiseSchedule, ddim_invert, ddim_sample, diffusion_loss
+from .diffusion import NoiseSchedule, ddim_invert, ddim_sample, diffusion_loss, loss_weights
+from .files import sha256_file
 from .networks import count_parameters, make_model
 from .precision import autocast_dtype
 
@@ -40,6 +41,8 @@ class TrainConfig:
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     precision: str = "auto"       # auto | bf16 | fp16 | fp32
+    loss_weighting: str = "eps"   # eps | v_truncated (see diffusion.loss_weights)
+    max_loss_weight: float = 20.0
     checkpoint_minutes: float = 5.0
     validate_every_samples: int = 20_000
     validation_images: int = 8
@@ -70,6 +73,28 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 
 @torch.no_grad()
+@torch.no_grad()
+def semantic_reliance(model, images: torch.Tensor, schedule: NoiseSchedule, t_range=(400, 800), seed: int = 0) -> float:
+    """How much the UNet relies on z_sem: the clean-image prediction error at mid-to-high noise with each image's
+    z_sem given to another image, minus that with its own (MSE in model units; 0 = z_sem ignored).
+
+    Reconstruction through DDIM inversion cannot show this: x_T alone carries the image."""
+    if len(images) < 2:
+        return float("nan")
+    generator = torch.Generator().manual_seed(seed)
+    t = torch.randint(*t_range, (len(images),), generator=generator).to(images.device)
+    noise = torch.randn(images.shape, generator=generator).to(images.device)
+    x_t = schedule.add_noise(images, noise, t)
+    alpha = schedule.alpha_bar(t).to(images.dtype).view(-1, 1, 1, 1)
+    z = model.encode(images)
+
+    def x0_error(z_used: torch.Tensor) -> float:
+        eps = model(x_t, t.float(), z_used)
+        return float(torch.mean(((x_t - (1 - alpha).sqrt() * eps) / alpha.sqrt() - images) ** 2))
+
+    return x0_error(z.roll(1, 0)) - x0_error(z)
+
+
 def reconstruct(model, images: torch.Tensor, schedule: NoiseSchedule, steps: int, refine: int = 0) -> torch.Tensor:
     z = model.encode(images)
     return ddim_sample(model, ddim_invert(model, images, z, schedule, steps, refine=refine), z, schedule, steps)
@@ -98,6 +123,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.schedule = NoiseSchedule()
+        self.loss_weights = loss_weights(self.schedule, train_config.loss_weighting, train_config.max_loss_weight)
         torch.manual_seed(train_config.seed)
         self.model = make_model(model_config).to(self.device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
@@ -114,6 +140,8 @@ class Trainer:
             if restored["model_config"] != self.meta["model_config"]:
                 raise ValueError(f"{self.run_dir}: checkpoint was trained with another model config")
             self.step, self.history, self.elapsed = restored["step"], restored["history"], restored["elapsed_s"]
+            if "warm_start" in restored:
+                self.meta["warm_start"] = restored["warm_start"]
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model)
         stale_export = self.run_dir / "export"
         if stale_export.exists() and self.step < self.total_steps and self.rank == 0:
@@ -134,7 +162,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(step)
         with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
-            loss = diffusion_loss(self.ddp, x0, self.schedule, generator)
+            loss = diffusion_loss(self.ddp, x0, self.schedule, generator, self.loss_weights)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -183,6 +211,18 @@ class Trainer:
             save_checkpoint(self.run_dir, self.step, self.model, self.ema, self.optimizer, meta)
             self.plot_loss()
 
+    def warm_start(self, weights: Path) -> None:
+        """Start a fresh run from the weights of another DAE of the same architecture (a bundle's
+        model.safetensors or an export's ema.safetensors); recorded in the run's metadata."""
+        from safetensors.torch import load_file
+
+        if self.step > 0:
+            raise ValueError(f"{self.run_dir}: run already at step {self.step}; warm start only a fresh run")
+        state = {k: v.float() for k, v in load_file(weights).items()}
+        self.model.load_state_dict(state)
+        self.ema.load_state_dict(state)
+        self.meta["warm_start"] = {"file": str(weights), "sha256": sha256_file(weights)}
+
     def validate(self) -> float:
         """Reconstruction MSE of the EMA model on the fixed validation batch; saves a strip PNG."""
         if self.rank != 0:
@@ -190,9 +230,11 @@ class Trainer:
         images = self.validation.to(self.device, torch.float32)
         recon = reconstruct(self.ema, images, self.schedule, self.tc.validation_steps)
         mse = float(torch.mean((recon - images) ** 2))
-        self.history.append({"step": self.step, "val_recon_mse": mse})
+        reliance = semantic_reliance(self.ema, images, self.schedule)
+        self.history.append({"step": self.step, "val_recon_mse": mse, "val_semantic_reliance": reliance})
         save_strip(self.run_dir / "reconstructions.png", images.cpu(), recon.cpu(),
-                   f"step {self.step}: EMA reconstruction MSE {mse:.4f} ({self.tc.validation_steps} DDIM steps)")
+                   f"step {self.step}: EMA reconstruction MSE {mse:.4f} ({self.tc.validation_steps} DDIM steps), "
+                   f"z_sem reliance {reliance:.4f}")
         return mse
 
     def plot_loss(self) -> None:

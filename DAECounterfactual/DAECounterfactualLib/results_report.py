@@ -1,0 +1,209 @@
+"""Plots and the docs/RESULTS.md report written from the evaluation's results.json files.
+
+Numbers in the report are read from results.json, never typed; the paper's numbers are quoted for comparison
+with their table and dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .render import save_strip
+
+# (task, metric) -> the paper's figure: Table 3 (VerSe VCF, 96 px) and Table 4 (RetinaMNIST, 128 px)
+PAPER = {
+    "genant": {"table": "Table 3 (VerSe'19 VCF, real fractures, 96 px at 1 mm)",
+               "DAE+SVM": {"auc": 0.93, "macro_f1": 0.59}, "DenseNet121": {"auc": 0.98, "macro_f1": 0.65}},
+    "dr": {"table": "Table 4 (RetinaMNIST at 128 px)",
+           "DAE+SVM": {"auc": 0.83, "mae": 0.72, "macro_f1": 0.31}, "DenseNet121": {"auc": 0.81, "mae": 0.75}},
+}
+TARGETS = {
+    "genant": {"auc": (">=", 0.93), "macro_f1": (">=", 0.59), "validity": (">=", 0.90), "faithfulness": (">=", 0.80)},
+    "dr": {"auc": (">=", 0.83), "mae": ("<=", 0.72)},
+}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_roc(path: Path, entry: dict[str, Any]) -> None:
+    from sklearn.metrics import auc
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4, 4))
+    curves = [("DAE + " + entry["shipped"]["probe"], entry["shipped"]["roc"])]
+    if "baseline" in entry:
+        curves.append(("DenseNet121", entry["baseline"]["roc"]))
+    for name, roc in curves:
+        ax.plot(roc["fpr"], roc["tpr"], label=f"{name} (AUC {auc(roc['fpr'], roc['tpr']):.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_calibration(path: Path, entry: dict[str, Any]) -> None:
+    plt = _pyplot()
+    distance = np.array(entry["shipped"]["distance"])
+    grades = np.array(entry["shipped"]["grades"])
+    jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(grades))
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.scatter(distance, grades + jitter, s=6, alpha=0.4, label="held-out images")
+    line = np.linspace(distance.min(), distance.max(), 100)
+    ax.plot(line, np.polynomial.Polynomial(entry["shipped"]["calibration_coefficients"])(line), color="tab:red",
+            label=f"calibration ({entry['shipped']['calibration']})")
+    ax.set_yticks(range(len(entry["grade_names"])), entry["grade_names"])
+    ax.set_xlabel("signed distance to the hyperplane")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_tsne(path: Path, z: np.ndarray, colourings: dict[str, np.ndarray], seed: int = 0) -> None:
+    """t-SNE of z_sem, one panel per colouring (grade, vertebra level, ...)."""
+    from sklearn.manifold import TSNE
+
+    plt = _pyplot()
+    z = (z - z.mean(0)) / np.where(z.std(0) > 1e-8, z.std(0), 1.0)
+    embedded = TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30, len(z) - 1)).fit_transform(z)
+    fig, axes = plt.subplots(1, len(colourings), figsize=(4.2 * len(colourings), 4), squeeze=False)
+    for ax, (name, values) in zip(axes[0], colourings.items()):
+        for value in sorted(set(values.tolist())):
+            keep = values == value
+            ax.scatter(*embedded[keep].T, s=5, alpha=0.6, label=str(value))
+        ax.set_title(f"t-SNE of z_sem by {name}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(fontsize=6, markerscale=2, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def strip_cases(cases: list[dict[str, Any]], count: int = 2) -> list[tuple[int, str]]:
+    """A few cases whose counterfactuals all landed on their targets and a few failures, by case index."""
+    hits = [k for k, c in enumerate(cases) if c["cf_grades"] == list(range(len(c["cf_grades"])))]
+    misses = [k for k, c in enumerate(cases) if k not in hits]
+    return [(k, "all counterfactuals valid") for k in hits[:count]] + [(k, "failure") for k in misses[:count]]
+
+
+def write_plots(out: Path, task: str, entry: dict[str, Any], z: np.ndarray, data, explainer,
+                picks: np.ndarray) -> None:
+    plot_roc(out / f"{task}_roc.png", entry)
+    plot_calibration(out / f"{task}_calibration.png", entry)
+    known = data.grades >= 0
+    colourings = {"grade": data.grades[known]}
+    if "level" in data.extra:
+        colourings["vertebra level"] = data.extra["level"][known]
+    plot_tsne(out / f"{task}_tsne.png", z[known], colourings)
+    for k, why in strip_cases(entry["counterfactuals"]["cases"]):
+        index = int(picks[k])
+        image = data.images[index].astype(np.float32)
+        explanation = explainer.explain(image, task, preset=entry["counterfactuals"]["preset"], sweep_count=0)
+        explainer.forget_inversions()
+        regraded = entry["counterfactuals"]["cases"][k]["cf_grades"]
+        save_strip(out / f"{task}_strip_{k:03d}.png", image, explanation,
+                   f"case {index} (true grade {int(data.grades[index])}), {why}; re-encoded grades {regraded}")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# docs/RESULTS.md
+
+
+def _fmt(value: Any) -> str:
+    return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else (
+        f"{value:.3f}" if isinstance(value, float) else str(value))
+
+
+def _target_line(task: str, values: dict[str, float]) -> list[str]:
+    lines = []
+    for metric, (op, goal) in TARGETS.get(task, {}).items():
+        value = values.get(metric)
+        if value is None:
+            continue
+        met = value >= goal if op == ">=" else value <= goal
+        gap = "" if met else f" (missed by {abs(value - goal):.3f})"
+        lines.append(f"| {metric} | {op} {goal} | {_fmt(value)} | {'met' if met else 'not met'}{gap} |")
+    return lines
+
+
+def task_section(folder: Path, link: str, results: dict[str, Any], task: str, entry: dict[str, Any]) -> list[str]:
+    """The report of one task; ``link`` is ``folder`` relative to the report, for the images."""
+    name, cf = folder.name, entry["counterfactuals"]
+    lines = [f"### {name}: task `{task}` ({results['split']} split, {results['n_eval']} images; "
+             f"bundle `{results['bundle']}`)", "",
+             "| model | probe | calibration | AUC | MAE | macro-F1 | accuracy |", "|---|---|---|---|---|---|---|"]
+    for row in entry["rows"]:
+        lines.append(f"| DAE (ours) | {row['probe']} | {row['calibration']} | {_fmt(row['auc'])} | {_fmt(row['mae'])} "
+                     f"| {_fmt(row['macro_f1'])} | {_fmt(row['accuracy'])} |")
+    if "baseline" in entry:
+        b = entry["baseline"]
+        lines.append(f"| DenseNet121 (ours, from scratch, epoch {b['best_epoch']}) | – | – | {_fmt(b['auc'])} | "
+                     f"{_fmt(b['mae'])} | {_fmt(b['macro_f1'])} | {_fmt(b['accuracy'])} |")
+    paper = PAPER.get(task)
+    if paper:
+        for model in ("DAE+SVM", "DenseNet121"):
+            p = paper[model]
+            lines.append(f"| {model} (paper, {paper['table']}) | | | {_fmt(p.get('auc'))} | {_fmt(p.get('mae'))} | "
+                         f"{_fmt(p.get('macro_f1'))} | |")
+    lines += ["", f"Counterfactuals ({cf['n_cases']} held-out images spread over the grades, preset `{cf['preset']}`):",
+              "", "| check | value |", "|---|---|",
+              f"| validity: re-encoded grade = target grade | {_fmt(cf['validity'])} |",
+              f"| validity within one grade | {_fmt(cf['validity_within_one'])} |",
+              f"| mean absolute grade error of counterfactuals | {_fmt(cf['mean_abs_grade_error'])} |",
+              f"| validity by target grade | {', '.join(_fmt(v) for v in cf['validity_by_target'])} |",
+              f"| binary reflection crosses the hyperplane | {_fmt(cf['reflection_validity'])} |",
+              f"| reconstruction MSE / PSNR / SSIM | {_fmt(cf['reconstruction']['mse'])} / "
+              f"{_fmt(cf['reconstruction']['psnr'])} / {_fmt(cf['reconstruction']['ssim'])} |"]
+    if "faithfulness" in cf:
+        lines += [f"| faithfulness: measured morphometric grade = target ({cf['faithfulness_measured']} measurable) "
+                  f"| {_fmt(cf['faithfulness'])} |",
+                  f"| faithfulness by target grade | {', '.join(_fmt(v) for v in cf['faithfulness_by_target'])} |",
+                  f"| mean change inside / outside the vertebral body (model units) | "
+                  f"{_fmt(cf['change_inside_body'])} / {_fmt(cf['change_outside_body'])} |"]
+    fd = cf.get("frechet_zsem", {})
+    if fd:
+        lines.append("| Fréchet distance in z_sem space (not FID), real grade g vs counterfactuals to g | "
+                     + ", ".join(f"G{g}: {v:.3g}" for g, v in fd.items()) + " |")
+    shipped = next((r for r in entry["rows"] if r["probe"] == entry["shipped"]["probe"]
+                    and r["calibration"].startswith(entry["shipped"]["calibration"])), entry["rows"][0])
+    values = {**shipped, "validity": cf["validity"], "faithfulness": cf.get("faithfulness")}
+    lines += ["", "| target | goal | ours | status |", "|---|---|---|---|", *_target_line(task, values), ""]
+    if "baseline" in entry:
+        lines.append(f"DenseNet121 trained {entry['baseline']['train_seconds'] / 60:.1f} min on this machine "
+                     f"(epoch chosen by validation AUC).")
+    lines += ["", f"![ROC]({link}/{task}_roc.png) ![calibration]({link}/{task}_calibration.png)", "",
+              f"![t-SNE]({link}/{task}_tsne.png)", ""]
+    lines += [f"![strip]({link}/{p.name})" for p in sorted(folder.glob(f"{task}_strip_*.png"))]
+    return lines
+
+
+def write_results_markdown(results_dir: Path, out: Path, preface: str | None = None) -> Path:
+    """One section per results.json under ``results_dir``; ``preface`` (docs/results/PREFACE.md) goes first."""
+    results_dir = Path(results_dir)
+    preface_file = results_dir / "PREFACE.md"
+    lines = [preface if preface is not None else (preface_file.read_text(encoding="utf-8") if preface_file.exists()
+                                                   else "# Results"), ""]
+    out = Path(out)
+    for path in sorted(results_dir.glob("*/results.json")):
+        results = json.loads(path.read_text(encoding="utf-8"))
+        link = os.path.relpath(path.parent.resolve(), out.parent.resolve()).replace(os.sep, "/")
+        for task, entry in results["tasks"].items():
+            lines += task_section(path.parent, link, results, task, entry) + [""]
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out

@@ -1,0 +1,156 @@
+"""Evaluation: paper metrics from continuous scores, counterfactual checks, the baseline and the report."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from DAECounterfactualLib.bundle import load_bundle
+from DAECounterfactualLib.evaluation import (
+    BodyMeasure,
+    confusion_matrix,
+    counterfactual_checks,
+    frechet_distance,
+    probe_table,
+    proximity,
+    summarise_counterfactuals,
+)
+from DAECounterfactualLib.pipeline import Explainer
+from DAECounterfactualLib.synthesis import simulate_fracture
+from DAECounterfactualLib.task_fitting import TaskRecipe
+
+RECIPE = TaskRecipe(name="genant", grade_names=("G0", "G1", "G2", "G3"), positive_min_grade=2,
+                    exclude_from_probe=(1,))
+
+
+def graded_latents(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Latents whose first dimension grows with the grade, plus noise in 7 more."""
+    rng = np.random.default_rng(seed)
+    grades = rng.integers(0, 4, n)
+    z = rng.normal(size=(n, 8))
+    z[:, 0] = grades + rng.normal(scale=0.6, size=n)
+    return z, grades
+
+
+def test_confusion_matrix_rows_are_true_grades():
+    assert confusion_matrix([0, 0, 1, 2], [0, 1, 1, 0], 3) == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
+
+
+def test_probe_table_has_every_probe_and_calibration_and_auc_from_distances():
+    z_train, g_train = graded_latents(300, 0)
+    z_eval, g_eval = graded_latents(200, 1)
+    g_eval[:3] = -1  # ungraded images are left out, not counted as G0
+    rows = probe_table(RECIPE, z_train, g_train, z_eval, g_eval, c=1.0)
+    assert [(r["probe"], r["calibration"]) for r in rows] == [
+        (p, c) for p in ("svm", "logistic") for c in ("linear", "extremes", "poly3")]
+    from DAECounterfactualLib.probe import fit_probe
+
+    use = g_train != 1
+    probe = fit_probe(z_train[use], g_train[use] >= 2, kind="svm", C=1.0)
+    known = g_eval >= 0
+    expected = roc_auc_score(g_eval[known] >= 2, probe.distance(z_eval[known]))
+    assert rows[0]["auc"] == pytest.approx(expected)
+    assert rows[0]["n"] == known.sum() and np.sum(rows[0]["confusion"]) == known.sum()
+    assert 0.5 < rows[0]["macro_f1"] <= 1 and rows[0]["mae"] < 0.6
+    assert all(r["auc"] > 0.9 for r in rows)
+
+
+def test_frechet_distance_is_zero_for_one_set_and_grows_with_the_mean_shift():
+    a = np.random.default_rng(0).normal(size=(400, 3))
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-8)
+    assert frechet_distance(a, a + [2.0, 0, 0]) == pytest.approx(4.0, rel=1e-6)
+
+
+def body_patch(size: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """A CT-like patch in model units: a bright rectangular body on soft tissue."""
+    image = np.full((size, size), -0.2, np.float32)
+    body = np.zeros((size, size), bool)
+    body[14:34, 12:36] = True
+    image[body] = 0.4
+    return image, body
+
+
+def test_body_measure_grades_an_intact_and_a_simulated_wedge_fracture():
+    image, body = body_patch()
+    measure = BodyMeasure(threshold=0.1, spacing_mm=1.5)
+    assert measure.grade(image[None]) == 0
+    fracture = simulate_fracture(image, body, 0.45, "wedge", 1.5)
+    assert measure.grade(fracture.image[None]) == 3
+    assert measure.grade(np.full((1, 48, 48), -1.0, np.float32)) is None  # nothing to measure
+
+
+def test_proximity_separates_change_inside_and_outside_the_body():
+    image, body = body_patch()
+    changed = image.copy()
+    changed[body] += 0.5
+    inside_only = proximity(changed[None], image[None], body, dilate_px=0)
+    assert inside_only["inside"] == pytest.approx(0.5) and inside_only["outside"] == 0
+    everywhere = proximity(image[None] + 0.1, image[None], body)
+    assert everywhere["inside"] == pytest.approx(0.1) and everywhere["outside"] == pytest.approx(0.1)
+
+
+def test_summary_counts_hits_misses_and_measured_grades():
+    cases = [{"cf_grades": [0, 1, 2, 3], "reflection_flipped": True, "cf_measured_grades": [0, 1, None, 3],
+              "proximity": [{"inside": 0.2, "outside": 0.0}] * 4},
+             {"cf_grades": [0, 0, 3, 3], "reflection_flipped": False, "cf_measured_grades": [1, 1, 2, 2],
+              "proximity": [{"inside": 0.4, "outside": 0.1}] * 4}]
+    s = summarise_counterfactuals(cases, 4)
+    assert s["validity"] == pytest.approx(6 / 8) and s["validity_within_one"] == 1.0
+    assert s["mean_abs_grade_error"] == pytest.approx(2 / 8)
+    assert s["validity_by_target"] == [1.0, 0.5, 0.5, 1.0]
+    assert s["reflection_validity"] == 0.5
+    assert s["faithfulness_measured"] == 7 and s["faithfulness"] == pytest.approx(5 / 7)
+    assert s["change_inside_body"] == pytest.approx(0.3) and s["change_outside_body"] == pytest.approx(0.05)
+
+
+def test_counterfactual_checks_regrade_real_explanations(overfit_dae, blob_bundle):
+    explainer = Explainer(load_bundle(blob_bundle))
+    images = overfit_dae[1].numpy()[:2]
+    checks = counterfactual_checks(explainer, images, np.array([1, 3]), "size", "fast")
+    assert checks["n_cases"] == 2 and len(checks["cases"]) == 2
+    case = checks["cases"][0]
+    explanation = explainer.explain(images[0], "size", preset="fast", sweep_count=0)
+    regraded = explainer.grade(explanation.counterfactuals, "size")
+    assert case["cf_grades"] == regraded.grade.tolist()  # the stored grades are those of re-encoded images
+    assert 0 <= checks["validity"] <= 1 and checks["reconstruction"]["mse"] < 0.05
+    assert set(checks["latents"]) == {0, 1, 2, 3} and checks["latents"][0].shape == (2, 32)
+
+
+def test_baseline_trains_and_scores_from_probabilities():
+    from DAECounterfactualLib.baseline import BaselineConfig, fit_size, scores_and_grades, train_baseline
+
+    assert fit_size(torch.zeros(2, 3, 28, 28)).shape == (2, 3, 32, 32)
+    assert fit_size(torch.zeros(2, 1, 64, 64)).shape == (2, 1, 64, 64)
+    probabilities = np.array([[0.5, 0.2, 0.3], [0.1, 0.1, 0.8]])
+    score, grade = scores_and_grades(probabilities, 1)
+    np.testing.assert_allclose(score, [0.5, 0.9])
+    assert grade.tolist() == [0, 2]
+    rng = np.random.default_rng(0)
+    grades = np.tile([0, 1, 2], 4)
+    images = (rng.normal(size=(12, 1, 32, 32)) * 0.1 + grades[:, None, None, None] * 0.5 - 0.5).astype(np.float32)
+    result = train_baseline(images, grades, images, grades, 3, 1, BaselineConfig(epochs=2, batch_size=6),
+                            progress=False)
+    assert 1 <= result.best_epoch <= 2 and len(result.history) == 2
+    assert {"auc", "mae", "macro_f1"} <= set(result.history[0])
+
+
+def test_report_states_targets_and_paper_numbers(tmp_path):
+    from DAECounterfactualLib.results_report import write_results_markdown
+
+    row = {"probe": "svm", "calibration": "linear", "auc": 0.95, "mae": 0.4, "macro_f1": 0.5, "accuracy": 0.6}
+    cf = {"n_cases": 4, "preset": "fast", "validity": 0.5, "validity_within_one": 1.0, "mean_abs_grade_error": 0.5,
+          "validity_by_target": [1, 0, 0, 1], "reflection_validity": 1.0,
+          "reconstruction": {"mse": 0.001, "psnr": 36.0, "ssim": 0.95}, "frechet_zsem": {"0": 1.5}}
+    results = {"bundle": "vcf-ct@x", "split": "test", "n_eval": 10,
+               "tasks": {"genant": {"rows": [row], "counterfactuals": cf, "shipped": {"probe": "svm",
+                                                                                       "calibration": "linear"}}}}
+    (tmp_path / "results" / "vcf-ct").mkdir(parents=True)
+    (tmp_path / "results" / "vcf-ct" / "results.json").write_text(json.dumps(results))
+    text = write_results_markdown(tmp_path / "results", tmp_path / "RESULTS.md", preface="# R").read_text()
+    assert "| DAE (ours) | svm | linear | 0.950 |" in text
+    assert "| auc | >= 0.93 | 0.950 | met |" in text
+    assert "| macro_f1 | >= 0.59 | 0.500 | not met (missed by 0.090) |" in text
+    assert "| validity | >= 0.9 | 0.500 | not met (missed by 0.400) |" in text
+    assert "DenseNet121 (paper" in text and "results/vcf-ct/genant_roc.png" in text
