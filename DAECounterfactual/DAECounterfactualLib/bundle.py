@@ -41,6 +41,7 @@ LATENT_STATS = "latent_stats.json"
 MODEL_CARD = "MODEL_CARD.md"
 TASK_DIR = "tasks"
 ALLOWED_SUFFIXES = (".json", ".safetensors", ".md")
+MAX_EDIT_GAIN = 50.0
 MAX_STEPS = 1000
 MAX_REFINE = 20
 
@@ -124,9 +125,12 @@ class TaskSpec:
     probe: LinearProbe
     calibration: Calibration
     metrics: dict[str, Any] = field(default_factory=dict)
+    edit_gain: float = 1.0  # latent steps are multiplied by this (probe.move_to_distance); fitted, >= 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "grade_names", tuple(self.grade_names))
+        if not (np.isfinite(self.edit_gain) and 1.0 <= self.edit_gain <= MAX_EDIT_GAIN):
+            raise ValueError(f"edit_gain must lie in [1, {MAX_EDIT_GAIN}], got {self.edit_gain}")
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ValueError(f"invalid task name {self.name!r}")
         if len(self.grade_names) < 2:
@@ -144,14 +148,16 @@ class TaskSpec:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "grade_names": list(self.grade_names),
                 "positive_min_grade": self.positive_min_grade, "positive_rule": self.positive_rule,
-                "probe": self.probe.to_dict(), "calibration": self.calibration.to_dict(), "metrics": self.metrics}
+                "probe": self.probe.to_dict(), "calibration": self.calibration.to_dict(), "metrics": self.metrics,
+                "edit_gain": self.edit_gain}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TaskSpec":
         return cls(name=str(data["name"]), description=str(data.get("description", "")),
                    grade_names=tuple(str(g) for g in data["grade_names"]),
                    positive_min_grade=int(data["positive_min_grade"]), probe=LinearProbe.from_dict(data["probe"]),
-                   calibration=Calibration.from_dict(data["calibration"]), metrics=dict(data.get("metrics", {})))
+                   calibration=Calibration.from_dict(data["calibration"]), metrics=dict(data.get("metrics", {})),
+                   edit_gain=float(data.get("edit_gain", 1.0)))
 
 
 @dataclass(frozen=True)
@@ -387,13 +393,16 @@ def write_bundle(path: str | os.PathLike, config: BundleConfig, model, latent_st
     return root
 
 
-def add_task(path: str | os.PathLike, task: TaskSpec, overwrite: bool = False) -> None:
-    """Add (or replace) one task probe in a verified bundle; the DAE weights are neither read nor copied."""
+def add_task(path: str | os.PathLike, task: TaskSpec, overwrite: bool = False, model_card: str | None = None) -> None:
+    """Add (or replace) one task probe in a verified bundle, optionally with a new model card; the DAE weights
+    are neither read nor copied."""
     bundle = load_bundle(path, load_weights=False)
     if task.name in bundle.tasks and not overwrite:
         raise BundleError(f"{bundle.path}: task {task.name!r} already exists (pass overwrite=True)")
     _check_dimensions(bundle.path, bundle.config, bundle.latent_stats, {task.name: task})
     atomic_write_bytes(bundle.path / TASK_DIR / f"{task.name}.json", _json_bytes(task.to_dict()))
+    if model_card is not None:
+        atomic_write_bytes(bundle.path / MODEL_CARD, model_card.encode("utf-8"))
     _write_manifest(bundle.path)
 
 

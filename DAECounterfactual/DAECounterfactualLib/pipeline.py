@@ -142,8 +142,9 @@ class Explainer:
         targets = np.array([spec.calibration.inverse(g) for g in range(n_grades)])
         span = max(np.abs(targets).max(), abs(grades.distance[0])) * 1.25
         sweep_distances = np.linspace(-span, span, sweep_count) if sweep_count else np.zeros(0)
-        latents = np.concatenate([z, spec.probe.move_to_distance(np.repeat(z, n_grades, 0), targets),
-                                  spec.probe.reflect(z), spec.probe.sweep(z, sweep_distances)
+        gain = spec.edit_gain
+        latents = np.concatenate([z, spec.probe.move_to_distance(np.repeat(z, n_grades, 0), targets, gain),
+                                  spec.probe.reflect(z, gain), spec.probe.sweep(z, sweep_distances, gain)
                                   if sweep_count else np.zeros((0, z.shape[1]))])
         groups = [latents] if batched else [latents[i:i + 1] for i in range(len(latents))]
         total = steps.invert + steps.decode * len(groups)

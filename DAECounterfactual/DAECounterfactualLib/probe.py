@@ -84,23 +84,26 @@ class LinearProbe:
     def probability(self, z: np.ndarray) -> np.ndarray:
         return _sigmoid(self.prob_slope * self.distance(z) + self.prob_intercept)
 
-    def move_to_distance(self, z: np.ndarray, target: np.ndarray | float) -> np.ndarray:
-        """Shift each latent along n̂ (in the probe's space) so its signed distance equals ``target``."""
+    def move_to_distance(self, z: np.ndarray, target: np.ndarray | float, gain: float = 1.0) -> np.ndarray:
+        """Shift each latent along n̂ (in the probe's space) so its signed distance equals ``target``.
+
+        ``gain`` > 1 overshoots by that factor: the task's edit gain, which makes the *decoded and re-encoded*
+        image land on ``target`` when the decoder renders only part of a latent step (see ``fit_edit_gain``)."""
         u = self.standardize(z)
-        step = np.asarray(target, dtype=np.float64) - self.distance(z)
+        step = gain * (np.asarray(target, dtype=np.float64) - self.distance(z))
         return self.unstandardize(u + step[:, None] * self.unit_normal)
 
-    def reflect(self, z: np.ndarray) -> np.ndarray:
+    def reflect(self, z: np.ndarray, gain: float = 1.0) -> np.ndarray:
         """Binary counterfactual: mirror through the hyperplane, w - 2·dist·n̂ (same |dist|, other side)."""
-        return self.move_to_distance(z, -self.distance(z))
+        return self.move_to_distance(z, -self.distance(z), gain)
 
-    def sweep(self, z: np.ndarray, distances: np.ndarray) -> np.ndarray:
+    def sweep(self, z: np.ndarray, distances: np.ndarray, gain: float = 1.0) -> np.ndarray:
         """One latent moved to each of ``distances``; shape (len(distances), dim)."""
         z = _as_2d(z)
         if z.shape[0] != 1:
             raise ValueError("sweep takes a single latent")
         distances = np.asarray(distances, dtype=np.float64)
-        return self.move_to_distance(np.repeat(z, len(distances), axis=0), distances)
+        return self.move_to_distance(np.repeat(z, len(distances), axis=0), distances, gain)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "normal": self.normal.tolist(), "bias": float(self.bias),

@@ -8,12 +8,12 @@ by validation AUC computed from the continuous distance, never from hard labels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from .bundle import TaskSpec
+from .bundle import MAX_EDIT_GAIN, TaskSpec
 from .probe import fit_calibration, fit_probe
 
 
@@ -67,3 +67,33 @@ def fit_task(recipe: TaskRecipe, z_train: np.ndarray, grades_train: np.ndarray, 
     return TaskSpec(name=recipe.name, description=recipe.description, grade_names=recipe.grade_names,
                     positive_min_grade=recipe.positive_min_grade, probe=probe, calibration=calibration,
                     metrics=metrics)
+
+
+def edit_response(explainer, images: np.ndarray, spec: TaskSpec, preset: str) -> tuple[np.ndarray, np.ndarray]:
+    """Requested and achieved distance steps: for each image and grade, target minus the image's distance, and
+    the re-encoded counterfactual's distance minus the image's distance."""
+    requested, achieved = [], []
+    for image in images:
+        e = explainer.explain(image, spec, preset=preset, sweep_count=0)
+        d0 = e.grades.distance[0]
+        requested.append(e.target_distances - d0)
+        achieved.append(explainer.grade(e.counterfactuals, spec).distance - d0)
+    return np.concatenate(requested), np.concatenate(achieved)
+
+
+def fit_edit_gain(explainer, images: np.ndarray, spec: TaskSpec, preset: str = "fast",
+                  rounds: int = 2) -> tuple[float, dict[str, Any]]:
+    """The edit gain that makes decoded-and-re-encoded counterfactuals land on their target distances.
+
+    A DAE decoder renders only part of a latent step along n̂ (re-encoding a counterfactual made with gain 1
+    recovered 16 % of the step on dr-retina, with correlation 0.97), so the counterfactual for grade g would
+    look like a grade between the input's and g. The response is close to linear; a least-squares slope through
+    the origin, refitted ``rounds`` times with the gain applied, gives the factor. Fit on validation images."""
+    gain, history = spec.edit_gain, []
+    for _ in range(rounds):
+        requested, achieved = edit_response(explainer, images, replace(spec, edit_gain=gain), preset)
+        slope = float(requested @ achieved / max(requested @ requested, 1e-12))
+        history.append({"gain": gain, "response_slope": slope,
+                        "correlation": float(np.corrcoef(requested, achieved)[0, 1])})
+        gain = float(np.clip(gain / slope, 1.0, MAX_EDIT_GAIN)) if slope > 0 else MAX_EDIT_GAIN
+    return gain, {"images": int(len(images)), "preset": preset, "rounds": history}
