@@ -99,7 +99,8 @@ def test_extracted_patch_keeps_input_units(logic, spine, phantom):
 def test_grade_reads_out_every_field_and_matches_the_pipeline(logic, spine, phantom, ct_bundle):
     volume, points = spine
     result = logic.grade(volume, points, "genant", index=2)
-    assert set(result) == {"distance", "probability", "score", "grade", "grade_name", "ood", "ood_score", "level"}
+    assert set(result) == {"distance", "probability", "score", "grade", "grade_name", "ood", "ood_score", "level",
+                           "warning"}
     assert result["level"] == "L3" and result["grade_name"] == GRADE_NAMES[result["grade"]]
     patch = extract_sagittal_patch(phantom.volume, phantom.positions[2].ras, PATCH_PX, PATCH_SPACING)
     direct = logic.explainer.grade(ct_bundle.config.preprocessing.apply(patch.pixels)[None, None], "genant")

@@ -28,7 +28,7 @@ import numpy as np
 
 from .config import ConfigError, DAEConfig
 from .diffusion import DiffusionConfig
-from .errors import BundleError
+from .errors import BundleError, InputError
 from .files import atomic_write_bytes
 from .preprocessing import Preprocessing
 from .probe import Calibration, LinearProbe
@@ -55,16 +55,21 @@ class StepPreset:
     refine: int = 0
 
     def __post_init__(self) -> None:
+        # InputError (a ValueError): presets also come from users (CLI --steps, the Python console)
         for name in ("invert", "decode"):
             value = getattr(self, name)
-            if not isinstance(value, int) or not 1 <= value <= MAX_STEPS:
-                raise ValueError(f"{name} steps must be an integer in [1, {MAX_STEPS}], got {value!r}")
-        if not isinstance(self.refine, int) or not 0 <= self.refine <= MAX_REFINE:
-            raise ValueError(f"refine must be an integer in [0, {MAX_REFINE}], got {self.refine!r}")
+            if not _is_int(value) or not 1 <= value <= MAX_STEPS:
+                raise InputError(f"{name} steps must be an integer in [1, {MAX_STEPS}], got {value!r}")
+        if not _is_int(self.refine) or not 0 <= self.refine <= MAX_REFINE:
+            raise InputError(f"refine must be an integer in [0, {MAX_REFINE}], got {self.refine!r}")
 
     @property
     def inversion_calls(self) -> int:
         return self.invert * (1 + self.refine)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 DEFAULT_PRESETS = {"fast": StepPreset(10, 10), "standard": StepPreset(50, 50), "reference": StepPreset(250, 100)}
@@ -90,6 +95,25 @@ class BundleConfig:
             raise ValueError(f"patch_spacing_mm must be positive, got {self.patch_spacing_mm}")
         if not self.name or "/" in self.name:
             raise ValueError(f"invalid bundle name {self.name!r}")
+        for name, preset in self.presets.items():
+            self.check_steps(preset, f"preset {name!r}")
+
+    def check_steps(self, preset: StepPreset, what: str = "steps") -> StepPreset:
+        """A DDIM walk cannot take more steps than the model has trained timesteps (InputError otherwise)."""
+        limit = self.diffusion.num_train_timesteps
+        if max(preset.invert, preset.decode) > limit:
+            raise InputError(f"{what}: {max(preset.invert, preset.decode)} DDIM steps exceed the {limit} timesteps "
+                             f"bundle {self.name!r} was trained with")
+        return preset
+
+    def preset(self, name_or_preset: str | StepPreset) -> StepPreset:
+        """A named preset, or a user's own StepPreset checked against the model: what every caller passes on to
+        ``Explainer.explain`` (which would otherwise fail deep inside the diffusion loop)."""
+        if isinstance(name_or_preset, StepPreset):
+            return self.check_steps(name_or_preset)
+        if name_or_preset not in self.presets:
+            raise InputError(f"unknown quality preset {name_or_preset!r}; presets: {sorted(self.presets)}")
+        return self.presets[name_or_preset]
 
     def to_dict(self) -> dict[str, Any]:
         return {
