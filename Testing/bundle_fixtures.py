@@ -6,10 +6,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from spine_testdata import field_on_sagittal_patch
+
 PATCH_PX = 16        # the tiny model's image size
 PATCH_SPACING = 3.0  # mm: 48 mm fields of view hold a phantom lumbar body
 GRADE_NAMES = ("G0", "G1", "G2", "G3")
 CT_WINDOW = (-200.0, 800.0)
+
+GRADIENT = np.array([3.0, -2.0, 4.0])  # HU per mm: a linear field, reproduced exactly by trilinear sampling
+FIELD_OFFSET = float(np.mean(CT_WINDOW))
+EXTENT_MM = 84.0  # a box this wide holds the 48 mm patch around any point within 5 mm of its centre, any rotation
+
+
+def field_model_input(point) -> np.ndarray:
+    """(1, 1, H, W) model input of the exact field on the patch plane through ``point`` (the tiny bundle's window)."""
+    field = field_on_sagittal_patch(point, PATCH_PX, PATCH_SPACING, GRADIENT, FIELD_OFFSET)
+    return np.clip(2 * (field - CT_WINDOW[0]) / np.ptp(CT_WINDOW) - 1, -1, 1)[None, None]
 
 
 def write_ct_bundle(model, images: np.ndarray, tiny_config, folder):

@@ -15,13 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bundle_fixtures import CT_WINDOW, PATCH_PX, PATCH_SPACING, ct_bundle_path  # noqa: F401  (fixture)
+from bundle_fixtures import (EXTENT_MM, FIELD_OFFSET, GRADIENT, ct_bundle_path,  # noqa: F401  (fixture)
+                             field_model_input)
 from DAECounterfactualLib.cli import _write_batches, main
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.scoring import ScoresFile, iter_volume_rows
 from DAECounterfactualLib.synthesis import export_phantom, make_spine_phantom
 from DAECounterfactualLib.volumes import Volume, read_verse_centroids, read_volume, write_volume
-from spine_testdata import real_data, rotation
+from spine_testdata import centred_field_volume, real_data, rotation
 
 
 @pytest.fixture(scope="module")
@@ -285,10 +286,6 @@ def test_progress_bar_goes_to_stderr(ct_bundle_path, phantom_dir, tmp_path, caps
 # geometry: any orientation, spacing and point (hypothesis)
 
 
-GRADIENT = np.array([3.0, -2.0, 4.0])  # HU per mm: a linear field, reproduced exactly by trilinear sampling
-EXTENT_MM = 84.0  # a box this wide holds the 48 mm patch around any point within 5 mm of its centre, any rotation
-
-
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(spacing=st.tuples(st.floats(0.3, 1.5), st.floats(0.3, 1.5), st.floats(1.0, 6.0)),
@@ -299,30 +296,17 @@ def test_cli_scores_any_geometry_like_the_field_it_samples(ct_bundle_path, tmp_p
     """Extreme anisotropy (0.3 x 0.3 x 6 mm), oblique and left-handed direction matrices are handled, not refused:
     a volume holding a linear HU field grades exactly like the field sampled on the patch plane directly."""
     from DAECounterfactualLib.bundle import load_bundle
-    from DAECounterfactualLib.geometry import sagittal_patch_to_ras
     from DAECounterfactualLib.pipeline import Explainer
+
     folder = tmp_path_factory.mktemp("geometry")
     direction = rotation(angles) @ np.diag([1.0, 1.0, -1.0 if mirror else 1.0])
-    shape_ijk = np.ceil(EXTENT_MM / np.asarray(spacing)).astype(int)
-    matrix = np.eye(4)
-    matrix[:3, :3] = direction @ np.diag(spacing)
-    matrix[:3, 3] = -matrix[:3, :3] @ (shape_ijk - 1) / 2  # centred on RAS 0
-    offset = np.mean(CT_WINDOW)
-    per_voxel = GRADIENT @ matrix[:3, :3]  # the field is linear in i, j, k too: no RAS grid needed
-    i, j, k = (np.arange(n, dtype=np.float64) * step for n, step in zip(shape_ijk, per_voxel))
-    field = offset + GRADIENT @ matrix[:3, 3] + k[:, None, None] + j[None, :, None] + i[None, None, :]
-    path = write_volume(Volume(field.astype(np.float32), matrix, name="field"), folder / "field.nii")
+    volume = centred_field_volume(EXTENT_MM, spacing, direction, GRADIENT, FIELD_OFFSET)
+    path = write_volume(Volume(volume.array.astype(np.float32), volume.ijk_to_ras), folder / "field.nii")
     point = (np.asarray(fraction) - 0.5) * 10.0  # within 5 mm of the centre: the whole patch lies inside
     out = folder / "scores.csv"
     assert score(ct_bundle_path, out, "--point", ",".join(f"{v:.6f}" for v in point), str(path)) == 0
     cli_row = rows(out)[0]
-    plane = sagittal_patch_to_ras(point, PATCH_PX, PATCH_SPACING)
-    columns, pixel_rows = np.meshgrid(np.arange(PATCH_PX), np.arange(PATCH_PX))
-    pixel_ras = np.stack([columns, pixel_rows], -1).reshape(-1, 2) @ plane[:3, :2].T + plane[:3, 3]
-    field = (pixel_ras @ GRADIENT + offset).reshape(PATCH_PX, PATCH_PX)
-    explainer = Explainer(load_bundle(ct_bundle_path))
-    expected = explainer.grade(np.clip(2 * (field - CT_WINDOW[0]) / np.ptp(CT_WINDOW) - 1, -1, 1)[None, None],
-                               "genant")
+    expected = Explainer(load_bundle(ct_bundle_path)).grade(field_model_input(point), "genant")
     np.testing.assert_allclose(float(cli_row["distance"]), expected.distance[0], atol=2e-3)
 
 
