@@ -9,6 +9,31 @@ from bundle_fixtures import CT_WINDOW, GRADE_NAMES, PATCH_PX, PATCH_SPACING, ct_
 from DAECounterfactualLib.scene import add_points, add_volume_node  # noqa: F401  (re-exported for the tests)
 
 
+LEVELS = ("L1", "L2", "L3")
+
+
+@pytest.fixture(scope="module")
+def ct_bundle(ct_bundle_path):
+    from DAECounterfactualLib.bundle import load_bundle
+
+    return load_bundle(ct_bundle_path)
+
+
+@pytest.fixture()
+def logic(scene, ct_bundle):
+    from DAECounterfactualLib.logic import ExplanationLogic
+
+    return ExplanationLogic(scene, ct_bundle)
+
+
+@pytest.fixture()
+def spine(scene, phantom):
+    """(volume node, point list with one point per vertebra labelled by level)."""
+    volume = add_volume_node(scene, phantom.volume, name="spine")
+    points = add_points(scene, [(level, p.ras) for level, p in zip(LEVELS, phantom.positions)], "vertebrae")
+    return volume, points
+
+
 @pytest.fixture()
 def scene():
     """A fresh scene, also installed as ``slicer.mrmlScene`` for the duration of the test."""

@@ -8,31 +8,13 @@ import pytest
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (a test extra) is needed for MRML scenes")
 
-from DAECounterfactualLib.bundle import load_bundle  # noqa: E402
 from DAECounterfactualLib.errors import BundleError, Cancelled, InputError  # noqa: E402
-from DAECounterfactualLib.logic import WARNING_ATTRIBUTE, ExplanationLogic  # noqa: E402
+from DAECounterfactualLib.logic import WARNING_ATTRIBUTE  # noqa: E402
 from DAECounterfactualLib.volumes import Volume  # noqa: E402
 from scene_fixtures import (  # noqa: E402,F401
-    add_points, add_volume_node, ct_bundle_path, phantom, scene, scene_state)
+    add_points, add_volume_node, ct_bundle, ct_bundle_path, logic, phantom, scene, scene_state, spine)
 from bundle_fixtures import EXTENT_MM, FIELD_OFFSET, GRADIENT, field_model_input  # noqa: E402
 from spine_testdata import centred_field_volume, rotation  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def ct_bundle(ct_bundle_path):
-    return load_bundle(ct_bundle_path)
-
-
-@pytest.fixture()
-def logic(scene, ct_bundle):
-    return ExplanationLogic(scene, ct_bundle)
-
-
-@pytest.fixture()
-def spine(scene, phantom):
-    volume = add_volume_node(scene, phantom.volume, name="spine")
-    points = add_points(scene, [(level, p.ras) for level, p in zip(("L1", "L2", "L3"), phantom.positions)], "points")
-    return volume, points
 
 
 def refused_without_changes(scene, request, match, error=InputError):
