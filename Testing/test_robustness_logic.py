@@ -101,3 +101,17 @@ def test_anisotropic_oblique_and_left_handed_nodes_grade_like_the_field_they_hol
     grades = logic.grade(node, add_points(scene, [("L2", point)]), "genant")
     expected = logic.explainer.grade(field_model_input(point), "genant")
     np.testing.assert_allclose(grades["distance"], expected.distance[0], atol=2e-3)
+
+
+def test_repeated_scoring_leaks_no_nodes_once_results_are_removed(scene, logic, spine, phantom):
+    """What scripts/soak_score.py does 20 times: add a CT, score, remove table and CT with their display and
+    storage nodes; the scene ends as it began (scene.RemoveNode alone would orphan the display node)."""
+    from DAECounterfactualLib.scene import remove_node
+
+    before = scene_state(scene)
+    for _ in range(3):
+        volume = add_volume_node(scene, phantom.volume, name="scan")
+        table = logic.score(volume, list(phantom.positions), "genant")
+        for node in (table, volume):
+            remove_node(scene, node)
+        assert scene_state(scene) == before
