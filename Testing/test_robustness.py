@@ -140,6 +140,15 @@ def test_truncated_npz_is_refused(ct_bundle_path, tmp_path, capsys):
     (tmp_path / "cut.npz").write_bytes((tmp_path / "whole.npz").read_bytes()[:300])
     err = score_error(capsys, ct_bundle_path, tmp_path, str(tmp_path / "cut.npz"))
     assert "cut.npz: cannot be read as a numpy .npz" in err
+    np.savez(tmp_path / "keys.npz", images=np.zeros((2, 28, 28), np.uint8))
+    err = score_error(capsys, ct_bundle_path, tmp_path, str(tmp_path / "keys.npz"))
+    assert err.startswith(f"daecf: error: {tmp_path / 'keys.npz'}: missing array(s) ['val_images', 'val_labels']")
+
+
+def test_npz_for_a_volume_bundle_names_the_file(ct_bundle_path, tmp_path, capsys):
+    np.savez(tmp_path / "retina.npz", val_images=np.zeros((2, 28, 28, 3), np.uint8), val_labels=np.zeros(2))
+    err = score_error(capsys, ct_bundle_path, tmp_path, str(tmp_path / "retina.npz"))
+    assert "retina.npz: bundle 'tinyct' expects images of 1×16×16, got (3, 28, 28)" in err
 
 
 @pytest.mark.parametrize("kind, message", [
@@ -164,8 +173,8 @@ def test_bad_centroid_files_are_refused(ct_bundle_path, phantom_dir, ct, tmp_pat
 
 @pytest.mark.parametrize("args, message", [
     (["--preset", "best"], "unknown quality preset 'best'"),
-    (["--steps", "0"], "invert steps must be an integer in [1, 1000], got 0"),
-    (["--steps", "10,100000"], "decode steps must be an integer in [1, 1000], got 100000"),
+    (["--steps", "0"], "--steps 0: invert steps must be an integer in [1, 1000], got 0"),
+    (["--steps", "10,100000"], "--steps 10,100000: decode steps must be an integer in [1, 1000], got 100000"),
     (["--steps", "ten"], "--steps 'ten': expected a step count N or INVERT,DECODE"),
     (["--task", "size"], "has no task 'size'"),
 ])
@@ -197,7 +206,7 @@ def test_unwritable_output_is_refused_before_any_work_and_leaves_nothing(ct_bund
     assert code == 2 and f"{blocker / 'scores.csv'}: cannot write here ({blocker} is a file, not a folder)" in err
     code = main(["explain", "--bundle", str(ct_bundle_path), "--task", "genant", "--point",
                  centroid_point(phantom_dir, ct), "--out", str(blocker / "explain"), str(phantom_dir / "ct.nii.gz")])
-    assert code == 2 and "is a file, not a folder" in capsys.readouterr().err
+    assert code == 2 and f"{blocker / 'explain'}: cannot write here ({blocker} is a file" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"] and blocker.read_text() == "a file, not a folder"
 
 

@@ -116,7 +116,8 @@ def _score_batches(args: argparse.Namespace, explainer, sink):
         data = read_npz_dataset(args.input, args.split)
         todo = [n for n, name in enumerate(data.names) if name not in sink.done]
         names = [data.names[n] for n in todo]
-        return len(data.names), iter_image_rows(explainer, data.images[todo], names, args.task) if todo else ()
+        return len(data.names), iter_image_rows(explainer, data.images[todo], names, args.task, source=data.source) \
+            if todo else ()
     volume = read_volume(args.input)
     positions = _positions(args, volume)
     sink.check_positions(positions)
@@ -151,7 +152,11 @@ def _steps(text: str | None, preset: str, config):
         counts = []
     if len(counts) not in (1, 2):
         raise InputError(f"--steps {text!r}: expected a step count N or INVERT,DECODE, e.g. --steps 20,20")
-    return config.check_steps(StepPreset(counts[0], counts[-1]), f"--steps {text}")
+    try:
+        steps = StepPreset(counts[0], counts[-1])
+    except InputError as error:
+        raise InputError(f"--steps {text}: {error}") from None
+    return config.check_steps(steps, f"--steps {text}")
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -160,7 +165,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from .screening import screen_volume
     from .volumes import read_volume
 
-    check_writable(args.out / "summary.json")
+    check_writable(args.out, folder=True)
     explainer = _explainer(args)
     steps = _steps(args.steps, args.preset, explainer.config)
     volume = read_volume(args.input)

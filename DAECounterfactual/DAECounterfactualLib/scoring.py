@@ -123,14 +123,14 @@ def score_volume(explainer: Explainer, volume: Volume, positions: Sequence[Verte
             progress(len(rows), len(positions))
 
 
-def iter_image_rows(explainer: Explainer, images: np.ndarray, ids: Sequence[str], task: str, batch_size: int = 64
-                    ) -> Iterator[list[dict[str, object]]]:
+def iter_image_rows(explainer: Explainer, images: np.ndarray, ids: Sequence[str], task: str, batch_size: int = 64,
+                    source: str = "images") -> Iterator[list[dict[str, object]]]:
     """Rows for 2D images in their original units (e.g. 8-bit photographs), preprocessed per image, one batch at
-    a time."""
+    a time. ``source`` names the images in errors (their file)."""
     config = explainer.config
     size, channels = config.model.image_size, config.model.in_channels
     if images.ndim != 4 or images.shape[1:] != (channels, size, size):
-        raise InputError(f"bundle {config.name!r} expects images of {channels}×{size}×{size}, got "
+        raise InputError(f"{source}: bundle {config.name!r} expects images of {channels}×{size}×{size}, got "
                          f"{images.shape[1:]}")
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
@@ -165,12 +165,14 @@ def write_scores_csv(rows: Sequence[Mapping[str, object]], path: str | Path) -> 
     return path
 
 
-def check_writable(path: Path) -> None:
-    """Refuse an output file whose folder cannot be written, before any work is done: a probe file is created
-    and removed in the nearest existing folder (permission bits say nothing for root or read-only mounts)."""
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; give a file name for the output")
-    folder = path.parent
+def check_writable(path: Path, folder: bool = False) -> None:
+    """Refuse an output file (or ``folder``) that cannot be written, before any work is done: a probe file is
+    created and removed in the nearest existing folder (permission bits say nothing for root or read-only mounts)."""
+    path = Path(path)
+    if path.is_dir() != folder and path.exists():
+        raise InputError(f"{path}: is a {'file' if folder else 'folder'}; give a {'folder' if folder else 'file'} "
+                         "name for the output")
+    folder = path if folder else path.parent
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir():

@@ -518,6 +518,8 @@ def read_npz_dataset(path: str | Path, split: str) -> ImageSet:
             if missing:
                 raise InputError(f"{path}: missing array(s) {missing} for split {split!r}; the file has {keys}")
             images, labels = archive[image_key], archive[label_key]
+    except InputError:
+        raise
     except FileNotFoundError as error:
         raise InputError(f"{path}: no such file") from error
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
