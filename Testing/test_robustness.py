@@ -111,6 +111,19 @@ def test_mri_given_to_a_ct_bundle_is_graded_with_a_warning_and_the_ood_flag(ct_b
     assert [row["ood"] for row in rows(out)] == ["1", "1", "1"]
 
 
+def test_a_ct_given_to_an_mri_bundle_warns(ct, tiny_config):
+    """No MRI bundle ships; the screening needs only the bundle's config to tell a CT (air at -1000) from an MRI."""
+    from DAECounterfactualLib.bundle import BundleConfig
+    from DAECounterfactualLib.preprocessing import Preprocessing
+    from DAECounterfactualLib.screening import screen_volume
+
+    mri = BundleConfig(name="mri", modality="MR", model=tiny_config, preprocessing=Preprocessing("percentile", 1, 99),
+                       patch_size_px=16, patch_spacing_mm=3.0)
+    warning = screen_volume(mri, ct)
+    assert "of voxels are below -500, like air in a CT; bundle 'mri' expects MR" in warning
+    assert screen_volume(mri, Volume(np.clip(ct.array + 1024, 0, None), ct.ijk_to_ras)) == ""
+
+
 def test_real_mri_given_to_a_ct_bundle_is_flagged(ct_bundle_path, tmp_path, capsys):
     case = real_data() / "spine_mri" / "vb3"
     image = case / "vb3_01_img.nii.gz"
