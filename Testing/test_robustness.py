@@ -286,14 +286,14 @@ def test_resume_refuses_a_csv_of_another_input_or_another_tool(ct_bundle_path, p
     lines = reference_scores.read_text().splitlines(keepends=True)
     r = lines[1].split(",")[2]
     for replacement, message in (("99.5", "row 20 was scored at RAS ['99.5'"), ("x", "row 20 has no valid r, a, s")):
-        out.write_text(lines[0] + lines[1].replace(f",{r},", f",{replacement},", 1))
+        out.write_text(lines[0] + lines[1].replace(f",{r},", f",{replacement},", 1) + "21,L2,")  # + a cut row
         before = out.read_bytes()
         assert score(ct_bundle_path, out, "--resume", "--centroids", str(phantom_dir / "ctd.json"),
                      str(phantom_dir / "ct.nii.gz")) == 2
         assert message in capsys.readouterr().err and out.read_bytes() == before
-    out.write_text("case,label,grade\nvb1,20,1\n")
+    out.write_text("case,label,grade\nvb1,20,1")  # no newline at the end: must not be taken for a cut row
     assert score(ct_bundle_path, out, "--resume", "--point", "0,0,0", str(phantom_dir / "ct.nii.gz")) == 2
-    assert "not a scores CSV" in capsys.readouterr().err and out.read_text() == "case,label,grade\nvb1,20,1\n"
+    assert "not a scores CSV" in capsys.readouterr().err and out.read_text() == "case,label,grade\nvb1,20,1"
 
 
 def test_progress_bar_goes_to_stderr(ct_bundle_path, phantom_dir, tmp_path, capsys):

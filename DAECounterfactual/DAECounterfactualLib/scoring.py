@@ -198,20 +198,21 @@ class ScoresFile:
         self.path = Path(path)
         check_writable(self.path)
         self.resumed = resume and self.path.is_file()
+        self._keep_bytes = 0  # of the resumed file: up to its last complete line
         self.done: dict[str, dict[str, str]] = self._read_done() if self.resumed else {}
         self.written = 0
         self._handle = None
         self._created = False
 
     def _read_done(self) -> dict[str, dict[str, str]]:
+        """Rows of the file being resumed. Nothing is changed here: a refused file stays as it was, and the cut
+        last row (if any) is dropped only when the first new rows are appended."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise InputError(f"{self.path}: cannot resume from this file ({error})") from None
         complete = text[:text.rfind("\n") + 1]
-        if complete != text:  # the last row was cut short by the interruption
-            with self.path.open("r+b") as handle:
-                handle.truncate(len(complete.encode("utf-8")))
+        self._keep_bytes = len(complete.encode("utf-8"))
         lines = complete.splitlines()
         if not lines or next(csv.reader(lines[:1])) != list(SCORE_COLUMNS):
             raise InputError(f"{self.path}: not a scores CSV (expected the header {','.join(SCORE_COLUMNS)}); "
@@ -236,16 +237,26 @@ class ScoresFile:
                              f"{[row.get(k) for k in 'ras']}; cannot resume from this file") from None
 
     def append(self, rows: Sequence[Mapping[str, object]]) -> None:
-        if self._handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("a" if self.resumed else "w", newline="", encoding="utf-8")
-            self._created = not self.resumed
-            if not self.resumed:
-                self._handle.write(_csv_text([], header=True))
-        self._handle.write(_csv_text(rows, header=False))
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        try:
+            if self._handle is None:
+                self._open()
+            self._handle.write(_csv_text(rows, header=False))
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as error:  # disk full, removed medium
+            raise InputError(f"{self.path}: writing the scores failed ({error.strerror or error})") from None
         self.written += len(rows)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.resumed:
+            with self.path.open("r+b") as handle:
+                handle.truncate(self._keep_bytes)  # a row cut short by the interruption
+            self._handle = self.path.open("a", newline="", encoding="utf-8")
+        else:
+            self._handle = self.path.open("w", newline="", encoding="utf-8")
+            self._created = True
+            self._handle.write(_csv_text([], header=True))
 
     def __enter__(self) -> "ScoresFile":
         return self
