@@ -304,6 +304,8 @@ class DAECounterfactualWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
             return
         table = self._run("Scoring failed.", lambda: self.logic.score(
             p.inputVolume, positions, p.task, progress=self._progress, cancel=lambda: self._cancelRequested))
+        if table and table.GetAttribute("DAECounterfactual.warning"):
+            slicer.util.warningDisplay(table.GetAttribute("DAECounterfactual.warning"), windowTitle="Scores flagged")
         if table:
             slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
             slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
@@ -312,6 +314,7 @@ class DAECounterfactualWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
 
 def describeGrade(grades):
     ood = " — OUT OF DISTRIBUTION: the model has not seen images like this" if grades.get("ood") else ""
+    ood += f" ({grades['warning']})" if grades.get("warning") else ""
     level = f"{grades['level']}: " if grades.get("level") else ""
     return (f"{level}{grades['grade_name']} (score {grades['score']:.2f}, P(pathology) {grades['probability']:.2f}, "
             f"distance {grades['distance']:+.2f}){ood}")

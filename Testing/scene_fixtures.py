@@ -5,48 +5,33 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bundle_fixtures import CT_WINDOW, GRADE_NAMES, PATCH_PX, PATCH_SPACING, ct_bundle_path  # noqa: F401
 from DAECounterfactualLib.scene import add_points, add_volume_node  # noqa: F401  (re-exported for the tests)
 
-PATCH_PX = 16        # the tiny model's image size
-PATCH_SPACING = 3.0  # mm: 48 mm fields of view hold a phantom lumbar body
-GRADE_NAMES = ("G0", "G1", "G2", "G3")
-CT_WINDOW = (-200.0, 800.0)
+
+LEVELS = ("L1", "L2", "L3")
 
 
-def write_ct_bundle(model, images: np.ndarray, tiny_config, folder):
-    """``model`` as a CT bundle with a 'genant' task whose probe is fitted on the latents of four images."""
-    from DAECounterfactualLib.bundle import BundleConfig, LatentStats, StepPreset, TaskSpec, write_bundle
-    from DAECounterfactualLib.pipeline import encode_images
-    from DAECounterfactualLib.preprocessing import Preprocessing
-    from DAECounterfactualLib.probe import fit_calibration, fit_probe
+@pytest.fixture(scope="module")
+def ct_bundle(ct_bundle_path):
+    from DAECounterfactualLib.bundle import load_bundle
 
-    z = encode_images(model, images)
-    grades = np.array([1, 3, 0, 2])
-    probe = fit_probe(z, grades >= 2, standardize=False, C=10.0)
-    task = TaskSpec(name="genant", description="test grades", grade_names=GRADE_NAMES, positive_min_grade=2,
-                    probe=probe, calibration=fit_calibration(probe.distance(z), grades, "linear", grade_range=(0, 3)))
-    config = BundleConfig(name="tinyct", modality="CT", model=tiny_config,
-                          preprocessing=Preprocessing("ct_window", *CT_WINDOW), patch_size_px=PATCH_PX,
-                          patch_spacing_mm=PATCH_SPACING,
-                          presets={"fast": StepPreset(2, 2), "standard": StepPreset(3, 4)})
-    stats = LatentStats.from_latents(np.concatenate([z + 0.01 * np.random.default_rng(i).normal(size=z.shape)
-                                                     for i in range(50)]))
-    return write_bundle(folder / "tinyct", config, model, stats, [task], "test bundle", fp16=False)
+    return load_bundle(ct_bundle_path)
 
 
-@pytest.fixture(scope="session")
-def ct_bundle_path(tiny_config, tmp_path_factory):
-    """A bundle around an untrained, seeded tiny DAE. The MRML tests check geometry, units, node bookkeeping and
-    consistency with the pipeline, never image quality, so they skip the session's training fixture (minutes on
-    a busy 2-core machine) and stay fast when run alone."""
-    import torch
+@pytest.fixture()
+def logic(scene, ct_bundle):
+    from DAECounterfactualLib.logic import ExplanationLogic
 
-    from DAECounterfactualLib.networks import make_model
+    return ExplanationLogic(scene, ct_bundle)
 
-    torch.manual_seed(0)
-    model = make_model(tiny_config).eval()
-    images = np.random.default_rng(0).uniform(-1, 1, size=(4, 1, PATCH_PX, PATCH_PX)).astype(np.float32)
-    return write_ct_bundle(model, images, tiny_config, tmp_path_factory.mktemp("ctbundle"))
+
+@pytest.fixture()
+def spine(scene, phantom):
+    """(volume node, point list with one point per vertebra labelled by level)."""
+    volume = add_volume_node(scene, phantom.volume, name="spine")
+    points = add_points(scene, [(level, p.ras) for level, p in zip(LEVELS, phantom.positions)], "vertebrae")
+    return volume, points
 
 
 @pytest.fixture()

@@ -49,7 +49,24 @@ def linear_field_volume(
 ) -> Volume:
     """Anisotropic oblique volume whose intensity is offset + gradient . RAS (exact under trilinear sampling)."""
     matrix = geometry(direction, spacing, origin)
-    k, j, i = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape_kji], indexing="ij")
-    ijk = np.stack([i, j, k], axis=-1)
-    ras = ijk @ matrix[:3, :3].T + matrix[:3, 3]
-    return Volume((ras @ np.asarray(gradient) + offset).astype(np.float64), matrix, name="linear")
+    per_voxel = np.asarray(gradient) @ matrix[:3, :3]  # the field is linear in i, j, k too: no RAS grid needed
+    k, j, i = (np.arange(n, dtype=np.float64) * step for n, step in zip(shape_kji, per_voxel[::-1]))
+    values = offset + np.asarray(gradient) @ matrix[:3, 3] + k[:, None, None] + j[None, :, None] + i[None, None, :]
+    return Volume(values, matrix, name="linear")
+
+
+def centred_field_volume(extent_mm: float, spacing, direction, gradient, offset) -> Volume:
+    """A linear field volume about ``extent_mm`` wide along every voxel axis, centred on RAS 0."""
+    shape_ijk = np.ceil(extent_mm / np.asarray(spacing)).astype(int)
+    origin = -np.asarray(direction) @ np.diag(spacing) @ (shape_ijk - 1) / 2
+    return linear_field_volume(tuple(shape_ijk[::-1]), spacing, direction, tuple(origin), gradient, offset)
+
+
+def field_on_sagittal_patch(point, size_px: int, spacing_mm: float, gradient, offset) -> np.ndarray:
+    """The linear field's exact values at the pixel centres of the sagittal patch through ``point``."""
+    from DAECounterfactualLib.geometry import patch_pixel_to_ras, sagittal_patch_to_ras
+
+    columns, rows = np.meshgrid(np.arange(size_px), np.arange(size_px))
+    ras = patch_pixel_to_ras(sagittal_patch_to_ras(point, size_px, spacing_mm),
+                             np.stack([columns.ravel(), rows.ravel()], axis=1))
+    return (ras @ np.asarray(gradient) + offset).reshape(size_px, size_px)

@@ -127,6 +127,24 @@ def _rewrite_with_valid_manifest(path, rel, mutate):
     ("tasks/genant.json", lambda d: d["probe"].update(normal=[1.0] * 5), r"genant\.json: .*probe normal, mean"),
     ("tasks/genant.json", lambda d: d.update(grade_names=list("ABCDE")), r"genant\.json: .*calibration range"),
     ("latent_stats.json", lambda d: d.update(ood_threshold=-1), r"stats\.json: .*ood_threshold must be positive"),
+    # types and ranges of the JSON schema: named, never coerced
+    ("config.json", lambda d: d["model"].update(z_dim="32"), r"config\.json: .*model\.z_dim must be a finite integer, "
+                                                              r"got \"32\""),
+    ("config.json", lambda d: d["patch"].update(size_px=16.7), r"patch\.size_px must be a finite integer, got 16\.7"),
+    ("config.json", lambda d: d["presets"]["fast"].update(invert=True), r"presets\.fast\.invert must be a finite int"),
+    ("config.json", lambda d: d["diffusion"].update(num_train_timesteps=40),
+     r"config\.json: .*preset 'standard': 50 DDIM steps exceed the 40 timesteps bundle 'tiny' was trained with"),
+    ("config.json", lambda d: d.update(model=[]), r"config\.json: .*model must be a JSON object"),
+    ("tasks/genant.json", lambda d: d["probe"].update(kind="forest"), r"probe\.kind must be one of \['logistic', 'svm'\]"),
+    ("tasks/genant.json", lambda d: d["calibration"].update(method="spline"), r"calibration\.method must be one of"),
+    ("tasks/genant.json", lambda d: d["calibration"].update(max_grade=3.5), r"calibration\.max_grade must be a finite "
+                                                                            r"integer"),
+    ("tasks/genant.json", lambda d: d["probe"]["normal"].__setitem__(3, "1"), r"probe\.normal\[3\] must be a finite"),
+    ("tasks/genant.json", lambda d: d["probe"].update(normal=[1.0] * 31, mean=[0.0] * 31, scale=[1.0] * 31),
+     r"genant\.json: probe has 31 dimensions, model z_dim is 32"),
+    ("tasks/genant.json", lambda d: d.update(grade_names="G0G1"), r"grade_names must be a list"),
+    ("latent_stats.json", lambda d: d["std"].__setitem__(0, float("inf")), r"stats\.json: .*std\[0\] must be a finite"),
+    ("latent_stats.json", lambda d: d.update(ood_quantile=99.5), r"stats\.json: .*ood_quantile must lie in \(0, 1\)"),
 ])
 def test_schema_violations_are_refused_naming_the_file(bundle_dir, rel, mutate, message):
     path, _ = bundle_dir
@@ -189,3 +207,24 @@ def test_cli_verify_reports_ok_and_errors(bundle_dir, capsys):
     assert cli_main(["verify", str(path)]) == 2
     err = capsys.readouterr().err
     assert "MODEL_CARD.md: sha256 does not match" in err and "Traceback" not in err
+
+
+def test_user_step_counts_are_checked_against_the_model(tiny_config):
+    """What the Logic and ``daecf explain --steps`` pass to the Explainer: 0, absurd or beyond the trained timesteps
+    is an InputError before any diffusion step runs."""
+    from DAECounterfactualLib.bundle import StepPreset
+    from DAECounterfactualLib.diffusion import DiffusionConfig
+    from DAECounterfactualLib.errors import InputError
+
+    config = BundleConfig(name="short", modality="CT", model=tiny_config, preprocessing=Preprocessing(),
+                          patch_size_px=16, patch_spacing_mm=1.0, diffusion=DiffusionConfig(num_train_timesteps=100),
+                          presets={"fast": StepPreset(10, 10)})
+    assert config.preset("fast") == StepPreset(10, 10) and config.preset(StepPreset(100, 3)) == StepPreset(100, 3)
+    with pytest.raises(InputError, match="steps: 500 DDIM steps exceed the 100 timesteps bundle 'short' was trained"):
+        config.preset(StepPreset(500, 5))
+    with pytest.raises(InputError, match="unknown quality preset 'slow'; presets: \\['fast'\\]"):
+        config.preset("slow")
+    for bad in ({"invert": 0, "decode": 5}, {"invert": 5, "decode": 10**9}, {"invert": 5, "decode": 5, "refine": -1},
+                {"invert": 5.0, "decode": 5}):
+        with pytest.raises(InputError, match="must be an integer"):
+            StepPreset(**bad)

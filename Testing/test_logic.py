@@ -13,36 +13,14 @@ from DAECounterfactualLib.scoring import write_scores_csv
 slicer = pytest.importorskip("slicer")
 
 from DAECounterfactualLib import scene as mrml  # noqa: E402
-from DAECounterfactualLib.bundle import load_bundle  # noqa: E402
 from DAECounterfactualLib.errors import Cancelled, InputError  # noqa: E402
 from DAECounterfactualLib.geometry import extract_sagittal_patch, patch_pixel_to_ras  # noqa: E402
 from DAECounterfactualLib.errors import BusyError  # noqa: E402
 from DAECounterfactualLib.logic import ExplanationLogic  # noqa: E402
 from DAECounterfactualLib.volumes import Volume, VertebraPosition  # noqa: E402
 from scene_fixtures import (  # noqa: E402,F401
-    CT_WINDOW, GRADE_NAMES, PATCH_PX, PATCH_SPACING, add_linear_transform, add_points, add_volume_node,
-    ct_bundle_path, ijk_to_ras_of, phantom, rotation_z, scene, scene_state)
-
-LEVELS = ("L1", "L2", "L3")
-
-
-@pytest.fixture(scope="module")
-def ct_bundle(ct_bundle_path):
-    return load_bundle(ct_bundle_path)
-
-
-@pytest.fixture()
-def logic(scene, ct_bundle):
-    return ExplanationLogic(scene, ct_bundle)
-
-
-@pytest.fixture()
-def spine(scene, phantom):
-    """(volume node, point list with one point per vertebra labelled by level)."""
-    volume = add_volume_node(scene, phantom.volume, name="spine")
-    points = add_points(scene, [(level, p.ras) for level, p in zip(LEVELS, phantom.positions)], "vertebrae")
-    return volume, points
-
+    CT_WINDOW, GRADE_NAMES, LEVELS, PATCH_PX, PATCH_SPACING, add_linear_transform, add_points, add_volume_node,
+    ct_bundle, ct_bundle_path, ijk_to_ras_of, logic, phantom, rotation_z, scene, scene_state, spine)
 
 def names_of(nodes) -> list[str]:
     return [node.GetName() for node in nodes]
@@ -99,7 +77,8 @@ def test_extracted_patch_keeps_input_units(logic, spine, phantom):
 def test_grade_reads_out_every_field_and_matches_the_pipeline(logic, spine, phantom, ct_bundle):
     volume, points = spine
     result = logic.grade(volume, points, "genant", index=2)
-    assert set(result) == {"distance", "probability", "score", "grade", "grade_name", "ood", "ood_score", "level"}
+    assert set(result) == {"distance", "probability", "score", "grade", "grade_name", "ood", "ood_score", "level",
+                           "warning"}
     assert result["level"] == "L3" and result["grade_name"] == GRADE_NAMES[result["grade"]]
     patch = extract_sagittal_patch(phantom.volume, phantom.positions[2].ras, PATCH_PX, PATCH_SPACING)
     direct = logic.explainer.grade(ct_bundle.config.preprocessing.apply(patch.pixels)[None, None], "genant")

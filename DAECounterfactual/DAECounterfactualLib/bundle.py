@@ -28,7 +28,7 @@ import numpy as np
 
 from .config import ConfigError, DAEConfig
 from .diffusion import DiffusionConfig
-from .errors import BundleError
+from .errors import BundleError, InputError
 from .files import atomic_write_bytes
 from .preprocessing import Preprocessing
 from .probe import Calibration, LinearProbe
@@ -56,16 +56,21 @@ class StepPreset:
     refine: int = 0
 
     def __post_init__(self) -> None:
+        # InputError (a ValueError): presets also come from users (CLI --steps, the Python console)
         for name in ("invert", "decode"):
             value = getattr(self, name)
-            if not isinstance(value, int) or not 1 <= value <= MAX_STEPS:
-                raise ValueError(f"{name} steps must be an integer in [1, {MAX_STEPS}], got {value!r}")
-        if not isinstance(self.refine, int) or not 0 <= self.refine <= MAX_REFINE:
-            raise ValueError(f"refine must be an integer in [0, {MAX_REFINE}], got {self.refine!r}")
+            if not _is_int(value) or not 1 <= value <= MAX_STEPS:
+                raise InputError(f"{name} steps must be an integer in [1, {MAX_STEPS}], got {value!r}")
+        if not _is_int(self.refine) or not 0 <= self.refine <= MAX_REFINE:
+            raise InputError(f"refine must be an integer in [0, {MAX_REFINE}], got {self.refine!r}")
 
     @property
     def inversion_calls(self) -> int:
         return self.invert * (1 + self.refine)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 DEFAULT_PRESETS = {"fast": StepPreset(10, 10), "standard": StepPreset(50, 50), "reference": StepPreset(250, 100)}
@@ -91,6 +96,25 @@ class BundleConfig:
             raise ValueError(f"patch_spacing_mm must be positive, got {self.patch_spacing_mm}")
         if not self.name or "/" in self.name:
             raise ValueError(f"invalid bundle name {self.name!r}")
+        for name, preset in self.presets.items():
+            self.check_steps(preset, f"preset {name!r}")
+
+    def check_steps(self, preset: StepPreset, what: str = "steps") -> StepPreset:
+        """A DDIM walk cannot take more steps than the model has trained timesteps (InputError otherwise)."""
+        limit = self.diffusion.num_train_timesteps
+        if max(preset.invert, preset.decode) > limit:
+            raise InputError(f"{what}: {max(preset.invert, preset.decode)} DDIM steps exceed the {limit} timesteps "
+                             f"bundle {self.name!r} was trained with")
+        return preset
+
+    def preset(self, name_or_preset: str | StepPreset) -> StepPreset:
+        """A named preset, or a user's own StepPreset checked against the model: what every caller passes on to
+        ``Explainer.explain`` (which would otherwise fail deep inside the diffusion loop)."""
+        if isinstance(name_or_preset, StepPreset):
+            return self.check_steps(name_or_preset)
+        if name_or_preset not in self.presets:
+            raise InputError(f"unknown quality preset {name_or_preset!r}; presets: {sorted(self.presets)}")
+        return self.presets[name_or_preset]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -176,6 +200,10 @@ class LatentStats:
             raise ValueError("latent mean/std must be 1-D of equal length with std > 0")
         if not np.isfinite(self.ood_threshold) or self.ood_threshold <= 0:
             raise ValueError(f"ood_threshold must be positive, got {self.ood_threshold}")
+        if not 0 < self.ood_quantile < 1:
+            raise ValueError(f"ood_quantile must lie in (0, 1), got {self.ood_quantile}")
+        if not (np.all(np.isfinite(self.mean)) and np.all(np.isfinite(self.std))):
+            raise ValueError("latent mean/std must be finite")
 
     def ood_score(self, z: np.ndarray) -> np.ndarray:
         z = np.atleast_2d(np.asarray(z, dtype=np.float64))
@@ -282,9 +310,69 @@ def _parse_json(root: Path, rel: str, data: bytes) -> dict[str, Any]:
     return parsed
 
 
-def _build(root: Path, rel: str, data: bytes, factory):
+# JSON schema of the bundle files, checked before any object is built, so that a string where a number belongs, a
+# float where an integer belongs or an unknown probe kind is named instead of coerced (int(2.7) == 2) or crashing
+# later. Leaves: a JSON type, or a set of allowed strings; [leaf]: a list of them; "*": any key. Keys the schema
+# does not name (metrics, comments) are free; required keys are the loaders' business (missing key ...).
+INTEGER, NUMBER, STRING, ANY = "integer", "number", "string", "any"
+INTEGERS = [INTEGER]
+CONFIG_SCHEMA = {
+    "format_version": INTEGER, "name": STRING, "modality": STRING, "description": STRING,
+    "model": {"image_size": INTEGER, "in_channels": INTEGER, "base_channels": INTEGER, "channel_mults": INTEGERS,
+              "num_res_blocks": INTEGER, "attention_resolutions": INTEGERS, "z_dim": INTEGER,
+              "encoder_channel_mults": INTEGERS, "head_channels": INTEGER, "groups": INTEGER, "dropout": NUMBER},
+    "diffusion": {"num_train_timesteps": INTEGER, "beta_start": NUMBER, "beta_end": NUMBER, "beta_schedule": STRING},
+    "preprocessing": {"kind": STRING, "low": NUMBER, "high": NUMBER},
+    "patch": {"size_px": INTEGER, "spacing_mm": NUMBER},
+    "presets": {"*": {"invert": INTEGER, "decode": INTEGER, "refine": INTEGER}},
+}
+TASK_SCHEMA = {
+    "name": STRING, "description": STRING, "grade_names": [STRING], "positive_min_grade": INTEGER,
+    "positive_rule": STRING, "metrics": ANY,
+    "probe": {"kind": {"svm", "logistic"}, "normal": [NUMBER], "bias": NUMBER, "mean": [NUMBER],
+              "scale": [NUMBER], "prob_slope": NUMBER, "prob_intercept": NUMBER},
+    "calibration": {"method": {"linear", "extremes", "poly"}, "coefficients": [NUMBER], "min_grade": INTEGER,
+                    "max_grade": INTEGER, "anchor": NUMBER},
+}
+LATENT_STATS_SCHEMA = {"mean": [NUMBER], "std": [NUMBER], "ood_threshold": NUMBER, "ood_quantile": NUMBER,
+                       "ood_score": STRING}
+
+
+def _check_schema(value: Any, schema: Any, where: str) -> None:
+    """Raise ValueError naming the first key (dotted path) whose value does not fit ``schema``."""
+    if schema == ANY:
+        return
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            raise ValueError(f"{where or 'the file'} must be a JSON object, got {type(value).__name__}")
+        for key, item in value.items():
+            if key in schema or "*" in schema:
+                _check_schema(item, schema.get(key, schema.get("*")), f"{where}.{key}" if where else key)
+    elif isinstance(schema, list):
+        if not isinstance(value, list):
+            raise ValueError(f"{where} must be a list, got {json.dumps(value)[:40]}")
+        for n, item in enumerate(value):
+            _check_schema(item, schema[0], f"{where}[{n}]")
+    elif not _fits(value, schema):
+        expected = f"one of {sorted(schema)}" if isinstance(schema, set) else f"a finite {schema}"
+        raise ValueError(f"{where} must be {expected}, got {json.dumps(value)[:40]}")
+
+
+def _fits(value: Any, leaf: str | set[str]) -> bool:
+    if isinstance(leaf, set):
+        return value in leaf
+    if leaf == STRING:
+        return isinstance(value, str)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) if leaf == INTEGER else bool(np.isfinite(value))
+
+
+def _build(root: Path, rel: str, data: bytes, factory, schema: dict[str, Any]):
     try:
-        return factory(_parse_json(root, rel, data))
+        parsed = _parse_json(root, rel, data)
+        _check_schema(parsed, schema, "")
+        return factory(parsed)
     except BundleError:
         raise
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
@@ -329,11 +417,11 @@ def load_bundle(path: str | os.PathLike, load_weights: bool = True) -> Bundle:
         raise BundleError(f"{root}: bundle folder not found")
     files = _read_files(root)
     manifest_sha = _verify_manifest(root, files)
-    config = _build(root, CONFIG, files[CONFIG], BundleConfig.from_dict)
-    stats = _build(root, LATENT_STATS, files[LATENT_STATS], LatentStats.from_dict)
+    config = _build(root, CONFIG, files[CONFIG], BundleConfig.from_dict, CONFIG_SCHEMA)
+    stats = _build(root, LATENT_STATS, files[LATENT_STATS], LatentStats.from_dict, LATENT_STATS_SCHEMA)
     tasks = {}
     for rel in sorted(r for r in files if r.startswith(f"{TASK_DIR}/")):
-        task = _build(root, rel, files[rel], TaskSpec.from_dict)
+        task = _build(root, rel, files[rel], TaskSpec.from_dict, TASK_SCHEMA)
         if rel != f"{TASK_DIR}/{task.name}.json":
             raise BundleError(f"{root / rel}: task name {task.name!r} does not match its file name")
         tasks[task.name] = task

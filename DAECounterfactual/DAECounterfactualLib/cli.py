@@ -91,31 +91,90 @@ def _positions(args: argparse.Namespace, volume):
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from .scoring import score_images, score_volume, write_scores_csv
+    from .scoring import ScoresFile
+
+    sink = ScoresFile(args.out, resume=args.resume)  # an unwritable --out is refused before any work
+    explainer = _explainer(args)
+    total, batches = _score_batches(args, explainer, sink)
+    try:
+        _write_batches(sink, batches, total, args.no_progress)
+    except KeyboardInterrupt:
+        print(f"daecf: interrupted; {len(sink.done) + sink.written} of {total} rows are in {args.out}: run the "
+              "same command with --resume to continue", file=sys.stderr)
+        raise
+    print(f"{sink.written} rows written to {args.out} ({explainer.bundle.bundle_id}, task {args.task})"
+          + (f"; {len(sink.done)} were there already" if sink.done else ""))
+    return 0
+
+
+def _score_batches(args: argparse.Namespace, explainer, sink):
+    """(number of rows in all, batches of rows not yet in the CSV): images of a .npz, or positions in a volume."""
+    from .scoring import iter_image_rows, iter_volume_rows
     from .volumes import read_npz_dataset, read_volume
 
-    explainer = _explainer(args)
     if str(args.input).endswith(".npz"):
         data = read_npz_dataset(args.input, args.split)
-        rows = score_images(explainer, data.images, data.names, args.task)
-    else:
-        volume = read_volume(args.input)
-        rows = score_volume(explainer, volume, _positions(args, volume), args.task)
-    write_scores_csv(rows, args.out)
-    print(f"{len(rows)} rows written to {args.out} ({explainer.bundle.bundle_id}, task {args.task})")
-    return 0
+        todo = [n for n, name in enumerate(data.names) if name not in sink.done]
+        names = [data.names[n] for n in todo]
+        return len(data.names), iter_image_rows(explainer, data.images[todo], names, args.task, source=data.source) \
+            if todo else ()
+    volume = read_volume(args.input)
+    positions = _positions(args, volume)
+    sink.check_positions(positions)
+    todo = [p for p in positions if str(p.label) not in sink.done]
+    return len(positions), iter_volume_rows(explainer, volume, todo, args.task) if todo else ()
+
+
+def _write_batches(sink, batches, total: int, quiet: bool) -> None:
+    """Append each batch to the CSV (flushed), advance the progress bar, print each screening warning once."""
+    from tqdm import tqdm
+
+    warned: set[str] = set()
+    with sink, tqdm(total=total, initial=len(sink.done), unit="row", file=sys.stderr, disable=quiet,
+                    desc="scoring") as bar:
+        for rows in batches:
+            sink.append(rows)
+            bar.update(len(rows))
+            for warning in {str(row.get("warning") or "") for row in rows} - warned - {""}:
+                tqdm.write(f"daecf: warning: {warning}", file=sys.stderr)
+                warned.add(warning)
+
+
+def _steps(text: str | None, preset: str, config):
+    """--steps N or INVERT,DECODE (no refinement) overrides --preset; either is checked against the model."""
+    from .bundle import StepPreset
+
+    if text is None:
+        return config.preset(preset)
+    try:
+        counts = [int(v) for v in text.split(",")]
+    except ValueError:
+        counts = []
+    if len(counts) not in (1, 2):
+        raise InputError(f"--steps {text!r}: expected a step count N or INVERT,DECODE, e.g. --steps 20,20")
+    try:
+        steps = StepPreset(counts[0], counts[-1])
+    except InputError as error:
+        raise InputError(f"--steps {text}: {error}") from None
+    return config.check_steps(steps, f"--steps {text}")
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     from .exports import write_explanation
-    from .scoring import model_input
+    from .scoring import check_writable, model_input
+    from .screening import screen_volume
     from .volumes import read_volume
 
+    check_writable(args.out, folder=True)
     explainer = _explainer(args)
+    steps = _steps(args.steps, args.preset, explainer.config)
     volume = read_volume(args.input)
+    warning = screen_volume(explainer.config, volume)
+    if warning:
+        print(f"daecf: warning: {warning}", file=sys.stderr)
     patch, image = model_input(explainer.config, volume, _parse_point(args.point))
-    explanation = explainer.explain(image, args.task, preset=args.preset)
-    summary = write_explanation(args.out, explainer, patch, image, explanation, volume)
+    explanation = explainer.explain(image, args.task, preset=steps)
+    summary = write_explanation(args.out, explainer, patch, image, explanation, volume, warning)
     print(json.dumps(summary["grades"], indent=1))
     return 0
 
@@ -150,6 +209,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(low: int, high: int):
+    """argparse type of a whole number in [low, high]: 0 or an absurd count is refused before anything runs."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number in [{low}, {high}], got {text!r}")
+        return value
+
+    return parse
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", required=True, help="bundled model name (e.g. vcf-ct) or bundle folder")
     parser.add_argument("--task", required=True, help="task of the bundle (e.g. genant)")
@@ -170,20 +243,24 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--centroids", type=Path, help="VerSe centroid JSON (*_ctd.json)")
     score.add_argument("--point", action="append", help="R,A,S in mm (repeatable)")
     score.add_argument("--split", default="val", help="split of a MedMNIST-style .npz (train/val/test)")
+    score.add_argument("--resume", action="store_true",
+                       help="keep the rows already in --out (e.g. of an interrupted run) and score only the rest")
+    score.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     score.add_argument("input", type=Path, help="volume (NIfTI, NRRD, MHA, DICOM folder) or .npz")
     score.set_defaults(func=_cmd_score)
     explain = sub.add_parser("explain", help="counterfactual explanation of one vertebra")
     _add_model_arguments(explain)
     explain.add_argument("--point", required=True, help="R,A,S in mm of the vertebra")
     explain.add_argument("--preset", default="standard", help="fast, standard or reference")
+    explain.add_argument("--steps", help="DDIM steps N or INVERT,DECODE instead of the preset's")
     explain.add_argument("--out", required=True, type=Path, help="folder for strip.png, NRRDs and summary.json")
     explain.add_argument("input", type=Path, help="volume file or DICOM folder")
     explain.set_defaults(func=_cmd_explain)
     bench = sub.add_parser("bench", help="time explanations per step preset on patches of the sample CT")
     _add_model_arguments(bench)
     bench.add_argument("--presets", default="fast,standard,reference")
-    bench.add_argument("--repeats", type=int, default=3)
-    bench.add_argument("--patches", type=int, default=64, help="patches for the encoder throughput")
+    bench.add_argument("--repeats", type=_count(1, 100), default=3)
+    bench.add_argument("--patches", type=_count(1, 4096), default=64, help="patches for the encoder throughput")
     bench.add_argument("--out", type=Path, help="JSON report")
     bench.set_defaults(func=_cmd_bench)
     demo = sub.add_parser("demo", help="headless demo on the sample CT with a bundled model")
@@ -199,13 +276,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _attach_point_values(argv: list[str]) -> list[str]:
+    """``--point -40,-3,2`` as ``--point=-40,-3,2``: argparse would take a value starting with '-' for an option
+    and refuse a point left of the patient's midline (negative R) with 'expected one argument'."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] == "--point" and arg.startswith("-") and (arg[1:2].isdigit() or arg[1:2] == "."):
+            joined[-1] = f"--point={arg}"
+        else:
+            joined.append(arg)
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_attach_point_values(sys.argv[1:] if argv is None else list(argv)))
     try:
         return args.func(args)
     except DAECFError as exc:
         print(f"daecf: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("daecf: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

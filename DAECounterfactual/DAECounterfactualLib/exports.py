@@ -54,9 +54,9 @@ def summary(explainer: Explainer, explanation: Explanation, patch: Patch) -> dic
 
 
 def write_explanation(out: str | Path, explainer: Explainer, patch: Patch, image: np.ndarray,
-                      explanation: Explanation, volume: Volume) -> dict[str, Any]:
+                      explanation: Explanation, volume: Volume, warning: str = "") -> dict[str, Any]:
     """strip.png, patch.nrrd (original units), one NRRD per explanation image (original units, differences in
-    model units × half the intensity range), summary.json."""
+    model units × half the intensity range), summary.json. A screening ``warning`` raises the OOD flag."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -75,6 +75,8 @@ def write_explanation(out: str | Path, explainer: Explainer, patch: Patch, image
             write_volume(patch_as_volume(Patch(units.astype(np.float32), patch.patch_to_ras), stem),
                          staging / f"{stem}.nrrd")
         result = summary(explainer, explanation, patch) | {"input": volume.label}
+        if warning:
+            result["grades"] |= {"ood": True, "warning": warning}
         (staging / "summary.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
         for item in staging.iterdir():
             os.replace(item, out / item.name)

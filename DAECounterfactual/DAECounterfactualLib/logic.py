@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -23,9 +23,12 @@ from . import scene as mrml
 from .bundle import Bundle, load_bundle, resolve_bundle
 from .errors import BusyError, Cancelled, InputError
 from .geometry import Patch
-from .scoring import cut_patch, grade_row, to_model_input, volume_value_range
+from .scoring import check_positions_inside, cut_patch, grade_row, to_model_input, volume_value_range
+from .screening import screen_volume
 from .volumes import LABELS_BY_LEVEL, Volume, VertebraPosition, positions_from_mask
 
+WARNING_ATTRIBUTE = "DAECounterfactual.warning"  # on a scores table whose image raised a screening warning
+MAX_SWEEP = 64  # sweep images per explanation
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 
@@ -38,6 +41,7 @@ class PointPatch(NamedTuple):
     name: str          # the level if the point label names one, else the label
     level: str | None  # a known vertebral level, or None
     patch: Patch
+    warning: str       # from screening the image ("" if none): raises the OOD flag of every grade
 
 
 def _default_scene():
@@ -99,9 +103,11 @@ class ExplanationLogic:
 
     def _read_point(self, volume_node, markups_node, index: int) -> PointPatch:
         volume = mrml.volume_from_node(volume_node)
+        warning = screen_volume(self.bundle.config, volume)
         ras = mrml.point_from_markups(markups_node, index)
         name = mrml.point_name(markups_node, index)
-        return PointPatch(volume, ras, name, mrml.level_from_text(name), cut_patch(self.bundle.config, volume, ras))
+        return PointPatch(volume, ras, name, mrml.level_from_text(name), cut_patch(self.bundle.config, volume, ras),
+                          warning)
 
     # -- requests -----------------------------------------------------------------------------------------------
 
@@ -117,7 +123,7 @@ class ExplanationLogic:
         with self._request("grade"):
             point = self._read_point(volume_node, markups_node, index)
             grades = self.explainer.grade(to_model_input(self.bundle.config, [point.patch], volume_value_range(self.bundle.config, point.volume)), task)
-            return {**grade_row(grades, 0, self.bundle.task(task).grade_names), "level": point.level}
+            return {**grade_row(grades, 0, self.bundle.task(task).grade_names, point.warning), "level": point.level}
 
     def explain(self, volume_node, markups_node, task: str, preset: str = "fast", sweep_count: int = 9,
                 progress: Progress | None = None, cancel: CancelCheck | None = None, index: int = 0):
@@ -128,6 +134,8 @@ class ExplanationLogic:
         """
         with self._request("explain"), mrml.SceneChanges(self.scene):
             spec = self.bundle.task(task)
+            preset = self.bundle.config.preset(preset)  # unknown name or too many steps: refused before any work
+            _check_sweep_count(sweep_count)
             point = self._read_point(volume_node, markups_node, index)
             patch, value_range, prefix = point.patch, volume_value_range(self.bundle.config, point.volume), f"{point.name} {spec.name}"
             original = mrml.add_patch_node(self.scene, patch.pixels, patch.patch_to_ras, f"{prefix} original",
@@ -138,7 +146,7 @@ class ExplanationLogic:
             _check_cancel(cancel)
             nodes = mrml.add_explanation_nodes(self.scene, explanation, patch.patch_to_ras,
                                                self.bundle.config.preprocessing, value_range, prefix, original)
-            nodes.grades = {**grade_row(explanation.grades, 0, spec.grade_names), "level": point.level}
+            nodes.grades = {**grade_row(explanation.grades, 0, spec.grade_names, point.warning), "level": point.level}
             return nodes
 
     def score(self, volume_node, positions, task: str, progress: Progress | None = None,
@@ -155,8 +163,9 @@ class ExplanationLogic:
         with self._request("score"), mrml.SceneChanges(self.scene):
             spec = self.bundle.task(task)
             volume = mrml.volume_from_node(volume_node)
+            warning = screen_volume(self.bundle.config, volume)
             points = self._positions(positions)
-            _check_inside(volume, points)
+            check_positions_inside(volume, points)
             patches = []
             for number, point in enumerate(points, start=1):
                 _check_cancel(cancel)
@@ -166,9 +175,11 @@ class ExplanationLogic:
             grades = self.explainer.grade(to_model_input(self.bundle.config, patches, volume_value_range(self.bundle.config, volume)), spec)
             _check_cancel(cancel)
             rows = [{"id": p.label, "level": p.level, "r": p.ras[0], "a": p.ras[1], "s": p.ras[2],
-                     **grade_row(grades, n, spec.grade_names)} for n, p in enumerate(points)]
+                     **grade_row(grades, n, spec.grade_names, warning)} for n, p in enumerate(points)]
             table = mrml.add_scores_table(self.scene, rows, table_name or f"{volume_node.GetName()} {spec.name} "
                                                                           "scores")
+            if warning:
+                table.SetAttribute(WARNING_ATTRIBUTE, warning)
             if progress is not None:
                 progress(len(points) + 1, len(points) + 1)
             return table
@@ -199,6 +210,12 @@ def _check_cancel(cancel: CancelCheck | None) -> None:
         raise Cancelled("cancelled; nothing was added to the scene")
 
 
+def _check_sweep_count(count: int) -> None:
+    """Each sweep image is decoded along with the counterfactuals: an absurd count would exhaust memory."""
+    if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or not 0 <= count <= MAX_SWEEP:
+        raise InputError(f"sweep_count must be an integer in [0, {MAX_SWEEP}], got {count!r}")
+
+
 def _step_callback(progress: Progress | None, cancel: CancelCheck | None):
     """Diffusion-step callback: cancellation first (raising aborts the diffusion loop), then progress."""
     def callback(i: int, n: int) -> None:
@@ -207,14 +224,6 @@ def _step_callback(progress: Progress | None, cancel: CancelCheck | None):
             progress(i, n)
 
     return callback
-
-
-def _check_inside(volume: Volume, points: Sequence[VertebraPosition]) -> None:
-    ras = np.array([p.ras for p in points], dtype=np.float64).reshape(-1, 3)
-    outside = [p for p, inside in zip(points, volume.contains_ijk(volume.ras_to_ijk_points(ras))) if not inside]
-    if outside:
-        listed = ", ".join(f"{p.level} at RAS {np.round(p.ras, 1).tolist()}" for p in outside)
-        raise InputError(f"{len(outside)} position(s) lie outside the volume {volume.label}: {listed}")
 
 
 def _markups_positions(markups_node) -> list[VertebraPosition]:

@@ -11,7 +11,11 @@ Every expected bad input raises ``InputError`` naming the file (or input) and th
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import struct
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -159,11 +163,56 @@ def read_volume(path: str | Path, series_id: str | None = None) -> Volume:
         if path.is_dir():
             image = _read_dicom_series(path, series_id)
         else:
+            _check_nifti_complete(path)
             image = sitk.ReadImage(str(path))
     except RuntimeError as error:  # SimpleITK reports unreadable files as RuntimeError
         first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reason"
         raise InputError(f"{path}: cannot be read as an image ({first_line})") from error
     return _sitk_to_volume(image, source=str(path), name=_stem(path))
+
+
+NIFTI_HEADERS = {348: ("h", 40, "h", 72, "f", 108), 540: ("q", 16, "h", 14, "q", 168)}  # NIfTI-1, NIfTI-2:
+# sizeof_hdr -> (dim type, dim offset, bitpix type, bitpix offset, vox_offset type, vox_offset offset)
+
+
+def _check_nifti_complete(path: Path) -> None:
+    """Refuse a truncated NIfTI file. ITK reads a .nii or .nii.gz that ends early without complaint and fills the
+    missing voxels with whatever it likes, so the size the header promises is checked here first."""
+    name = path.name.lower()
+    if not name.endswith((".nii", ".nii.gz")):
+        return
+    try:
+        with path.open("rb") as raw:
+            if name.endswith(".gz") and raw.read(2) != b"\x1f\x8b":
+                return  # not gzip at all: ITK reports the file as unreadable
+            raw.seek(0)
+            with gzip.open(raw) if name.endswith(".gz") else raw as handle:
+                header = handle.read(540)
+                size = len(header) + sum(iter(lambda: len(handle.read(1 << 20)), 0))
+    except (OSError, EOFError, zlib.error) as error:  # unreadable, or gzip: truncated stream or bad CRC
+        raise InputError(f"{path}: truncated, corrupt or unreadable file ({error})") from None
+    expected = _nifti_data_end(header)
+    if expected is not None and size < expected:
+        raise InputError(f"{path}: truncated file ({size} bytes of the {expected} its header describes)")
+
+
+def _nifti_data_end(header: bytes) -> int | None:
+    """Byte offset where a NIfTI-1/2 image's voxel data ends, from its header; None if it is no NIfTI header
+    (ITK then reports the file as unreadable)."""
+    if len(header) < 348:
+        return None
+    for order in "<>":
+        sizeof_hdr = struct.unpack_from(order + "i", header)[0]
+        if sizeof_hdr not in NIFTI_HEADERS or len(header) < sizeof_hdr:
+            continue
+        dim_type, dim_at, bitpix_type, bitpix_at, offset_type, offset_at = NIFTI_HEADERS[sizeof_hdr]
+        dims = struct.unpack_from(order + dim_type * 8, header, dim_at)
+        bitpix = struct.unpack_from(order + bitpix_type, header, bitpix_at)[0]
+        vox_offset = int(struct.unpack_from(order + offset_type, header, offset_at)[0])
+        if not 1 <= dims[0] <= 7 or bitpix <= 0 or min(dims[1:dims[0] + 1]) < 1:
+            return None
+        return vox_offset + int(np.prod(dims[1:dims[0] + 1], dtype=np.int64)) * bitpix // 8
+    return None
 
 
 def _read_dicom_series(folder: Path, series_id: str | None):
@@ -278,6 +327,8 @@ def read_verse_centroids(json_path: str | Path, volume: Volume, rank_labels: boo
             f"{json_path}: centroid axis codes {codes} differ from the image's {volume.axis_codes()} "
             f"({volume.label}); centroid file for another image?"
         )
+    if len(entries) == 1:
+        raise InputError(f"{json_path}: the centroid file lists no vertebrae (an empty point list)")
     labels, ijk = [], []
     for number, entry in enumerate(entries[1:], start=1):
         try:
@@ -345,6 +396,8 @@ def _load_json(path: Path):
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise InputError(f"{path}: no such file") from error
+    except OSError as error:  # a folder, no permission, an I/O error
+        raise InputError(f"{path}: cannot be read ({error.strerror or error})") from error
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"{path}: not valid JSON ({error})") from error
 
@@ -372,6 +425,8 @@ def read_grade_table(
             columns = rows[0].keys() if rows else []
     except FileNotFoundError as error:
         raise InputError(f"{csv_path}: no such file") from error
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"{csv_path}: cannot be read as a CSV table ({error})") from error
     if not rows:
         raise InputError(f"{csv_path}: the grade table has no rows")
     label_column = label_column or _first_present(csv_path, columns, GRADE_LABEL_COLUMNS)
@@ -463,9 +518,12 @@ def read_npz_dataset(path: str | Path, split: str) -> ImageSet:
             if missing:
                 raise InputError(f"{path}: missing array(s) {missing} for split {split!r}; the file has {keys}")
             images, labels = archive[image_key], archive[label_key]
+    except InputError:
+        raise
     except FileNotFoundError as error:
         raise InputError(f"{path}: no such file") from error
-    except (ValueError, OSError) as error:  # object arrays (would need pickle) or not an npz at all
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        # object arrays (would need pickle), not an npz at all, or a truncated one
         raise InputError(f"{path}: cannot be read as a numpy .npz without pickle ({error})") from error
     images = _images_to_nchw(f"{path} [{image_key}]", images)
     labels = _integer_labels(f"{path} [{label_key}]", labels, len(images))
