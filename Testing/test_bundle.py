@@ -145,6 +145,8 @@ def _rewrite_with_valid_manifest(path, rel, mutate):
     ("tasks/genant.json", lambda d: d.update(grade_names="G0G1"), r"grade_names must be a list"),
     ("latent_stats.json", lambda d: d["std"].__setitem__(0, float("inf")), r"stats\.json: .*std\[0\] must be a finite"),
     ("latent_stats.json", lambda d: d.update(ood_quantile=99.5), r"stats\.json: .*ood_quantile must lie in \(0, 1\)"),
+    ("tasks/genant.json", lambda d: d.update(edit_gain="2"), r"edit_gain must be a finite number"),
+    ("tasks/genant.json", lambda d: d.update(edit_gain=0.5), r"genant\.json: .*edit_gain must lie in \[1, 50"),
 ])
 def test_schema_violations_are_refused_naming_the_file(bundle_dir, rel, mutate, message):
     path, _ = bundle_dir

@@ -154,3 +154,17 @@ def test_report_states_targets_and_paper_numbers(tmp_path):
     assert "| macro_f1 | >= 0.59 | 0.500 | not met (missed by 0.090) |" in text
     assert "| validity | >= 0.9 | 0.500 | not met (missed by 0.400) |" in text
     assert "DenseNet121 (paper" in text and "results/vcf-ct/genant_roc.png" in text
+
+
+def test_edit_gain_is_fitted_from_the_re_encoding_response(overfit_dae, blob_bundle):
+    from DAECounterfactualLib.task_fitting import edit_response, fit_edit_gain
+
+    explainer = Explainer(load_bundle(blob_bundle))
+    spec = explainer.bundle.task("size")
+    images = overfit_dae[1].numpy()[:2]
+    requested, achieved = edit_response(explainer, images, spec, "fast")
+    assert requested.shape == achieved.shape == (2 * len(spec.grade_names),)
+    slope = float(requested @ achieved / (requested @ requested))
+    gain, record = fit_edit_gain(explainer, images, spec, "fast", rounds=1)
+    assert record["rounds"][0]["response_slope"] == pytest.approx(slope)
+    assert gain == pytest.approx(float(np.clip(1.0 / slope, 1.0, 50.0))) if slope > 0 else gain == 50.0

@@ -175,3 +175,16 @@ def test_sweep_places_one_latent_at_each_distance():
     np.testing.assert_allclose(probe.distance(swept), distances, atol=1e-12)
     with pytest.raises(ValueError):
         sweep_distances(0, 1, 1)
+
+
+def test_edit_gain_scales_the_latent_step_but_not_its_direction():
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(3, 6))
+    probe = LinearProbe(normal=rng.normal(size=6), bias=0.3, mean=rng.normal(size=6), scale=rng.uniform(0.5, 2, 6))
+    target = np.array([1.0, -2.0, 0.5])
+    plain, doubled = probe.move_to_distance(z, target), probe.move_to_distance(z, target, gain=2.0)
+    np.testing.assert_allclose(probe.distance(plain), target)
+    np.testing.assert_allclose(probe.distance(doubled) - probe.distance(z), 2 * (target - probe.distance(z)))
+    np.testing.assert_allclose(probe.standardize(doubled) - probe.standardize(z),
+                               2 * (probe.standardize(plain) - probe.standardize(z)))
+    np.testing.assert_allclose(probe.distance(probe.reflect(z[:1], gain=3.0)), -5 * probe.distance(z[:1]))

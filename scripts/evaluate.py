@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=40, help="images explained for the counterfactual checks")
     parser.add_argument("--preset", default="standard")
     parser.add_argument("--baseline-epochs", type=int, default=20, help="0 skips the DenseNet121 baseline")
+    parser.add_argument("--reuse-baseline", action="store_true",
+                        help="keep the DenseNet121 results of an earlier results.json in --out (same data and split)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--report", type=Path, default=None, help="write docs/RESULTS.md from this results folder")
     args = parser.parse_args(argv)
@@ -105,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                                            "calibration_coefficients": list(spec.calibration.coefficients),
                                            "confusion": confusion_matrix(g_eval, shipped.grade, len(spec.grade_names))},
                  "grade_names": list(spec.grade_names), "positive_min_grade": recipe.positive_min_grade}
-        if args.baseline_epochs:
+        previous = previous_baseline(args.out, results, recipe.name) if args.reuse_baseline else None
+        if previous:
+            entry["baseline"] = previous
+        elif args.baseline_epochs:
             base = train_baseline(train.images, train.grades, *labelled_images(val), len(spec.grade_names),
                                   recipe.positive_min_grade, BaselineConfig(epochs=args.baseline_epochs))
             held_images, held_grades = labelled_images(held_out)
@@ -132,6 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     print(f"wrote {args.out / 'results.json'} in {results['seconds']:.0f} s")
     return 0
+
+
+def previous_baseline(out: Path, results: dict, task: str) -> dict | None:
+    """The baseline entry of an earlier evaluation of the same data and split, if any."""
+    path = out / "results.json"
+    if not path.exists():
+        return None
+    earlier = json.loads(path.read_text(encoding="utf-8"))
+    if (earlier.get("data"), earlier.get("split")) != (results["data"], results["split"]):
+        return None
+    return earlier.get("tasks", {}).get(task, {}).get("baseline")
 
 
 def labelled_images(data) -> tuple[np.ndarray, np.ndarray]:

@@ -24,14 +24,15 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from DAECounterfactualLib.bundle import BundleConfig, LatentStats, StepPreset, write_bundle  # noqa: E402
+from DAECounterfactualLib.bundle import BundleConfig, LatentStats, StepPreset, add_task, load_bundle, write_bundle  # noqa: E402,E501
 from DAECounterfactualLib.config import DAEConfig  # noqa: E402
 from DAECounterfactualLib.diffusion import NoiseSchedule  # noqa: E402
 from DAECounterfactualLib.networks import count_parameters, make_model  # noqa: E402
-from DAECounterfactualLib.pipeline import encode_images  # noqa: E402
+from DAECounterfactualLib.pipeline import Explainer, encode_images  # noqa: E402
 from DAECounterfactualLib.preprocessing import Preprocessing  # noqa: E402
 from DAECounterfactualLib.task_fitting import TaskRecipe, fit_task  # noqa: E402
 from DAECounterfactualLib.training import default_cache_dir, reconstruct, semantic_reliance  # noqa: E402
+from fit_edit_gain import fitted_tasks, gain_images, with_gain_section  # noqa: E402
 from train_dae import DEFAULT_DATA_ROOT, load_data, load_experiment  # noqa: E402
 
 
@@ -117,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--allow-unfinished", action="store_true",
                         help="bundle the EMA weights of the latest checkpoint of a run that has not finished")
+    parser.add_argument("--gain-images", type=int, default=12,
+                        help="validation images to fit each task's edit gain on (0: gain 1)")
     args = parser.parse_args(argv)
 
     experiment = load_experiment(args.config)
@@ -142,13 +145,20 @@ def main(argv: list[str] | None = None) -> int:
         standard = config.presets["standard"]
         recon = reconstruct(model, images, NoiseSchedule(), standard.decode, standard.refine)
         recon_mse = float(torch.mean((recon - images) ** 2))
+        reliance = semantic_reliance(model, images, NoiseSchedule())
     z_val_fp16 = encode_images(copy.deepcopy(model).half().float(), val.images)  # what the fp16 bundle will give
     delta = max(float(np.abs(t.probe.distance(z_val_fp16) - t.probe.distance(z_val)).max()) for t in tasks)
-        reliance = semantic_reliance(model, images, NoiseSchedule())
     card = render_model_card(experiment, config, run_meta, tasks, count_parameters(model), recon_mse, delta,
                              reliance)
     out = args.out or REPO / "Resources" / "Models" / name
     write_bundle(out, config, model, stats, tasks, card, fp16=True, overwrite=True)
+    if args.gain_images:  # fitted on the bundle as written (fp16 weights): what users will run
+        bundle = load_bundle(out)
+        tasks = fitted_tasks(Explainer(bundle), list(bundle.tasks.values()), gain_images(val, args.gain_images),
+                             "fast")
+        card = with_gain_section(bundle.model_card, tasks)
+        for task in tasks:
+            add_task(out, task, overwrite=True, model_card=card)
     print(card)
     return 0
 

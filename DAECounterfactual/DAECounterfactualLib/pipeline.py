@@ -82,11 +82,7 @@ class Explainer:
         return self.bundle.config
 
     def preset(self, name_or_preset: str | StepPreset) -> StepPreset:
-        if isinstance(name_or_preset, StepPreset):
-            return name_or_preset
-        if name_or_preset not in self.config.presets:
-            raise InputError(f"unknown quality preset {name_or_preset!r}; presets: {sorted(self.config.presets)}")
-        return self.config.presets[name_or_preset]
+        return self.config.preset(name_or_preset)
 
     def _tensor(self, images: np.ndarray) -> torch.Tensor:
         images = check_images(images, self.config.model.image_size, self.config.model.in_channels)
