@@ -47,8 +47,9 @@ def test_bundle_grades_and_explains_an_image(shipped):
 def test_bundle_loads_by_name_in_the_slicer_logic(shipped):
     pytest.importorskip("slicer")
     from DAECounterfactualLib.logic import ExplanationLogic
+    from DAECounterfactualLib.scene import new_scene
 
     name, _ = shipped
-    logic = ExplanationLogic(bundle=name)
+    logic = ExplanationLogic(new_scene(), bundle=name)
     assert logic.explainer.bundle.config.name == name
     assert SHIPPED[name] in logic.explainer.bundle.tasks

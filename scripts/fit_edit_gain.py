@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from DAECounterfactualLib.bundle import add_task, load_bundle, resolve_bundle  # noqa: E402
 from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
-from DAECounterfactualLib.task_fitting import fit_edit_gain  # noqa: E402
+from DAECounterfactualLib.task_fitting import MIN_RESPONSE_CORRELATION, MIN_RESPONSE_SLOPE, fit_edit_gain  # noqa: E402,E501
 from train_dae import DEFAULT_DATA_ROOT, load_data, load_experiment  # noqa: E402
 
 GAIN_HEADING = "## Counterfactual edit gain"
@@ -54,6 +54,11 @@ def gain_card_section(tasks) -> str:
         fits = "; ".join(f"gain {r['gain']:.2f} → slope {r['response_slope']:.3f} (r={r['correlation']:.2f})"
                          for r in rounds)
         lines.append(f"- Task `{task.name}`: edit gain {task.edit_gain:.2f} ({fits}).")
+        if task.metrics.get("edit_gain_fit", {}).get("no_response"):
+            lines.append(f"  **The decoder does not follow this task's probe direction** (response below slope "
+                         f"{MIN_RESPONSE_SLOPE} or correlation {MIN_RESPONSE_CORRELATION}): no gain can make valid "
+                         "counterfactuals, so none is applied; its counterfactuals barely differ from the "
+                         "reconstruction. Grades are unaffected.")
     return "\n".join(lines) + "\n"
 
 

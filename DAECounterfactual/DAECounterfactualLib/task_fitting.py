@@ -69,6 +69,10 @@ def fit_task(recipe: TaskRecipe, z_train: np.ndarray, grades_train: np.ndarray, 
                     metrics=metrics)
 
 
+MIN_RESPONSE_SLOPE = 0.02        # re-encoded step / requested step below this: the decoder ignores the direction
+MIN_RESPONSE_CORRELATION = 0.5
+
+
 def edit_response(explainer, images: np.ndarray, spec: TaskSpec, preset: str) -> tuple[np.ndarray, np.ndarray]:
     """Requested and achieved distance steps: for each image and grade, target minus the image's distance, and
     the re-encoded counterfactual's distance minus the image's distance."""
@@ -93,7 +97,11 @@ def fit_edit_gain(explainer, images: np.ndarray, spec: TaskSpec, preset: str = "
     for _ in range(rounds):
         requested, achieved = edit_response(explainer, images, replace(spec, edit_gain=gain), preset)
         slope = float(requested @ achieved / max(requested @ requested, 1e-12))
-        history.append({"gain": gain, "response_slope": slope,
-                        "correlation": float(np.corrcoef(requested, achieved)[0, 1])})
-        gain = float(np.clip(gain / slope, 1.0, MAX_EDIT_GAIN)) if slope > 0 else MAX_EDIT_GAIN
+        correlation = float(np.corrcoef(requested, achieved)[0, 1])
+        history.append({"gain": gain, "response_slope": slope, "correlation": correlation})
+        if not (slope >= MIN_RESPONSE_SLOPE and correlation >= MIN_RESPONSE_CORRELATION):
+            # the decoder does not follow this direction: no gain makes valid counterfactuals, so none is used
+            return spec.edit_gain, {"images": int(len(images)), "preset": preset, "rounds": history,
+                                    "no_response": True}
+        gain = float(np.clip(gain / slope, 1.0, MAX_EDIT_GAIN))
     return gain, {"images": int(len(images)), "preset": preset, "rounds": history}
