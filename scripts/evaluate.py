@@ -48,7 +48,7 @@ def recipe_of(task: dict) -> TaskRecipe:
                          "exclude_from_probe": tuple(task.get("exclude_from_probe", ()))})
 
 
-def spread(n_total: int, n: int, grades: np.ndarray) -> np.ndarray:
+def spread(n: int, grades: np.ndarray) -> np.ndarray:
     """Indices of ``n`` cases spread over every grade (round robin over grades, evenly within each)."""
     by_grade = [np.flatnonzero(grades == g) for g in np.unique(grades[grades >= 0])]
     picks = [part[np.linspace(0, len(part) - 1, min(len(part), n)).round().astype(int)] for part in by_grade]
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "train_seconds": base.seconds, "history": base.history,
                                  **evaluate_baseline(base.model, held_images, held_grades, recipe.positive_min_grade),
                                  "roc": roc_curve_points(score, held_grades >= recipe.positive_min_grade)}
-        picks = spread(len(held_out), args.cases, held_out.grades)
+        picks = spread(args.cases, held_out.grades)
         measure = ct_body_measure(bundle.config) if bundle.config.preprocessing.kind == "ct_window" else None
         checks = counterfactual_checks(explainer, held_out.images[picks], held_out.grades[picks], recipe.name,
                                        args.preset, measure, progress=_progress("counterfactuals"))
