@@ -111,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         if previous:
             entry["baseline"] = previous
         elif args.baseline_epochs:
-            base = train_baseline(train.images, train.grades, *labelled_images(val), len(spec.grade_names),
+            base = train_baseline(train.images, train.grades, *labelled(val.images, val.grades), len(spec.grade_names),
                                   recipe.positive_min_grade, BaselineConfig(epochs=args.baseline_epochs))
-            held_images, held_grades = labelled_images(held_out)
+            held_images, held_grades = labelled(held_out.images, held_out.grades)
             probabilities = predict_probabilities(base.model, held_images)
             score, _ = scores_and_grades(probabilities, recipe.positive_min_grade)
             entry["baseline"] = {"model": "MONAI DenseNet121 (from scratch)", "best_epoch": base.best_epoch,
@@ -148,11 +148,6 @@ def previous_baseline(out: Path, results: dict, task: str) -> dict | None:
     if (earlier.get("data"), earlier.get("split")) != (results["data"], results["split"]):
         return None
     return earlier.get("tasks", {}).get(task, {}).get("baseline")
-
-
-def labelled_images(data) -> tuple[np.ndarray, np.ndarray]:
-    known = data.grades >= 0
-    return data.images[known], data.grades[known]
 
 
 def _progress(what: str):

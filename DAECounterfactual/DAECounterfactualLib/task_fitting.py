@@ -94,6 +94,7 @@ def fit_edit_gain(explainer, images: np.ndarray, spec: TaskSpec, preset: str = "
     look like a grade between the input's and g. The response is close to linear; a least-squares slope through
     the origin, refitted ``rounds`` times with the gain applied, gives the factor. Fit on validation images."""
     gain, history = spec.edit_gain, []
+    record = {"images": int(len(images)), "preset": preset, "rounds": history}
     for _ in range(rounds):
         requested, achieved = edit_response(explainer, images, replace(spec, edit_gain=gain), preset)
         slope = float(requested @ achieved / max(requested @ requested, 1e-12))
@@ -101,7 +102,6 @@ def fit_edit_gain(explainer, images: np.ndarray, spec: TaskSpec, preset: str = "
         history.append({"gain": gain, "response_slope": slope, "correlation": correlation})
         if not (slope >= MIN_RESPONSE_SLOPE and correlation >= MIN_RESPONSE_CORRELATION):
             # the decoder does not follow this direction: no gain makes valid counterfactuals, so none is used
-            return spec.edit_gain, {"images": int(len(images)), "preset": preset, "rounds": history,
-                                    "no_response": True}
+            return spec.edit_gain, {**record, "no_response": True}
         gain = float(np.clip(gain / slope, 1.0, MAX_EDIT_GAIN))
-    return gain, {"images": int(len(images)), "preset": preset, "rounds": history}
+    return gain, record

@@ -25,7 +25,7 @@ import torch.distributed as dist
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DAEConfig
-from .diffusion import NoiseSchedule, ddim_invert, ddim_sample, diffusion_loss, loss_weights
+from .diffusion import NoiseSchedule, ddim_invert, ddim_sample, diffusion_loss, loss_weights, predict_x0
 from .files import sha256_file
 from .networks import count_parameters, make_model
 from .precision import autocast_dtype
@@ -73,7 +73,6 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 
 @torch.no_grad()
-@torch.no_grad()
 def semantic_reliance(model, images: torch.Tensor, schedule: NoiseSchedule, t_range=(400, 800), seed: int = 0) -> float:
     """How much the UNet relies on z_sem: the clean-image prediction error at mid-to-high noise with each image's
     z_sem given to another image, minus that with its own (MSE in model units; 0 = z_sem ignored).
@@ -89,12 +88,12 @@ def semantic_reliance(model, images: torch.Tensor, schedule: NoiseSchedule, t_ra
     z = model.encode(images)
 
     def x0_error(z_used: torch.Tensor) -> float:
-        eps = model(x_t, t.float(), z_used)
-        return float(torch.mean(((x_t - (1 - alpha).sqrt() * eps) / alpha.sqrt() - images) ** 2))
+        return float(torch.mean((predict_x0(x_t, model(x_t, t.float(), z_used), alpha) - images) ** 2))
 
     return x0_error(z.roll(1, 0)) - x0_error(z)
 
 
+@torch.no_grad()
 def reconstruct(model, images: torch.Tensor, schedule: NoiseSchedule, steps: int, refine: int = 0) -> torch.Tensor:
     z = model.encode(images)
     return ddim_sample(model, ddim_invert(model, images, z, schedule, steps, refine=refine), z, schedule, steps)
