@@ -34,6 +34,24 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tiny_config, tm
         assert torch.equal(a, b)
 
 
+def test_max_minutes_counts_from_the_start_of_the_call_not_from_the_last_checkpoint(tiny_config, tmp_path,
+                                                                                    monkeypatch):
+    import DAECounterfactualLib.training as training
+
+    class Clock:  # every reading advances 10 s: checkpoints fall due every 3 steps, the time limit after 6
+        now = 0.0
+
+        def time(self):
+            self.now += 10.0
+            return self.now
+
+    monkeypatch.setattr(training, "time", Clock())
+    trainer = _trainer(tiny_config, tmp_path / "run", 8 * 40, checkpoint_minutes=0.5)
+    result = trainer.run(progress=False, max_minutes=1.0)
+    assert 0 < trainer.step < 10 and not result["done"]
+    assert json.loads((tmp_path / "run" / META).read_text())["samples_seen"] == trainer.step * 8
+
+
 def test_training_reduces_the_loss_and_records_history(tiny_config, tmp_path):
     trainer = _trainer(tiny_config, tmp_path / "run", 8 * 120, precision="bf16")
     trainer.run(progress=False)

@@ -175,7 +175,8 @@ class Trainer:
         """Train until total_samples (or max_minutes of this call); checkpoints on the way and at the end."""
         from tqdm import tqdm
 
-        start, last_save = time.time(), time.time()
+        call_start = last_save = time.time()  # max_minutes and the throughput shown count from this call
+        first_step = self.step
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not progress or self.rank != 0,
                    unit="step", dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)
         losses: list[float] = []
@@ -184,7 +185,7 @@ class Trainer:
             loss = self.train_step(self.step)
             losses.append(loss)
             self.step += 1
-            rate = self.step * self.tc.batch_size / max(self.elapsed + time.time() - start, 1e-9)
+            rate = (self.step - first_step) * self.tc.batch_size / max(time.time() - call_start, 1e-9)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.1f}", refresh=False)
             if self.step % 50 == 0 or self.step == self.total_steps:
@@ -192,13 +193,13 @@ class Trainer:
                 losses = []
             if self.step % val_every == 0 or self.step == self.total_steps:
                 self.validate()
-            out_of_time = max_minutes is not None and time.time() - start > 60 * max_minutes
+            out_of_time = max_minutes is not None and time.time() - call_start > 60 * max_minutes
             if time.time() - last_save > 60 * self.tc.checkpoint_minutes or out_of_time:
-                self.save(time.time() - start)
-                start, last_save = time.time(), time.time()
+                self.save(time.time() - last_save)
+                last_save = time.time()
             if out_of_time:
                 break
-        self.save(time.time() - start)
+        self.save(time.time() - last_save)
         bar.close()
         return {"step": self.step, "done": self.step >= self.total_steps, "elapsed_s": self.elapsed}
 
