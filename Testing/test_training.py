@@ -52,6 +52,30 @@ def test_max_minutes_counts_from_the_start_of_the_call_not_from_the_last_checkpo
     assert json.loads((tmp_path / "run" / META).read_text())["samples_seen"] == trainer.step * 8
 
 
+def _torchrun_two_ranks(run_dir, *flags):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    worker = Path(__file__).with_name("ddp_worker.py")
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                    str(worker), str(run_dir), *flags], check=True, timeout=300, capture_output=True)
+    return [json.loads((run_dir / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_step_and_checkpoints_once(tmp_path):
+    ranks = _torchrun_two_ranks(tmp_path)
+    assert [r["world"] for r in ranks] == [2, 2] and [r["step"] for r in ranks] == [6, 6]
+    assert ranks[0]["param_sum"] == pytest.approx(ranks[1]["param_sum"], abs=1e-9)  # gradients were averaged
+    meta = json.loads((tmp_path / META).read_text())
+    assert meta["world_size"] == 2 and meta["samples_seen"] == 6 * 8
+
+
+def test_ddp_ranks_stop_together_when_their_clocks_disagree_about_the_time_limit(tmp_path):
+    ranks = _torchrun_two_ranks(tmp_path, "--stop-rank0-early")
+    assert [r["step"] for r in ranks] == [1, 1] and not ranks[1]["done"]
+
+
 def test_training_reduces_the_loss_and_records_history(tiny_config, tmp_path):
     trainer = _trainer(tiny_config, tmp_path / "run", 8 * 120, precision="bf16")
     trainer.run(progress=False)

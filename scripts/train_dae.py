@@ -6,7 +6,12 @@ tree; running the same command again resumes exactly where the last run stopped.
 weights (ema.safetensors + model_config.json) for scripts/make_bundle.py.
 
     python scripts/train_dae.py scripts/configs/dr-retina.json [--data-root ../shared/data] [--max-minutes 60]
-    torchrun --nproc_per_node 4 scripts/train_dae.py CONFIG --device cuda      # several GPUs (DDP)
+    torchrun --nproc_per_node 4 scripts/train_dae.py CONFIG --device cuda      # several GPUs (DDP, nccl)
+    torchrun --nnodes 2 --nproc_per_node 8 --rdzv-endpoint HOST:29500 scripts/train_dae.py CONFIG --device cuda
+
+The global batch (the config's batch_size) is split over the ranks, so a DDP run follows the same schedule as a
+single-process one. On CPU the same command runs with the gloo backend; Testing/test_training.py runs it with
+two CPU processes (the ranks end with equal weights, one checkpoint is written, and they stop at the same step).
 """
 
 from __future__ import annotations

@@ -193,7 +193,7 @@ class Trainer:
                 losses = []
             if self.step % val_every == 0 or self.step == self.total_steps:
                 self.validate()
-            out_of_time = max_minutes is not None and time.time() - call_start > 60 * max_minutes
+            out_of_time = self.any_rank(max_minutes is not None and time.time() - call_start > 60 * max_minutes)
             if time.time() - last_save > 60 * self.tc.checkpoint_minutes or out_of_time:
                 self.save(time.time() - last_save)
                 last_save = time.time()
@@ -202,6 +202,15 @@ class Trainer:
         self.save(time.time() - last_save)
         bar.close()
         return {"step": self.step, "done": self.step >= self.total_steps, "elapsed_s": self.elapsed}
+
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank if it is true on one: ranks whose clocks disagree about a time limit must still stop
+        at the same step, or the one that goes on waits forever for the others' gradients."""
+        if self.world == 1:
+            return flag
+        tensor = torch.tensor([int(flag)], device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return bool(tensor.item())
 
     def save(self, seconds_since_last: float) -> None:
         self.elapsed += seconds_since_last
