@@ -230,3 +230,9 @@ def test_user_step_counts_are_checked_against_the_model(tiny_config):
                 {"invert": 5.0, "decode": 5}):
         with pytest.raises(InputError, match="must be an integer"):
             StepPreset(**bad)
+    with pytest.raises(InputError, match="refine_tol must be a number in \\[0, 1\\)"):
+        StepPreset(5, 5, 3, refine_tol="0.1")
+    with pytest.raises(InputError, match="spacing must be one of uniform, quadratic"):
+        StepPreset(5, 5, spacing="cosine")
+    with pytest.raises(InputError, match="steps: quadratic spacing cannot place 90 distinct steps in 100"):
+        config.preset(StepPreset(90, 10, spacing="quadratic"))

@@ -161,6 +161,38 @@ def test_fixed_point_refinement_makes_decoding_retrace_the_inversion(overfit_dae
     assert len(calls) == 10 * (1 + 3)
 
 
+@pytest.mark.parametrize("k", [2, 8, 10, 20, 50])
+def test_quadratic_spacing_is_denser_at_low_noise_and_skips_t0(k):
+    steps = NoiseSchedule().timesteps(k, "quadratic")
+    assert len(steps) == k and steps[-1] == 999 and steps[0] >= 1
+    assert np.all(np.diff(steps) > 0) and np.all(np.diff(np.diff(steps)) >= -1)  # gaps grow (up to rounding)
+
+
+def test_unknown_spacing_and_too_many_quadratic_steps_are_refused():
+    with pytest.raises(ValueError, match="unknown timestep spacing"):
+        NoiseSchedule().timesteps(10, "cosine")
+    with pytest.raises(ValueError, match="distinct steps"):
+        NoiseSchedule().timesteps(900, "quadratic")
+
+
+def test_refinement_tolerance_stops_iterating_once_a_step_has_converged(overfit_dae):
+    model, images = overfit_dae
+    s = NoiseSchedule()
+
+    def counted(calls):
+        return lambda x, t, z_: calls.append(1) or model(x, t, z_)
+
+    with torch.no_grad():
+        z = model.encode(images)
+        full, early = [], []
+        x_full = ddim_invert(counted(full), images, z, s, 10, refine=8, spacing="quadratic")
+        x_early = ddim_invert(counted(early), images, z, s, 10, refine=8, refine_tol=1e-3, spacing="quadratic")
+        error = {name: torch.mean((ddim_sample(model, x, z, s, 10, spacing="quadratic") - images) ** 2).item()
+                 for name, x in (("full", x_full), ("early", x_early))}
+    assert len(full) == 10 * 9 and 10 * 2 <= len(early) < len(full)
+    assert error["early"] < 2 * error["full"] + 1e-5, error
+
+
 def test_v_truncated_weights_emphasise_high_noise_and_average_one():
     from DAECounterfactualLib.diffusion import loss_weights
 

@@ -173,3 +173,22 @@ def test_edit_gain_is_fitted_from_the_re_encoding_response(overfit_dae, blob_bun
         assert gain == pytest.approx(float(np.clip(1.0 / slope, 1.0, 50.0))) and "no_response" not in record
     else:  # a direction the decoder ignores gets no gain
         assert gain == 1.0 and record["no_response"]
+
+
+def test_latent_geometry_finds_a_probe_along_a_faint_direction():
+    """Latents on a 2-d plane of 64 dimensions plus faint noise: effective rank 2; a probe along the plane sees
+    tens of times an average direction's variance, one across it almost none (the vcf-ct failure)."""
+    from DAECounterfactualLib.evaluation import latent_geometry
+    from DAECounterfactualLib.probe import LinearProbe
+
+    rng = np.random.default_rng(0)
+    plane = np.linalg.qr(rng.normal(size=(64, 2)))[0]
+    z = rng.normal(size=(2000, 2)) @ plane.T * 3.0 + 0.01 * rng.normal(size=(2000, 64))
+    mean, scale = z.mean(0), z.std(0)
+    u = (z - mean) / scale
+    directions = np.linalg.svd(u - u.mean(0), full_matrices=False)[2]
+    top, across = directions[0], directions[2]  # the plane's main axis; one orthogonal to the plane
+    along = latent_geometry(LinearProbe(normal=top, bias=0.0, mean=mean, scale=scale), z)
+    faint = latent_geometry(LinearProbe(normal=across, bias=0.0, mean=mean, scale=scale), z)
+    assert 1.8 < along["effective_rank"] < 2.2 and along["components_for_99pct"] == 2
+    assert along["direction_variance"] > 20 and faint["direction_variance"] < 0.01

@@ -34,6 +34,7 @@ from DAECounterfactualLib.evaluation import (  # noqa: E402
     ct_body_measure,
     frechet_distance,
     labelled,
+    latent_geometry,
     probe_table,
     roc_curve_points,
 )
@@ -106,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                                            "roc": roc_curve_points(shipped.distance, positive),
                                            "calibration_coefficients": list(spec.calibration.coefficients),
                                            "confusion": confusion_matrix(g_eval, shipped.grade, len(spec.grade_names))},
-                 "grade_names": list(spec.grade_names), "positive_min_grade": recipe.positive_min_grade}
+                 "grade_names": list(spec.grade_names), "positive_min_grade": recipe.positive_min_grade,
+                 "latent_geometry": latent_geometry(spec.probe, z_train)}
         previous = previous_baseline(args.out, results, recipe.name) if args.reuse_baseline else None
         if previous:
             entry["baseline"] = previous

@@ -14,6 +14,7 @@ import argparse
 import copy
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,9 +25,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
+from DAECounterfactualLib.benchmark import preset_label  # noqa: E402
 from DAECounterfactualLib.bundle import BundleConfig, LatentStats, StepPreset, add_task, load_bundle, write_bundle  # noqa: E402,E501
 from DAECounterfactualLib.config import DAEConfig  # noqa: E402
 from DAECounterfactualLib.diffusion import NoiseSchedule  # noqa: E402
+from DAECounterfactualLib.evaluation import latent_geometry  # noqa: E402
 from DAECounterfactualLib.networks import count_parameters, make_model  # noqa: E402
 from DAECounterfactualLib.pipeline import Explainer, encode_images  # noqa: E402
 from DAECounterfactualLib.preprocessing import Preprocessing  # noqa: E402
@@ -57,8 +60,8 @@ def render_model_card(experiment: dict, config: BundleConfig, run_meta: dict, ta
         f"input {config.model.in_channels}×{config.patch_size_px}×{config.patch_size_px} px at "
         f"{config.patch_spacing_mm} mm/px; modality: {config.modality}.",
         f"- Preprocessing: {config.preprocessing.to_dict()}.",
-        "- Step presets (inversion steps × (1 + fixed-point refinements) / decoding steps): "
-        + ", ".join(f"{k} {p.invert}×{1 + p.refine}/{p.decode}" for k, p in config.presets.items()),
+        "- Step presets (inversion steps × (1 + fixed-point refinements) / decoding steps; ≤ where a tolerance "
+        "stops refinements early): " + ", ".join(f"{k} {preset_label(vars(p))}" for k, p in config.presets.items()),
         "", "## Training data",
         f"- File `{data.get('file')}` (sha256 `{str(data.get('sha256'))[:16]}…`), {data.get('train_images')} training "
         f"images, {data.get('val_images')} validation images. Experiment config `{data.get('experiment')}`.",
@@ -81,10 +84,13 @@ def render_model_card(experiment: dict, config: BundleConfig, run_meta: dict, ta
         f"- Weights stored as fp16: max |Δ signed distance| vs fp32 on validation latents {fp16_delta:.2e}.",
     ]
     for task in tasks:
-        m = task.metrics
+        m, g = task.metrics, task.metrics["latent_geometry"]
         lines += [f"- Task `{task.name}` ({task.positive_rule} positive; probe {task.probe.kind}, C={m.get('C')}, "
                   f"calibration {task.calibration.method}): validation AUC {m['auc']:.3f}, grading MAE "
-                  f"{m['mae']:.3f}, macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f} (n={m['n']})."]
+                  f"{m['mae']:.3f}, macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f} (n={m['n']}). "
+                  f"Training latents in the probe's space: effective rank {g['effective_rank']:.2f}, variance along "
+                  f"the probe normal {g['direction_variance']:.3g} (1 = an average direction; far below 1, the "
+                  "decoder is unlikely to draw edits along it)."]
     if experiment["bundle"].get("limitations"):
         lines += ["", "## Limitations", experiment["bundle"]["limitations"]]
     lines += ["", "## Intended use",
@@ -139,11 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     tasks = [fit_task(TaskRecipe(**{**t, "grade_names": tuple(t["grade_names"]),
                                     "exclude_from_probe": tuple(t.get("exclude_from_probe", ()))}),
                       z_train, train.grades, z_val, val.grades) for t in experiment["tasks"]]
+    tasks = [replace(t, metrics={**t.metrics, "latent_geometry": latent_geometry(t.probe, z_train)}) for t in tasks]
 
     with torch.no_grad():
         images = torch.from_numpy(val.images[:16].astype(np.float32))
         standard = config.presets["standard"]
-        recon = reconstruct(model, images, NoiseSchedule(), standard.decode, standard.refine)
+        recon = reconstruct(model, images, NoiseSchedule(), standard.decode, standard.refine, standard.refine_tol,
+                            standard.spacing)
         recon_mse = float(torch.mean((recon - images) ** 2))
         reliance = semantic_reliance(model, images, NoiseSchedule())
     z_val_fp16 = encode_images(copy.deepcopy(model).half().float(), val.images)  # what the fp16 bundle will give

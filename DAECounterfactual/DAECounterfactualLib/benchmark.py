@@ -156,6 +156,14 @@ def _processor() -> str:
     return platform.processor() or platform.machine()
 
 
+def preset_label(steps: dict[str, Any]) -> str:
+    """'10×≤13/10 quadratic tol 0.002': inversion steps × at most (1 + refinements) calls / decoding steps."""
+    label = f"{steps['invert']}×{'≤' if steps.get('refine_tol') else ''}{1 + steps['refine']}/{steps['decode']}"
+    if steps.get("spacing", "uniform") != "uniform":
+        label += f" {steps['spacing']}"
+    return label + (f" tol {steps['refine_tol']:g}" if steps.get("refine_tol") else "")
+
+
 def format_table(report: dict[str, Any]) -> str:
     header = ("preset", "steps inv×(1+refine)/dec", "median s", "min s", "max s", "UNet calls", "peak RSS MB", "recon MSE",
               "SSIM", "CF agree", "speed-up", "of floor")
@@ -163,7 +171,7 @@ def format_table(report: dict[str, Any]) -> str:
     for name, r in report["presets"].items():
         speedup = f"{r['speedup_vs_reference']:.1f}×" if r["speedup_vs_reference"] else "-"
         steps = r["steps"]
-        rows.append((name, f"{steps['invert']}×{1 + steps['refine']}/{steps['decode']}", f"{r['seconds_median']:.2f}",
+        rows.append((name, preset_label(steps), f"{r['seconds_median']:.2f}",
                      f"{r['seconds_min']:.2f}", f"{r['seconds_max']:.2f}", str(r["unet_calls"]),
                      f"{r['peak_rss_mb']:.0f}", f"{r['recon_mse']:.4f}", f"{r['recon_ssim']:.3f}",
                      f"{r['cf_grade_agreement']:.2f}", speedup, f"{100 * r['floor_fraction']:.0f}%"))

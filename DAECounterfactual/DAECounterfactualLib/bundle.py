@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .config import ConfigError, DAEConfig
-from .diffusion import DiffusionConfig
+from .diffusion import SPACINGS, DiffusionConfig, NoiseSchedule
 from .errors import BundleError, InputError
 from .files import atomic_write_bytes
 from .preprocessing import Preprocessing
@@ -48,12 +48,15 @@ MAX_REFINE = 20
 
 @dataclass(frozen=True)
 class StepPreset:
-    """DDIM step counts for inversion (image -> x_T) and decoding (x_T -> image), and the fixed-point
-    iterations refining each inversion step (see diffusion.ddim_invert)."""
+    """DDIM step counts for inversion (image -> x_T) and decoding (x_T -> image), the fixed-point iterations
+    refining each inversion step (at most ``refine``; fewer once one changes x by less than ``refine_tol``) and
+    the timestep spacing (see diffusion.ddim_invert and NoiseSchedule.timesteps)."""
 
     invert: int
     decode: int
     refine: int = 0
+    refine_tol: float = 0.0
+    spacing: str = "uniform"
 
     def __post_init__(self) -> None:
         # InputError (a ValueError): presets also come from users (CLI --steps, the Python console)
@@ -63,9 +66,15 @@ class StepPreset:
                 raise InputError(f"{name} steps must be an integer in [1, {MAX_STEPS}], got {value!r}")
         if not _is_int(self.refine) or not 0 <= self.refine <= MAX_REFINE:
             raise InputError(f"refine must be an integer in [0, {MAX_REFINE}], got {self.refine!r}")
+        if isinstance(self.refine_tol, bool) or not isinstance(self.refine_tol, (int, float)) \
+                or not 0 <= self.refine_tol < 1:
+            raise InputError(f"refine_tol must be a number in [0, 1), got {self.refine_tol!r}")
+        if self.spacing not in SPACINGS:
+            raise InputError(f"spacing must be one of {', '.join(SPACINGS)}, got {self.spacing!r}")
 
     @property
     def inversion_calls(self) -> int:
+        """Network calls of one inversion, at most (a tolerance can stop refinements early)."""
         return self.invert * (1 + self.refine)
 
 
@@ -105,6 +114,11 @@ class BundleConfig:
         if max(preset.invert, preset.decode) > limit:
             raise InputError(f"{what}: {max(preset.invert, preset.decode)} DDIM steps exceed the {limit} timesteps "
                              f"bundle {self.name!r} was trained with")
+        for steps in (preset.invert, preset.decode):
+            try:
+                NoiseSchedule(self.diffusion).timesteps(steps, preset.spacing)
+            except ValueError as exc:
+                raise InputError(f"{what}: {exc}") from None
         return preset
 
     def preset(self, name_or_preset: str | StepPreset) -> StepPreset:
@@ -324,7 +338,8 @@ CONFIG_SCHEMA = {
     "diffusion": {"num_train_timesteps": INTEGER, "beta_start": NUMBER, "beta_end": NUMBER, "beta_schedule": STRING},
     "preprocessing": {"kind": STRING, "low": NUMBER, "high": NUMBER},
     "patch": {"size_px": INTEGER, "spacing_mm": NUMBER},
-    "presets": {"*": {"invert": INTEGER, "decode": INTEGER, "refine": INTEGER}},
+    "presets": {"*": {"invert": INTEGER, "decode": INTEGER, "refine": INTEGER, "refine_tol": NUMBER,
+                      "spacing": set(SPACINGS)}},
 }
 TASK_SCHEMA = {
     "name": STRING, "description": STRING, "grade_names": [STRING], "positive_min_grade": INTEGER,

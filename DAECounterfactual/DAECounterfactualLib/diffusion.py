@@ -3,9 +3,10 @@
 No network lives here (cf. diffusers' schedulers): every function takes ``eps_model(x_t, t, z) -> eps``, so one
 trained model serves any number of sampling steps. Schedule tables are float64; each step casts two scalars.
 
-DDIM with ``k`` steps uses the timesteps ``round(linspace(0, T-1, k))`` (diffae's respacing). Inversion walks them
-upwards from the clean image (alpha_bar = 1) to x_T at t = T-1; sampling walks them downwards from x_T and ends at
-alpha_bar = 1. Step for step, the two are the same deterministic ODE discretisation run both ways.
+DDIM with ``k`` steps uses ``k`` trained timesteps, by default ``round(linspace(0, T-1, k))`` (diffae's respacing;
+cf. diffusers' ``timestep_spacing``). Inversion walks them upwards from the clean image (alpha_bar = 1) to x_T at
+t = T-1; sampling walks them downwards from x_T and ends at alpha_bar = 1. Step for step, the two are the same
+deterministic ODE discretisation run both ways.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class DiffusionConfig:
             raise ValueError(f"invalid diffusion config {self}")
 
 
+SPACINGS = ("uniform", "quadratic")
+
+
 class NoiseSchedule:
     """Linear beta schedule and its cumulative products, in float64."""
 
@@ -47,14 +51,26 @@ class NoiseSchedule:
     def num_train_timesteps(self) -> int:
         return self.config.num_train_timesteps
 
-    def timesteps(self, num_steps: int) -> np.ndarray:
-        """Evenly spaced trained timesteps for a k-step DDIM, ascending, always including 0 and T-1."""
+    def timesteps(self, num_steps: int, spacing: str = "uniform") -> np.ndarray:
+        """``num_steps`` trained timesteps for a k-step DDIM, ascending and ending at T-1.
+
+        ``uniform``: evenly spaced from 0. ``quadratic``: evenly spaced in sqrt(t), so denser at low noise, where
+        inversion's fixed-point iteration converges slowest and fine detail is drawn; it starts above t = 0, so no
+        network call goes to the near-empty step between the clean image and t = 0."""
         T = self.num_train_timesteps
         if not isinstance(num_steps, (int, np.integer)) or not 1 <= num_steps <= T:
             raise ValueError(f"number of DDIM steps must be an integer in [1, {T}], got {num_steps!r}")
+        if spacing not in SPACINGS:
+            raise ValueError(f"unknown timestep spacing {spacing!r} (one of {', '.join(SPACINGS)})")
         if num_steps == 1:
             return np.array([T - 1])
-        return np.round(np.linspace(0, T - 1, num_steps)).astype(np.int64)
+        if spacing == "uniform":
+            return np.round(np.linspace(0, T - 1, num_steps)).astype(np.int64)
+        first = max(1.0, (T - 1) / num_steps ** 2)
+        steps = np.round(np.linspace(np.sqrt(first), np.sqrt(T - 1), num_steps) ** 2).astype(np.int64)
+        if np.any(np.diff(steps) <= 0):
+            raise ValueError(f"quadratic spacing cannot place {num_steps} distinct steps in {T}; use uniform")
+        return steps
 
     def alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
         table = torch.from_numpy(self.alphas_cumprod).to(t.device)
@@ -96,7 +112,8 @@ def _broadcast_pair(x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, tor
 
 @torch.no_grad()
 def ddim_invert(eps_model: EpsModel, x0: torch.Tensor, z: torch.Tensor, schedule: NoiseSchedule, num_steps: int,
-                callback: StepCallback | None = None, refine: int = 0) -> torch.Tensor:
+                callback: StepCallback | None = None, refine: int = 0, refine_tol: float = 0.0,
+                spacing: str = "uniform") -> torch.Tensor:
     """Deterministic DDIM inversion: clean image -> stochastic code x_T, conditioned on z.
 
     Each step mirrors one sampling step: sampling moves t -> t_prev with eps(x_t, t), so inversion moves
@@ -104,19 +121,26 @@ def ddim_invert(eps_model: EpsModel, x0: torch.Tensor, z: torch.Tensor, schedule
     as diffae does, also queries the network at t = 0 on a clean image, where its prediction is meaningless; on
     our models that made reconstructions worse with more steps.)
 
-    ``refine`` > 0 solves each step's implicit equation x_t = move(x_{t_prev}, eps(x_t, t)) by that many
+    ``refine`` > 0 solves each step's implicit equation x_t = move(x_{t_prev}, eps(x_t, t)) by up to that many
     fixed-point iterations, so decoding retraces the inversion almost exactly: with few steps this buys far
-    better reconstructions than more steps would (each iteration costs one network call).
+    better reconstructions than more steps would (each iteration costs one network call). With ``refine_tol``
+    a step stops iterating once an iteration changes x by less than that (RMS, worst image of the batch): the
+    iteration converges in 2-3 calls at most steps but needs many at the lowest-noise step, so a tolerance puts
+    the calls where they are needed.
     """
     x, z = _broadcast_pair(x0, z)
     alphas = schedule.alphas_cumprod
     alpha_prev = 1.0  # the clean image
-    steps = schedule.timesteps(num_steps)
+    steps = schedule.timesteps(num_steps, spacing)
     for i, t in enumerate(steps):
         t_tensor, alpha = _timestep_tensor(t, x), float(alphas[t])
         x_next = ddim_move(x, eps_model(x, t_tensor, z).to(x.dtype), alpha_prev, alpha)
         for _ in range(refine):
-            x_next = ddim_move(x, eps_model(x_next, t_tensor, z).to(x.dtype), alpha_prev, alpha)
+            x_iterate = ddim_move(x, eps_model(x_next, t_tensor, z).to(x.dtype), alpha_prev, alpha)
+            change = float((x_iterate - x_next).pow(2).flatten(1).mean(1).sqrt().max())
+            x_next = x_iterate
+            if change < refine_tol:
+                break
         x, alpha_prev = x_next, alpha
         if callback is not None:
             callback(i + 1, len(steps))
@@ -125,11 +149,11 @@ def ddim_invert(eps_model: EpsModel, x0: torch.Tensor, z: torch.Tensor, schedule
 
 @torch.no_grad()
 def ddim_sample(eps_model: EpsModel, x_T: torch.Tensor, z: torch.Tensor, schedule: NoiseSchedule, num_steps: int,
-                callback: StepCallback | None = None, clip: bool = False) -> torch.Tensor:
+                callback: StepCallback | None = None, clip: bool = False, spacing: str = "uniform") -> torch.Tensor:
     """Deterministic DDIM decoding x_T -> image. A single x_T is shared by every z in the batch."""
     x, z = _broadcast_pair(x_T, z)
     x = x.clone()
-    steps = schedule.timesteps(num_steps)[::-1]
+    steps = schedule.timesteps(num_steps, spacing)[::-1]
     alphas = schedule.alphas_cumprod
     for i, t in enumerate(steps):
         alpha_prev = float(alphas[steps[i + 1]]) if i + 1 < len(steps) else 1.0

@@ -108,21 +108,23 @@ class Explainer:
         self._x_T_cache.clear()
 
     @torch.inference_mode()
-    def invert(self, image: np.ndarray, z: np.ndarray, steps: int, callback: StepCallback | None = None,
-               refine: int = 0):
-        """x_T of one image, cached by (pixels, steps, refine) so repeated explanations skip the inversion."""
-        key = (np.ascontiguousarray(image, dtype=np.float32).tobytes(), steps, refine)
+    def invert(self, image: np.ndarray, z: np.ndarray, steps: StepPreset, callback: StepCallback | None = None):
+        """x_T of one image, cached by (pixels, preset) so repeated explanations skip the inversion."""
+        key = (np.ascontiguousarray(image, dtype=np.float32).tobytes(), steps.invert, steps.refine,
+               steps.refine_tol, steps.spacing)
         if key not in self._x_T_cache:
             x = self._tensor(image)
             z_t = torch.from_numpy(np.asarray(z, dtype=np.float32)).to(self.device)
             self._x_T_cache.clear()  # one patch at a time: memory stays flat in long sessions
-            self._x_T_cache[key] = ddim_invert(self.model, x, z_t, self.schedule, steps, callback, refine)
+            self._x_T_cache[key] = ddim_invert(self.model, x, z_t, self.schedule, steps.invert, callback,
+                                               steps.refine, steps.refine_tol, steps.spacing)
         return self._x_T_cache[key]
 
     @torch.inference_mode()
-    def decode(self, x_T: torch.Tensor, z: np.ndarray, steps: int, callback: StepCallback | None = None):
+    def decode(self, x_T: torch.Tensor, z: np.ndarray, steps: StepPreset, callback: StepCallback | None = None):
         z_t = torch.from_numpy(np.asarray(z, dtype=np.float32)).to(self.device)
-        return ddim_sample(self.model, x_T, z_t, self.schedule, steps, callback).clamp(-1, 1).cpu().numpy()
+        return ddim_sample(self.model, x_T, z_t, self.schedule, steps.decode, callback,
+                           spacing=steps.spacing).clamp(-1, 1).cpu().numpy()
 
     def explain(self, image: np.ndarray, task: str | TaskSpec, preset: str | StepPreset = "standard",
                 sweep_count: int = 9, callback: StepCallback | None = None, batched: bool = True) -> Explanation:
@@ -144,8 +146,8 @@ class Explainer:
                                   if sweep_count else np.zeros((0, z.shape[1]))])
         groups = [latents] if batched else [latents[i:i + 1] for i in range(len(latents))]
         total = steps.invert + steps.decode * len(groups)
-        x_T = self.invert(image, z, steps.invert, _offset(callback, 0, total), steps.refine)
-        decoded = np.concatenate([self.decode(x_T, group, steps.decode,
+        x_T = self.invert(image, z, steps, _offset(callback, 0, total))
+        decoded = np.concatenate([self.decode(x_T, group, steps,
                                               _offset(callback, steps.invert + k * steps.decode, total))
                                   for k, group in enumerate(groups)])
         return Explanation(task=spec.name, grade_names=spec.grade_names, grades=grades, reconstruction=decoded[0],

@@ -178,6 +178,11 @@ def task_section(folder: Path, link: str, results: dict[str, Any], task: str, en
                   f"| faithfulness by target grade | {', '.join(_fmt(v) for v in cf['faithfulness_by_target'])} |",
                   f"| mean change inside / outside the vertebral body (model units) | "
                   f"{_fmt(cf['change_inside_body'])} / {_fmt(cf['change_outside_body'])} |"]
+    geometry = entry.get("latent_geometry")
+    if geometry:
+        lines.append(f"| latent geometry (training latents, probe space): effective rank / variance along the probe "
+                     f"normal (1 = an average direction) | {_fmt(geometry['effective_rank'])} / "
+                     f"{geometry['direction_variance']:.3g} |")
     fd = cf.get("frechet_zsem", {})
     if fd:
         lines.append("| Fréchet distance in z_sem space (not FID), real grade g vs counterfactuals to g | "
