@@ -191,4 +191,4 @@ def test_latent_geometry_finds_a_probe_along_a_faint_direction():
     along = latent_geometry(LinearProbe(normal=top, bias=0.0, mean=mean, scale=scale), z)
     faint = latent_geometry(LinearProbe(normal=across, bias=0.0, mean=mean, scale=scale), z)
     assert 1.8 < along["effective_rank"] < 2.2 and along["components_for_99pct"] == 2
-    assert along["direction_variance"] > 20 and faint["direction_variance"] < 0.01
+    assert along["direction_variance"] > 20 and faint["direction_variance"] < 0.05
