@@ -78,7 +78,7 @@ def render_model_card(experiment: dict, config: BundleConfig, run_meta: dict, ta
         lines.append(f"- {experiment['bundle']['compute_note']}")
     lines += [
         "", "## Validation",
-        f"- EMA reconstruction MSE on validation images (model range [-1, 1], 'standard' preset): {recon_mse:.4f}.",
+        f"- EMA reconstruction MSE on validation images (model range [-1, 1], 'standard' preset): {recon_mse:.2e}.",
         f"- z_sem reliance (clean-image error at t in [400, 800) with another image's z_sem minus with its own; "
         f"0 = the decoder ignores z_sem): {reliance:.4f}.",
         f"- Weights stored as fp16: max |Δ signed distance| vs fp32 on validation latents {fp16_delta:.2e}.",
