@@ -46,3 +46,29 @@ def test_table_lists_every_preset(report):
     table = format_table(report)
     for name in ("fast", "standard", "reference", "vertebrae/s", "GFLOP"):
         assert name in table
+
+
+def test_tune_presets_counts_inversion_calls_and_parses_candidates(blob_bundle, overfit_dae):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from tune_presets import measure, parse_candidate
+
+    from DAECounterfactualLib.bundle import StepPreset
+
+    assert parse_candidate("10,10,12,0.002,quadratic") == StepPreset(10, 10, 12, 0.002, "quadratic")
+    assert parse_candidate("250,100,0") == StepPreset(250, 100)
+    explainer = Explainer(load_bundle(blob_bundle))
+    images = overfit_dae[1].numpy()[:2]
+    fixed = measure(explainer, images, StepPreset(5, 5, 3))
+    early = measure(explainer, images, StepPreset(5, 5, 3, refine_tol=0.5))  # every step stops after one iteration
+    assert fixed["inversion_calls"] == 5 * 4 and early["inversion_calls"] == 5 * 2
+    import torch
+
+    from DAECounterfactualLib.training import reconstruct
+
+    x = torch.from_numpy(images)
+    expected = np.mean([float((reconstruct(explainer.model, x[i:i + 1], explainer.schedule, 5, 3).clamp(-1, 1)
+                               - x[i:i + 1]).pow(2).mean()) for i in range(len(x))])
+    assert fixed["recon_mse"] == pytest.approx(expected, rel=1e-5)
