@@ -125,8 +125,8 @@ def ddim_invert(eps_model: EpsModel, x0: torch.Tensor, z: torch.Tensor, schedule
     fixed-point iterations, so decoding retraces the inversion almost exactly: with few steps this buys far
     better reconstructions than more steps would (each iteration costs one network call). With ``refine_tol``
     a step stops iterating once an iteration changes x by less than that (RMS, worst image of the batch): the
-    iteration converges in 2-3 calls at most steps but needs many at the lowest-noise step, so a tolerance puts
-    the calls where they are needed.
+    iteration converges within a few calls at the middle steps but needs many at the lowest-noise step (and more
+    at the highest-noise ones), so a tolerance puts the calls where they are needed.
     """
     x, z = _broadcast_pair(x0, z)
     alphas = schedule.alphas_cumprod
