@@ -51,11 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
     bundle = load_bundle(resolve_bundle(experiment["bundle"]["name"]))
-    explainer, spec = Explainer(bundle), bundle.task(args.task or experiment["tasks"][0]["name"])
+    recipes = {t["name"]: t for t in experiment["tasks"]}
+    if args.task and args.task not in recipes:
+        parser.error(f"task {args.task!r} is not in {args.config} (tasks: {', '.join(recipes)})")
+    recipe = recipes[args.task] if args.task else experiment["tasks"][0]
+    explainer, spec = Explainer(bundle), bundle.task(recipe["name"])
     data, _ = load_data(experiment["data"], args.data_root)
     train, val = data.subset(experiment["data"].get("train_split", "train")), data.subset("val")
     z_train, z_val = explainer.encode(train.images), explainer.encode(val.images)
-    exclude = experiment["tasks"][0].get("exclude_from_probe", [])
+    exclude = recipe.get("exclude_from_probe", [])
     use = (train.grades >= 0) & ~np.isin(train.grades, exclude)
     labels = train.grades[use] >= spec.positive_min_grade
     images, graded = gain_images(val, args.images), train.grades >= 0
