@@ -108,6 +108,46 @@ def test_probe_fitting_refuses_bad_labels():
         fit_probe(z, y, kind="tree")
 
 
+def _shared_factor_latents(n=400, seed=3):
+    """Latents whose variance lies in two shared factors, plus a faint signal in one dimension of its own."""
+    rng = np.random.default_rng(seed)
+    factors = rng.normal(size=(n, 2))
+    z = factors @ rng.normal(size=(2, DIM)) + 0.05 * rng.normal(size=(n, DIM))
+    return z, factors
+
+
+@pytest.mark.parametrize("kind", ["svm", "logistic"])
+def test_probe_restricted_to_principal_directions(kind):
+    from sklearn.metrics import roc_auc_score
+
+    z, factors = _shared_factor_latents()
+    y = factors[:, 0] > 0
+    probe = fit_probe(z, y, kind=kind, components=2)
+    u = probe.standardize(z)
+    top2 = np.linalg.svd(u - u.mean(0), full_matrices=False)[2][:2]
+    residual = probe.unit_normal - top2.T @ (top2 @ probe.unit_normal)
+    assert np.linalg.norm(residual) < 1e-8  # the normal lies in the span of the top two directions
+    assert roc_auc_score(y, probe.distance(z)) > 0.98
+
+
+def test_restricted_probe_cannot_see_a_low_variance_signal():
+    """The trade-off the option makes: a label carried by a direction the latents hardly vary in is lost."""
+    from sklearn.metrics import roc_auc_score
+
+    z, factors = _shared_factor_latents()
+    y = z[:, 5] - (factors @ np.linalg.lstsq(factors, z[:, 5], rcond=None)[0]) > 0  # dim 5's own noise
+    assert roc_auc_score(y, fit_probe(z, y, components=0).distance(z)) > 0.8
+    assert roc_auc_score(y, fit_probe(z, y, components=2).distance(z)) < 0.7
+
+
+def test_probe_components_out_of_range_is_a_clear_error():
+    z, y, _ = _two_blobs()
+    with pytest.raises(ValueError, match="probe components must be in 1.."):
+        fit_probe(z, y, components=z.shape[1] + 1)
+    with pytest.raises(ValueError, match="probe components must be in 1.."):
+        fit_probe(z, y, components=-1)
+
+
 def test_probe_round_trips_through_json_dict():
     z, y, _ = _two_blobs()
     probe = fit_probe(z, y)

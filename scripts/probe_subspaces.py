@@ -24,25 +24,17 @@ import numpy as np  # noqa: E402
 
 from DAECounterfactualLib.bundle import load_bundle, resolve_bundle  # noqa: E402
 from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
-from DAECounterfactualLib.probe import LinearProbe, fit_calibration, fit_probe  # noqa: E402
+from DAECounterfactualLib.probe import fit_calibration, fit_probe  # noqa: E402
 from DAECounterfactualLib.task_fitting import edit_response, grading_metrics  # noqa: E402
 from fit_edit_gain import gain_images  # noqa: E402
 from train_dae import DEFAULT_DATA_ROOT, load_data, load_experiment  # noqa: E402
-
-
-def subspace_probe(z: np.ndarray, labels: np.ndarray, use: np.ndarray, components: int, C: float) -> LinearProbe:
-    """SVM on the top ``components`` principal components of the standardised latents, as a probe on all of z."""
-    mean, scale = z.mean(0), np.where(z.std(0) > 1e-8, z.std(0), 1.0)
-    u = (z - mean) / scale
-    basis = np.linalg.svd(u - u.mean(0), full_matrices=False)[2][:components].T if components else np.eye(z.shape[1])
-    fitted = fit_probe((u @ basis)[use], labels, C=C, standardize=False)
-    return LinearProbe(normal=basis @ fitted.normal, bias=fitted.bias, mean=mean, scale=scale, kind="svm")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("config", type=Path)
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
+    parser.add_argument("--bundle", default=None, help="bundle folder or name (default: the experiment's name)")
     parser.add_argument("--task", default=None, help="default: the experiment's first task")
     parser.add_argument("--components", type=int, nargs="+", default=[4, 8, 16, 0])
     parser.add_argument("--C", type=float, default=1.0)
@@ -50,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="fast")
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
-    bundle = load_bundle(resolve_bundle(experiment["bundle"]["name"]))
+    bundle = load_bundle(resolve_bundle(args.bundle or experiment["bundle"]["name"]))
     recipes = {t["name"]: t for t in experiment["tasks"]}
     if args.task and args.task not in recipes:
         parser.error(f"task {args.task!r} is not in {args.config} (tasks: {', '.join(recipes)})")
@@ -65,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     images, graded = gain_images(val, args.images), train.grades >= 0
     print("components | val AUC | val MAE | response slope | r")
     for k in args.components:
-        probe = subspace_probe(z_train, labels, use, k, args.C)
+        probe = fit_probe(z_train[use], labels, C=args.C, components=k)
         calibration = fit_calibration(probe.distance(z_train[graded]), train.grades[graded], "linear",
                                       grade_range=(0, len(spec.grade_names) - 1))
         task = replace(spec, probe=probe, calibration=calibration, edit_gain=1.0)

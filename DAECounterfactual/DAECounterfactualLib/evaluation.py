@@ -55,7 +55,8 @@ def probe_table(recipe: TaskRecipe, z_train: np.ndarray, g_train: np.ndarray, z_
     n_grades = len(recipe.grade_names)
     rows = []
     for kind in PROBES:
-        probe = fit_probe(z_train[use], g_train[use] >= recipe.positive_min_grade, kind=kind, C=c)
+        probe = fit_probe(z_train[use], g_train[use] >= recipe.positive_min_grade, kind=kind, C=c,
+                          components=recipe.probe_components)
         d_train, d_eval = probe.distance(z_train), probe.distance(z_eval)
         for method in CALIBRATIONS:
             calibration = fit_calibration(d_train, g_train, method, recipe.degree, grade_range=(0, n_grades - 1))

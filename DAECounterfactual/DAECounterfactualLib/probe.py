@@ -117,9 +117,22 @@ class LinearProbe:
                    prob_intercept=float(data.get("prob_intercept", 0.0)))
 
 
+def principal_basis(u: np.ndarray, components: int) -> np.ndarray:
+    """Orthonormal columns spanning the top ``components`` principal directions of ``u``; (dim, components)."""
+    if not 0 < components <= min(u.shape):
+        raise ValueError(f"probe components must be in 1..{min(u.shape)} for {u.shape[0]} latents of "
+                         f"{u.shape[1]} dimensions, got {components}")
+    return np.linalg.svd(u - u.mean(axis=0), full_matrices=False)[2][:components].T
+
+
 def fit_probe(z: np.ndarray, labels: np.ndarray, kind: ProbeKind = "svm", standardize: bool = True,
-              C: float = 1.0, seed: int = 0) -> LinearProbe:
-    """Fit a linear SVM or logistic regression for a binary label (1 = pathology) on latents z."""
+              C: float = 1.0, seed: int = 0, components: int = 0) -> LinearProbe:
+    """Fit a linear SVM or logistic regression for a binary label (1 = pathology) on latents z.
+
+    ``components`` > 0 restricts the normal to the top principal directions of the (standardised) latents. A
+    DAE decoder renders steps along the directions its latents vary in and all but ignores the rest, so a
+    normal in that subspace gives counterfactuals that change the image; the probe is still a hyperplane on
+    all of z (0: no restriction, the paper's probe)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import LinearSVC
 
@@ -133,14 +146,17 @@ def fit_probe(z: np.ndarray, labels: np.ndarray, kind: ProbeKind = "svm", standa
     scale = z.std(axis=0) if standardize else np.ones(z.shape[1])
     scale = np.where(scale > 1e-8, scale, 1.0)
     u = (z - mean) / scale
+    basis = principal_basis(u, components) if components else None
     if kind == "svm":
         clf = LinearSVC(C=C, class_weight="balanced", dual="auto", max_iter=20000, random_state=seed)
     elif kind == "logistic":
         clf = LogisticRegression(C=C, class_weight="balanced", max_iter=5000)
     else:
         raise ValueError(f"unknown probe kind {kind!r} (svm or logistic)")
-    clf.fit(u, y)
+    clf.fit(u if basis is None else u @ basis, y)
     normal, bias = clf.coef_.ravel().astype(np.float64), float(clf.intercept_[0])
+    if basis is not None:  # n·(Bᵀu) = (Bn)·u: the same hyperplane, written on all of u
+        normal = basis @ normal
     probe = LinearProbe(normal=normal, bias=bias, mean=mean, scale=scale, kind=kind)
     if kind == "logistic":
         slope, intercept = float(np.linalg.norm(normal)), 0.0  # sigmoid(n·u + b) = sigmoid(||n|| · dist)

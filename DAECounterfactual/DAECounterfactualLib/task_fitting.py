@@ -27,6 +27,7 @@ class TaskRecipe:
     calibration: str = "linear"
     degree: int = 3
     exclude_from_probe: tuple[int, ...] = ()
+    probe_components: int = 0   # > 0: normal restricted to the latents' top principal directions (fit_probe)
     c_grid: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -52,7 +53,7 @@ def fit_task(recipe: TaskRecipe, z_train: np.ndarray, grades_train: np.ndarray, 
     labels = grades_train[use] >= recipe.positive_min_grade
     best = None
     for c in recipe.c_grid:
-        probe = fit_probe(z_train[use], labels, kind=recipe.probe, C=c)
+        probe = fit_probe(z_train[use], labels, kind=recipe.probe, C=c, components=recipe.probe_components)
         auc = grading_metrics(probe.distance(z_val), np.zeros(len(z_val)), grades_val,
                               recipe.positive_min_grade)["auc"]
         if best is None or auc > best[0]:
