@@ -110,6 +110,11 @@ def _broadcast_pair(x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, tor
     raise ValueError(f"batch sizes of x ({x.shape[0]}) and z ({z.shape[0]}) do not match")
 
 
+def _worst_rms(difference: torch.Tensor) -> float:
+    """RMS of each image's difference, largest over the batch (a host sync: call only when it is used)."""
+    return float(difference.pow(2).flatten(1).mean(1).sqrt().max())
+
+
 @torch.no_grad()
 def ddim_invert(eps_model: EpsModel, x0: torch.Tensor, z: torch.Tensor, schedule: NoiseSchedule, num_steps: int,
                 callback: StepCallback | None = None, refine: int = 0, refine_tol: float = 0.0,
@@ -137,9 +142,9 @@ def ddim_invert(eps_model: EpsModel, x0: torch.Tensor, z: torch.Tensor, schedule
         x_next = ddim_move(x, eps_model(x, t_tensor, z).to(x.dtype), alpha_prev, alpha)
         for _ in range(refine):
             x_iterate = ddim_move(x, eps_model(x_next, t_tensor, z).to(x.dtype), alpha_prev, alpha)
-            change = float((x_iterate - x_next).pow(2).flatten(1).mean(1).sqrt().max())
+            converged = refine_tol > 0 and _worst_rms(x_iterate - x_next) < refine_tol
             x_next = x_iterate
-            if change < refine_tol:
+            if converged:
                 break
         x, alpha_prev = x_next, alpha
         if callback is not None:
