@@ -2,11 +2,11 @@
 """Does the decoder follow a probe fitted in the latents' main directions? AUC against edit response per subspace.
 
 For each k, the probe is fitted on the top-k principal components of the standardised training latents (its normal
-then lies in that subspace; k = 0: all 512 dimensions, as shipped); the edit response is the slope of re-encoded
-over requested distance steps on validation images (task_fitting.edit_response, gain 1). On vcf-ct this shows the
-trade-off behind its counterfactuals: the directions the decoder draws do not carry the fracture.
+then lies in that subspace; k = 0: all 512 dimensions); the edit response is the slope of re-encoded over requested
+distance steps on validation images (task_fitting.edit_response, gain 1). It picks a task's ``probe_components``:
+the fewest directions that keep the validation AUC, where the decoder still draws the edit (vcf-ct: 16).
 
-    python scripts/probe_subspaces.py scripts/configs/vcf-ct.json --data-root DATA --components 4 8 16 0
+    python scripts/probe_subspaces.py scripts/configs/vcf-ct.json --data-root DATA --components 8 12 16 24 0
 """
 
 from __future__ import annotations
