@@ -84,7 +84,7 @@ def test_ct_counterfactuals_change_the_reencoded_grade():
     """vcf-ct's probe normal lies in its latents' top principal directions (probe_components), which the decoder
     draws: the G2 counterfactual of an intact phantom vertebra re-encodes at least half the requested step above
     the G0 one (before the GPU-trained DAE and the restricted probe, every counterfactual re-encoded like the
-    reconstruction; measured here: 7.2 to 9.2 of 8.1 requested, fast preset)."""
+    reconstruction; measured here with the fast preset: 9.3 and 8.1 of 8.1 requested)."""
     from DAECounterfactualLib.scoring import model_input
     from DAECounterfactualLib.synthesis import make_spine_phantom
 
