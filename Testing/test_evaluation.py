@@ -34,6 +34,13 @@ def graded_latents(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return z, grades
 
 
+def test_recipe_from_an_experiment_config_task():
+    task = json.loads('{"name": "genant", "grade_names": ["G0", "G1", "G2", "G3"], "positive_min_grade": 2, '
+                      '"exclude_from_probe": [1]}')
+    assert TaskRecipe.from_config(task) == RECIPE
+    assert TaskRecipe.from_config({**task, "probe_components": 16}).probe_components == 16
+
+
 def test_confusion_matrix_rows_are_true_grades():
     assert confusion_matrix([0, 0, 1, 2], [0, 1, 1, 0], 3) == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
 

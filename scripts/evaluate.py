@@ -44,11 +44,6 @@ from DAECounterfactualLib.task_fitting import TaskRecipe  # noqa: E402
 from train_dae import DEFAULT_DATA_ROOT, load_data, load_experiment  # noqa: E402
 
 
-def recipe_of(task: dict) -> TaskRecipe:
-    return TaskRecipe(**{**task, "grade_names": tuple(task["grade_names"]),
-                         "exclude_from_probe": tuple(task.get("exclude_from_probe", ()))})
-
-
 def spread(n: int, grades: np.ndarray) -> np.ndarray:
     """Indices of ``n`` cases spread over every grade (round robin over grades, evenly within each)."""
     by_grade = [np.flatnonzero(grades == g) for g in np.unique(grades[grades >= 0])]
@@ -95,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {"bundle": bundle.bundle_id, "experiment": args.config.name, "data": data_path.name,
                "split": args.split, "n_train": len(train), "n_eval": len(held_out), "tasks": {}}
     for task in experiment["tasks"]:
-        recipe = recipe_of(task)
+        recipe = TaskRecipe.from_config(task)
         spec = bundle.task(recipe.name)
         c = float(spec.metrics.get("C", 1.0))
         rows = probe_table(recipe, z_train, train.grades, z_held, held_out.grades, c)

@@ -142,9 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     model.eval()
     z_train, z_val = encode_images(model, train.images), encode_images(model, val.images)
     stats = LatentStats.from_latents(z_train)
-    tasks = [fit_task(TaskRecipe(**{**t, "grade_names": tuple(t["grade_names"]),
-                                    "exclude_from_probe": tuple(t.get("exclude_from_probe", ()))}),
-                      z_train, train.grades, z_val, val.grades) for t in experiment["tasks"]]
+    tasks = [fit_task(TaskRecipe.from_config(t), z_train, train.grades, z_val, val.grades)
+             for t in experiment["tasks"]]
     tasks = [replace(t, metrics={**t.metrics, "latent_geometry": latent_geometry(t.probe, z_train)}) for t in tasks]
 
     with torch.no_grad():

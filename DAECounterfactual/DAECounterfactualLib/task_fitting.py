@@ -31,6 +31,12 @@ class TaskRecipe:
     c_grid: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_config(cls, task: dict[str, Any]) -> "TaskRecipe":
+        """A recipe from an experiment config's task entry (JSON lists become the tuples a frozen recipe holds)."""
+        return cls(**{**task, "grade_names": tuple(task["grade_names"]),
+                      "exclude_from_probe": tuple(task.get("exclude_from_probe", ()))})
+
 
 def grading_metrics(scores: np.ndarray, predicted: np.ndarray, grades: np.ndarray,
                     positive_min_grade: int) -> dict[str, float]:
