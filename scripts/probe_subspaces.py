@@ -24,8 +24,7 @@ import numpy as np  # noqa: E402
 
 from DAECounterfactualLib.bundle import load_bundle, resolve_bundle  # noqa: E402
 from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
-from DAECounterfactualLib.probe import fit_calibration, fit_probe  # noqa: E402
-from DAECounterfactualLib.task_fitting import edit_response, grading_metrics  # noqa: E402
+from DAECounterfactualLib.task_fitting import TaskRecipe, edit_response, fit_task  # noqa: E402
 from fit_edit_gain import gain_images  # noqa: E402
 from train_dae import DEFAULT_DATA_ROOT, load_data, load_experiment  # noqa: E402
 
@@ -49,23 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     recipe = recipes[args.task] if args.task else experiment["tasks"][0]
     explainer, spec = Explainer(bundle), bundle.task(recipe["name"])
     data, _ = load_data(experiment["data"], args.data_root)
-    train, val = data.subset(experiment["data"].get("train_split", "train")), data.subset("val")
+    train = data.subset(experiment["data"].get("train_split", "train"))
+    val = data.subset(experiment["data"].get("val_split", "val"))
     z_train, z_val = explainer.encode(train.images), explainer.encode(val.images)
-    exclude = recipe.get("exclude_from_probe", [])
-    use = (train.grades >= 0) & ~np.isin(train.grades, exclude)
-    labels = train.grades[use] >= spec.positive_min_grade
-    images, graded = gain_images(val, args.images), train.grades >= 0
+    images = gain_images(val, args.images)
     print("components | val AUC | val MAE | response slope | r")
     for k in args.components:
-        probe = fit_probe(z_train[use], labels, C=args.C, components=k)
-        calibration = fit_calibration(probe.distance(z_train[graded]), train.grades[graded], "linear",
-                                      grade_range=(0, len(spec.grade_names) - 1))
-        task = replace(spec, probe=probe, calibration=calibration, edit_gain=1.0)
-        d = probe.distance(z_val)
-        metrics = grading_metrics(d, calibration.grade(d), val.grades, spec.positive_min_grade)
+        fitted = fit_task(replace(TaskRecipe.from_config(recipe), probe_components=k, c_grid=(args.C,)),
+                          z_train, train.grades, z_val, val.grades)
+        task = replace(spec, probe=fitted.probe, calibration=fitted.calibration, edit_gain=1.0)
         requested, achieved = edit_response(explainer, images, task, args.preset)
         slope = float(requested @ achieved / (requested @ requested))
-        print(f"{k or 'all':>10} | {metrics['auc']:.3f}   | {metrics['mae']:.3f}   | {slope:14.3f} | "
+        print(f"{k or 'all':>10} | {fitted.metrics['auc']:.3f}   | {fitted.metrics['mae']:.3f}   | {slope:14.3f} | "
               f"{np.corrcoef(requested, achieved)[0, 1]:.2f}", flush=True)
     return 0
 
