@@ -114,9 +114,10 @@ class BundleConfig:
         if max(preset.invert, preset.decode) > limit:
             raise InputError(f"{what}: {max(preset.invert, preset.decode)} DDIM steps exceed the {limit} timesteps "
                              f"bundle {self.name!r} was trained with")
+        schedule = NoiseSchedule(self.diffusion)
         for steps in (preset.invert, preset.decode):
             try:
-                NoiseSchedule(self.diffusion).timesteps(steps, preset.spacing)
+                schedule.timesteps(steps, preset.spacing)
             except ValueError as exc:
                 raise InputError(f"{what}: {exc}") from None
         return preset
