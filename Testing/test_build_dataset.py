@@ -144,6 +144,37 @@ def test_mri_preset_simulates_fractures_on_intact_bodies_from_their_masks(build,
     assert set(data["label"][simulated].tolist()) <= {20, 22}  # only the intact (grade 0) bodies are fractured
 
 
+def test_simulations_per_body_keeps_one_fracture_per_intact_body_and_repeats_its_draw(build, fake_root, tmp_path):
+    argv = ["--preset", "ct", "--data-root", str(fake_root), "--size-px", "48", "--lateral-offsets=-3,0,3",
+            "--fracture-losses", "0.22,0.45", "--fracture-kinds", "wedge,crush", "--phantoms", "0",
+            "--simulations-per-body", "1"]
+    built = []
+    for name in ("a", "b"):
+        assert build.main(argv + ["--out", str(tmp_path / name)]) == 0
+        built.append(load_npz(tmp_path / name / "dataset.npz"))
+    data = built[0]
+    intact = ~data["simulated"] & (data["grades"] == 0)
+    bodies = lambda mask: sorted(zip(data["case_id"][mask], data["label"][mask], data["lateral_offset_mm"][mask]))
+    assert bodies(data["simulated"]) == bodies(intact)  # exactly one simulated fracture for each intact body
+    pairs = set(zip(data["requested_height_loss"][data["simulated"]].round(2), data["fracture_kind"][data["simulated"]]))
+    assert len(pairs) > 1  # the pair is drawn per body, not always the first
+    for key in ("images", "fracture_kind", "requested_height_loss"):
+        np.testing.assert_array_equal(built[1][key], data[key])
+
+
+def test_phantom_max_fractures_sets_the_share_of_fractured_phantom_bodies(build):
+    def fractured_share(max_fractures: int) -> float:
+        rng = np.random.default_rng(0)
+        draws = [build.draw_phantom_fractures(rng, (20, 21, 22), [0.3], ["wedge"], max_fractures) for _ in range(600)]
+        return np.mean([len(d) for d in draws]) / 3
+
+    assert fractured_share(0) == 0
+    assert fractured_share(2) == pytest.approx(1 / 3, abs=0.04)
+    assert fractured_share(3) == pytest.approx(1 / 2, abs=0.04)
+    with pytest.raises(InputError, match="three vertebrae|3 vertebrae"):
+        build.phantom_case_specs(1, 0, [0.3], ["wedge"], 4)
+
+
 def test_assign_splits_is_deterministic_by_group(build):
     groups = [f"g{n}" for n in range(20)]
     first = build.assign_splits(groups, (0.7, 0.15, 0.15), seed=1)

@@ -41,6 +41,26 @@ def test_recipe_from_an_experiment_config_task():
     assert TaskRecipe.from_config({**task, "probe_components": 16}).probe_components == 16
 
 
+def test_recipe_strata_come_from_the_named_training_set_column():
+    from DAECounterfactualLib.datasets import TrainingSet
+    from DAECounterfactualLib.errors import InputError
+    from DAECounterfactualLib.task_fitting import fit_task
+
+    z, grades = graded_latents(300, 0)
+    grades[:5] = -1  # ungraded samples are dropped together with their strata
+    origin = np.where(np.arange(300) % 3 == 0, "real", "phantom")
+    data = TrainingSet(np.zeros((300, 1, 2, 2)), grades, np.full(300, "train"), np.arange(300).astype(str),
+                       {"origin": origin})
+    stratified = TaskRecipe(**{**RECIPE.__dict__, "probe_strata": "origin"})
+    assert RECIPE.strata(data) is None
+    np.testing.assert_array_equal(stratified.strata(data), origin)
+    with pytest.raises(InputError, match="probe_strata 'site' is not a column"):
+        TaskRecipe(**{**RECIPE.__dict__, "probe_strata": "site"}).strata(data)
+    z_val, g_val = graded_latents(200, 1)
+    spec = fit_task(stratified, z, grades, z_val, g_val, stratified.strata(data))
+    assert spec.metrics["auc"] > 0.9 and spec.metrics["train_n"] == 295
+
+
 def test_confusion_matrix_rows_are_true_grades():
     assert confusion_matrix([0, 0, 1, 2], [0, 1, 1, 0], 3) == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
 

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from DAECounterfactualLib.probe import (Calibration, CalibrationError, LinearProbe, fit_calibration, fit_probe,
-                                        sweep_distances)
+from DAECounterfactualLib.probe import (Calibration, CalibrationError, LinearProbe, balanced_weights,
+                                        fit_calibration, fit_probe, sweep_distances)
 
 DIM = 6
 finite = st.floats(-5, 5, allow_nan=False, allow_infinity=False)
@@ -146,6 +146,40 @@ def test_probe_components_out_of_range_is_a_clear_error():
         fit_probe(z, y, components=z.shape[1] + 1)
     with pytest.raises(ValueError, match="probe components must be in 1.."):
         fit_probe(z, y, components=-1)
+
+
+def test_balanced_weights_match_scikit_learn_and_balance_each_stratum():
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    y = np.array([1, 1, 1, 0, 1, 0, 0, 1, 1, 1])
+    np.testing.assert_allclose(balanced_weights(y), compute_sample_weight("balanced", y))
+    strata = np.array(["a"] * 6 + ["b"] * 4)
+    w = balanced_weights(y, strata)
+    cells = [w[(strata == s) & (y == c)].sum() for s in "ab" for c in (0, 1)]
+    np.testing.assert_allclose(cells, cells[0])
+    assert w.mean() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="3 strata for 10 labels"):
+        balanced_weights(y, strata[:3])
+
+
+def _confounded(seed: int = 0, n: int = 2000):
+    """Latents where dim 0 marks 'real' (20 %, 85 % positive) against 'phantom' (40 % positive), dim 1 the label."""
+    rng = np.random.default_rng(seed)
+    real = rng.random(n) < 0.2
+    y = np.where(real, rng.random(n) < 0.85, rng.random(n) < 0.4)
+    z = rng.normal(size=(n, DIM))
+    z[:, 0] += 2.0 * real
+    z[:, 1] += 1.0 * y
+    return z, y, np.where(real, "real", "phantom")
+
+
+@pytest.mark.parametrize("kind", ["svm", "logistic"])
+def test_stratified_probe_does_not_read_the_stratum_as_the_label(kind):
+    z, y, origin = _confounded()
+    plain = fit_probe(z, y, kind).unit_normal
+    stratified = fit_probe(z, y, kind, strata=origin).unit_normal
+    assert abs(plain[0]) > 0.3 * abs(plain[1])  # the confound leaks into the plain probe ...
+    assert abs(stratified[0]) < 0.05 * abs(stratified[1])  # ... and not into the stratified one
 
 
 def test_probe_round_trips_through_json_dict():

@@ -135,17 +135,28 @@ def _mri_loader(base: Path, case: str, rank_labels: bool, table: dict) -> Callab
     return load
 
 
-def phantom_case_specs(count: int, seed: int, losses: list[float], kinds: list[str]) -> list[CaseSpec]:
-    """``count`` phantoms; each fractures 0-2 random vertebrae with a random loss and kind from the settings."""
+def phantom_case_specs(count: int, seed: int, losses: list[float], kinds: list[str],
+                       max_fractures: int = 2) -> list[CaseSpec]:
+    """``count`` phantoms of three vertebrae, fractured as ``draw_phantom_fractures`` says."""
     rng = np.random.default_rng(seed)
     specs = []
     for n in range(count):
         labels = (19, 20, 21) if n % 2 else (20, 21, 22)
-        chosen = rng.choice(labels, size=int(rng.integers(0, 3)), replace=False)
-        fractures = {int(l): (float(rng.choice(losses)), str(rng.choice(kinds))) for l in chosen}
+        fractures = draw_phantom_fractures(rng, labels, losses, kinds, max_fractures)
         case = f"phantom_{seed}_{n:03d}"
         specs.append(CaseSpec(case, f"phantom:{case}", [], _phantom_loader(seed * 1000 + n, labels, fractures, case)))
     return specs
+
+
+def draw_phantom_fractures(rng: np.random.Generator, labels: tuple[int, ...], losses: list[float], kinds: list[str],
+                           max_fractures: int) -> dict[int, tuple[float, str]]:
+    """Fracture 0..``max_fractures`` (uniformly many) of the vertebrae, each with a random loss and kind.
+    Of three vertebrae, 3 fractures half of all bodies on average and 2 a third."""
+    if not 0 <= max_fractures <= len(labels):
+        raise InputError(f"a phantom has {len(labels)} vertebrae: --phantom-max-fractures must be 0-{len(labels)}, "
+                         f"got {max_fractures}")
+    chosen = rng.choice(labels, size=int(rng.integers(0, max_fractures + 1)), replace=False)
+    return {int(l): (float(rng.choice(losses)), str(rng.choice(kinds))) for l in chosen}
 
 
 def _phantom_loader(seed: int, labels: tuple[int, ...], fractures: dict, case: str) -> Callable[[], SpineCase]:
@@ -169,6 +180,8 @@ class Settings:
     preprocessing: Preprocessing
     fracture_losses: list[float]  # simulated on intact (grade 0) real vertebrae; empty = none
     fracture_kinds: list[str]
+    simulations_per_body: int = 0  # (loss, kind) pairs drawn per intact body and offset; 0 = every pair
+    seed: int = 0
 
 
 def _value_range(settings: Settings, volume: Volume) -> tuple[float, float]:
@@ -198,22 +211,39 @@ def case_samples(spine: SpineCase, settings: Settings, skipped: list[str]) -> It
                 yield from _simulated(spine, position, offset, patch, value_range, settings, skipped)
 
 
+def fracture_pairs(settings: Settings, case: str, label: int, offset: float) -> list[tuple[float, str]]:
+    """Every (loss, kind) pair to simulate on one intact body at one offset, in the order to try them: as set when
+    every pair is kept, else shuffled by a seed drawn from the settings' seed and the body (a rebuild repeats it)."""
+    pairs = [(loss, kind) for loss in settings.fracture_losses for kind in settings.fracture_kinds]
+    if settings.simulations_per_body <= 0:
+        return pairs
+    key = [settings.seed, label, int(round(offset * 10)) % 1000, *case.encode()]
+    return [pairs[i] for i in np.random.default_rng(key).permutation(len(pairs))]
+
+
 def _simulated(spine, position, offset, patch, value_range, settings, skipped) -> Iterator[dict]:
+    """Simulated fractures of one intact body: every pair, or the first ``simulations_per_body`` that succeed.
+    Keeping only a few keeps the real patches from being mostly fractured, which would teach a probe that
+    'looks like a real scan' means 'fractured'."""
     body = Volume((spine.body_mask.array == position.label).astype(np.float32), spine.body_mask.ijk_to_ras)
     body_patch = extract_sagittal_patch(body, position.ras, settings.size_px, settings.spacing_mm, offset, 0.0)
-    for loss in settings.fracture_losses:
-        for kind in settings.fracture_kinds:
-            try:
-                fracture = simulate_fracture(patch.pixels, body_patch.pixels >= 0.5, loss, kind, settings.spacing_mm)
-            except InputError as error:
-                skipped.append(f"{spine.case} {position.level} offset {offset} {kind} {loss}: {error}")
-                continue
-            measured = 1 - fracture.heights.hp / fracture.heights_before.hp if kind == "crush" else fracture.heights.height_loss
-            if abs(measured - loss) > MAX_LOSS_ERROR:  # the body's shape defeated the simulation: no label to trust
-                skipped.append(f"{spine.case} {position.level} offset {offset} {kind} {loss}: measured {measured:.3f}")
-                continue
-            yield _sample(spine, position, offset, patch.patch_to_ras, fracture.image, value_range, settings,
-                          grade=genant_grade(measured), simulated=True, kind=kind, requested=loss, measured=measured)
+    wanted = settings.simulations_per_body if settings.simulations_per_body > 0 else None
+    made = 0
+    for loss, kind in fracture_pairs(settings, spine.case, position.label, offset):
+        if made == wanted:
+            return
+        try:
+            fracture = simulate_fracture(patch.pixels, body_patch.pixels >= 0.5, loss, kind, settings.spacing_mm)
+        except InputError as error:
+            skipped.append(f"{spine.case} {position.level} offset {offset} {kind} {loss}: {error}")
+            continue
+        measured = 1 - fracture.heights.hp / fracture.heights_before.hp if kind == "crush" else fracture.heights.height_loss
+        if abs(measured - loss) > MAX_LOSS_ERROR:  # the body's shape defeated the simulation: no label to trust
+            skipped.append(f"{spine.case} {position.level} offset {offset} {kind} {loss}: measured {measured:.3f}")
+            continue
+        made += 1
+        yield _sample(spine, position, offset, patch.patch_to_ras, fracture.image, value_range, settings,
+                      grade=genant_grade(measured), simulated=True, kind=kind, requested=loss, measured=measured)
 
 
 def _sample(spine, position, offset, patch_to_ras, pixels, value_range, settings, **fields) -> dict:
@@ -233,12 +263,17 @@ def _sample(spine, position, offset, patch_to_ras, pixels, value_range, settings
 # Splits, output
 
 
-def assign_splits(groups: list[str], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:
-    """Shuffle the distinct groups (seeded) and cut them into train/val/test by the fractions."""
-    unique = sorted(set(groups))
+def assign_splits(groups: list[str], fractions: tuple[float, float, float], seed: int,
+                  train_only: tuple[str, ...] = ()) -> dict[str, str]:
+    """Shuffle the distinct groups (seeded) and cut them into train/val/test by the fractions; groups whose name
+    starts with a ``train_only`` prefix go to train whatever the draw (two real CTs among hundreds of phantoms
+    are too few to hold one out: the DAE needs both to learn what real bone looks like)."""
+    pinned = sorted({g for g in groups if g.startswith(train_only)}) if train_only else []
+    unique = sorted(set(groups) - set(pinned))
     order = np.random.default_rng(seed).permutation(len(unique))
     cuts = np.round(np.cumsum(fractions) / sum(fractions) * len(unique)).astype(int)
-    return {unique[g]: SPLITS[int(np.searchsorted(cuts, rank, side="right"))] for rank, g in enumerate(order)}
+    split = {unique[g]: SPLITS[int(np.searchsorted(cuts, rank, side="right"))] for rank, g in enumerate(order)}
+    return split | {g: "train" for g in pinned}
 
 
 def to_arrays(samples: list[dict], split_of_case: dict[str, str], group_of_case: dict[str, str]) -> dict[str, np.ndarray]:
@@ -293,8 +328,9 @@ def input_records(paths: list[Path], root: Path) -> list[dict]:
 # Presets
 
 
-def build_spine(specs: list[CaseSpec], settings: Settings, fractions, seed: int) -> tuple[dict, list[str]]:
-    split_of_group = assign_splits([s.group for s in specs], fractions, seed)
+def build_spine(specs: list[CaseSpec], settings: Settings, fractions, seed: int,
+                train_only: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
+    split_of_group = assign_splits([s.group for s in specs], fractions, seed, train_only)
     samples, skipped = [], []
     for spec in tqdm(specs, desc="cases", unit="case"):
         samples.extend(case_samples(spec.load(), settings, skipped))
@@ -346,8 +382,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lateral-offsets", default=None, help="comma-separated mm along +x (patient right); write --lateral-offsets=-3,0,3 for negatives")
     parser.add_argument("--fracture-losses", default=None, help="height losses simulated on intact real vertebrae")
     parser.add_argument("--fracture-kinds", default=",".join(FRACTURE_KINDS))
+    parser.add_argument("--simulations-per-body", type=int, default=0,
+                        help="simulated fractures kept per intact real body and offset (0 = every loss x kind)")
     parser.add_argument("--phantoms", type=int, default=8, help="number of phantoms (ct preset)")
+    parser.add_argument("--phantom-max-fractures", type=int, default=2,
+                        help="each phantom fractures 0..N of its three vertebrae (3 = half of them on average)")
     parser.add_argument("--split-fractions", default="0.7,0.15,0.15")
+    parser.add_argument("--train-only", default="", help="comma-separated group prefixes kept in the training split "
+                        "(groups are ct:CASE, phantom:CASE, VB1:SUBJECT, ...), e.g. ct: to train on every real CT")
     parser.add_argument("--limit-cases", type=int, default=None, help="use only the first N real cases")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -362,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     root = args.data_root.resolve()
     kind, low, high = PRESET_DEFAULTS[args.preset]["preprocessing"]
     settings = Settings(args.size_px, args.spacing_mm, parse_floats(args.lateral_offsets), Preprocessing(kind, low, high),
-                        parse_floats(args.fracture_losses), [k for k in args.fracture_kinds.split(",") if k])
+                        parse_floats(args.fracture_losses), [k for k in args.fracture_kinds.split(",") if k],
+                        args.simulations_per_body, args.seed)
     fractions = tuple(parse_floats(args.split_fractions))
     if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
         raise InputError(f"--split-fractions needs three non-negative numbers, got {args.split_fractions!r}")
@@ -374,8 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         specs = ct_case_specs(root) if args.preset == "ct" else mri_case_specs(root)
         specs = specs[: args.limit_cases] if args.limit_cases is not None else specs
         phantoms = phantom_case_specs(args.phantoms, args.seed, settings.fracture_losses or [0.3],
-                                      settings.fracture_kinds) if args.preset == "ct" else []
-        arrays, skipped = build_spine(specs + phantoms, settings, fractions, args.seed)
+                                      settings.fracture_kinds, args.phantom_max_fractures) if args.preset == "ct" else []
+        train_only = tuple(p for p in args.train_only.split(",") if p)
+        arrays, skipped = build_spine(specs + phantoms, settings, fractions, args.seed, train_only)
         inputs = [p for spec in specs for p in spec.inputs]
     manifest = {
         "preset": args.preset,
@@ -384,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
             "size_px": settings.size_px, "spacing_mm": settings.spacing_mm,
             "lateral_offsets_mm": settings.lateral_offsets_mm, "preprocessing": settings.preprocessing.to_dict(),
             "fracture_losses": settings.fracture_losses, "fracture_kinds": settings.fracture_kinds,
-            "split_fractions": list(fractions), "seed": args.seed, "limit_cases": args.limit_cases,
+            "simulations_per_body": settings.simulations_per_body, "phantom_max_fractures": args.phantom_max_fractures,
+            "split_fractions": list(fractions), "train_only": args.train_only, "seed": args.seed, "limit_cases": args.limit_cases,
             "patch_convention": "columns anterior->posterior, rows superior->inferior, normal +x (RAS)",
         },
         "inputs": input_records(inputs, root),

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         recipe = TaskRecipe.from_config(task)
         spec = bundle.task(recipe.name)
         c = float(spec.metrics.get("C", 1.0))
-        rows = probe_table(recipe, z_train, train.grades, z_held, held_out.grades, c)
+        rows = probe_table(recipe, z_train, train.grades, z_held, held_out.grades, c, recipe.strata(train))
         z_eval, g_eval = labelled(z_held, held_out.grades)
         shipped = explainer.grade_latents(z_eval, spec)
         positive = g_eval >= recipe.positive_min_grade

@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     model.eval()
     z_train, z_val = encode_images(model, train.images), encode_images(model, val.images)
     stats = LatentStats.from_latents(z_train)
-    tasks = [fit_task(TaskRecipe.from_config(t), z_train, train.grades, z_val, val.grades)
-             for t in experiment["tasks"]]
+    recipes = [TaskRecipe.from_config(t) for t in experiment["tasks"]]
+    tasks = [fit_task(r, z_train, train.grades, z_val, val.grades, r.strata(train)) for r in recipes]
     tasks = [replace(t, metrics={**t.metrics, "latent_geometry": latent_geometry(t.probe, z_train)}) for t in tasks]
 
     with torch.no_grad():

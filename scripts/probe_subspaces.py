@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     images = gain_images(val, args.images)
     print("components | val AUC | val MAE | response slope | r")
     for k in args.components:
-        fitted = fit_task(replace(TaskRecipe.from_config(recipe), probe_components=k, c_grid=(args.C,)),
-                          z_train, train.grades, z_val, val.grades)
+        task_recipe = replace(TaskRecipe.from_config(recipe), probe_components=k, c_grid=(args.C,))
+        fitted = fit_task(task_recipe, z_train, train.grades, z_val, val.grades, task_recipe.strata(train))
         task = replace(spec, probe=fitted.probe, calibration=fitted.calibration, edit_gain=1.0)
         requested, achieved = edit_response(explainer, images, task, args.preset)
         slope = float(requested @ achieved / (requested @ requested))

@@ -44,11 +44,12 @@ def labelled(z: np.ndarray, grades: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def probe_table(recipe: TaskRecipe, z_train: np.ndarray, g_train: np.ndarray, z_eval: np.ndarray,
-                g_eval: np.ndarray, c: float) -> list[dict[str, Any]]:
+                g_eval: np.ndarray, c: float, strata_train: np.ndarray | None = None) -> list[dict[str, Any]]:
     """One row per probe kind × calibration (the rows of the paper's Tables 3 and 4), metrics on the eval split.
 
     The probe sees binary labels (grade >= positive_min_grade, excluded grades left out), the calibration all
     grades; ``c`` is the regularisation chosen for the bundle (on the validation split)."""
+    strata = None if strata_train is None else np.asarray(strata_train)[np.asarray(g_train) >= 0]
     z_train, g_train = labelled(z_train, g_train)
     z_eval, g_eval = labelled(z_eval, g_eval)
     use = ~np.isin(g_train, recipe.exclude_from_probe)
@@ -56,7 +57,7 @@ def probe_table(recipe: TaskRecipe, z_train: np.ndarray, g_train: np.ndarray, z_
     rows = []
     for kind in PROBES:
         probe = fit_probe(z_train[use], g_train[use] >= recipe.positive_min_grade, kind=kind, C=c,
-                          components=recipe.probe_components)
+                          components=recipe.probe_components, strata=None if strata is None else strata[use])
         d_train, d_eval = probe.distance(z_train), probe.distance(z_eval)
         for method in CALIBRATIONS:
             calibration = fit_calibration(d_train, g_train, method, recipe.degree, grade_range=(0, n_grades - 1))

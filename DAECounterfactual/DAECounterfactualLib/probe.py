@@ -125,14 +125,33 @@ def principal_basis(u: np.ndarray, components: int) -> np.ndarray:
     return np.linalg.svd(u - u.mean(axis=0), full_matrices=False)[2][:components].T
 
 
+def balanced_weights(labels: np.ndarray, strata: np.ndarray | None = None) -> np.ndarray:
+    """Sample weights giving each stratum's positives and negatives equal total weight (mean weight 1).
+
+    Without strata this is scikit-learn's class_weight="balanced". With strata (say real CT vs phantom) a trait
+    that marks one stratum cannot predict the label, even where the stratum's fracture rate differs: the
+    probe is not taught that 'looks like a real scan' means 'fractured'."""
+    y = np.asarray(labels).astype(int).ravel()
+    strata = np.zeros(len(y), dtype=int) if strata is None else np.asarray(strata).ravel()
+    if len(strata) != len(y):
+        raise ValueError(f"{len(strata)} strata for {len(y)} labels")
+    cells = {(s, c): np.flatnonzero((strata == s) & (y == c)) for s in np.unique(strata) for c in (0, 1)}
+    present = {key: rows for key, rows in cells.items() if len(rows)}
+    weights = np.zeros(len(y))
+    for rows in present.values():
+        weights[rows] = len(y) / (len(present) * len(rows))
+    return weights
+
+
 def fit_probe(z: np.ndarray, labels: np.ndarray, kind: ProbeKind = "svm", standardize: bool = True,
-              C: float = 1.0, seed: int = 0, components: int = 0) -> LinearProbe:
+              C: float = 1.0, seed: int = 0, components: int = 0, strata: np.ndarray | None = None) -> LinearProbe:
     """Fit a linear SVM or logistic regression for a binary label (1 = pathology) on latents z.
 
     ``components`` > 0 restricts the normal to the top principal directions of the (standardised) latents. A
     DAE decoder renders steps along the directions its latents vary in and all but ignores the rest, so a
     normal in that subspace gives counterfactuals that change the image; the probe is still a hyperplane on
-    all of z (0: no restriction, the paper's probe)."""
+    all of z (0: no restriction, the paper's probe). Classes are weighted to balance, within each of the
+    ``strata`` when given (``balanced_weights``)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import LinearSVC
 
@@ -148,12 +167,12 @@ def fit_probe(z: np.ndarray, labels: np.ndarray, kind: ProbeKind = "svm", standa
     u = (z - mean) / scale
     basis = principal_basis(u, components) if components else None
     if kind == "svm":
-        clf = LinearSVC(C=C, class_weight="balanced", dual="auto", max_iter=20000, random_state=seed)
+        clf = LinearSVC(C=C, dual="auto", max_iter=20000, random_state=seed)
     elif kind == "logistic":
-        clf = LogisticRegression(C=C, class_weight="balanced", max_iter=5000)
+        clf = LogisticRegression(C=C, max_iter=5000)
     else:
         raise ValueError(f"unknown probe kind {kind!r} (svm or logistic)")
-    clf.fit(u if basis is None else u @ basis, y)
+    clf.fit(u if basis is None else u @ basis, y, sample_weight=balanced_weights(y, strata))
     normal, bias = clf.coef_.ravel().astype(np.float64), float(clf.intercept_[0])
     if basis is not None:  # n·(Bᵀu) = (Bn)·u: the same hyperplane, written on all of u
         normal = basis @ normal

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .bundle import MAX_EDIT_GAIN, TaskSpec
+from .errors import InputError
 from .probe import fit_calibration, fit_probe
 
 
@@ -28,6 +29,7 @@ class TaskRecipe:
     degree: int = 3
     exclude_from_probe: tuple[int, ...] = ()
     probe_components: int = 0   # > 0: normal restricted to the latents' top principal directions (fit_probe)
+    probe_strata: str = ""      # a training-set column (e.g. "origin") within which the probe balances its classes
     c_grid: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -36,6 +38,16 @@ class TaskRecipe:
         """A recipe from an experiment config's task entry (JSON lists become the tuples a frozen recipe holds)."""
         return cls(**{**task, "grade_names": tuple(task["grade_names"]),
                       "exclude_from_probe": tuple(task.get("exclude_from_probe", ()))})
+
+
+    def strata(self, data) -> np.ndarray | None:
+        """The ``probe_strata`` column of a TrainingSet (None when the recipe names none)."""
+        if not self.probe_strata:
+            return None
+        if self.probe_strata not in data.extra:
+            raise InputError(f"task {self.name!r}: probe_strata {self.probe_strata!r} is not a column of the "
+                             f"training set (it has {sorted(data.extra)})")
+        return data.extra[self.probe_strata]
 
 
 def grading_metrics(scores: np.ndarray, predicted: np.ndarray, grades: np.ndarray,
@@ -51,15 +63,18 @@ def grading_metrics(scores: np.ndarray, predicted: np.ndarray, grades: np.ndarra
 
 
 def fit_task(recipe: TaskRecipe, z_train: np.ndarray, grades_train: np.ndarray, z_val: np.ndarray,
-             grades_val: np.ndarray) -> TaskSpec:
-    """Probe and calibration fitted on the training split, C chosen and metrics reported on the validation split."""
+             grades_val: np.ndarray, strata_train: np.ndarray | None = None) -> TaskSpec:
+    """Probe and calibration fitted on the training split, C chosen and metrics reported on the validation split.
+    ``strata_train``: the recipe's probe strata of the training samples (``TaskRecipe.strata``)."""
     known = grades_train >= 0
     z_train, grades_train = z_train[known], grades_train[known]
     use = ~np.isin(grades_train, recipe.exclude_from_probe)
     labels = grades_train[use] >= recipe.positive_min_grade
+    strata = None if strata_train is None else np.asarray(strata_train)[known][use]
     best = None
     for c in recipe.c_grid:
-        probe = fit_probe(z_train[use], labels, kind=recipe.probe, C=c, components=recipe.probe_components)
+        probe = fit_probe(z_train[use], labels, kind=recipe.probe, C=c, components=recipe.probe_components,
+                          strata=strata)
         auc = grading_metrics(probe.distance(z_val), np.zeros(len(z_val)), grades_val,
                               recipe.positive_min_grade)["auc"]
         if best is None or auc > best[0]:
