@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,23 +14,15 @@ import pytest
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.geometry import patch_pixel_to_ras
 from DAECounterfactualLib.synthesis import export_phantom, genant_grade, make_spine_phantom
+from script_loader import load_script
 from spine_testdata import real_data
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build_dataset.py"
 SMALL = {"shape": (96, 80, 72), "labels": (20, 21, 22)}
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("build_dataset", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the script is executed
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def build():
-    return load_script()
+    return load_script("build_dataset")
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> None:

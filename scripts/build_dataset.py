@@ -417,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         specs = ct_case_specs(root) if args.preset == "ct" else mri_case_specs(root)
         specs = specs[: args.limit_cases] if args.limit_cases is not None else specs
         phantoms = phantom_case_specs(args.phantoms, args.seed, settings.fracture_losses or [0.3],
-                                      settings.fracture_kinds, args.phantom_max_fractures) if args.preset == "ct" else []
+                                      settings.fracture_kinds,
+                                      args.phantom_max_fractures) if args.preset == "ct" else []
         train_only = tuple(p for p in args.train_only.split(",") if p)
         arrays, skipped = build_spine(specs + phantoms, settings, fractions, args.seed, train_only)
         inputs = [p for spec in specs for p in spec.inputs]
@@ -429,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
             "lateral_offsets_mm": settings.lateral_offsets_mm, "preprocessing": settings.preprocessing.to_dict(),
             "fracture_losses": settings.fracture_losses, "fracture_kinds": settings.fracture_kinds,
             "simulations_per_body": settings.simulations_per_body, "phantom_max_fractures": args.phantom_max_fractures,
-            "split_fractions": list(fractions), "train_only": args.train_only, "seed": args.seed, "limit_cases": args.limit_cases,
+            "split_fractions": list(fractions), "train_only": args.train_only, "seed": args.seed,
+            "limit_cases": args.limit_cases,
             "patch_convention": "columns anterior->posterior, rows superior->inferior, normal +x (RAS)",
         },
         "inputs": input_records(inputs, root),

@@ -38,6 +38,7 @@ from DAECounterfactualLib.evaluation import (  # noqa: E402
     probe_table,
     roc_curve_points,
 )
+from DAECounterfactualLib.files import sha256_file  # noqa: E402
 from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
 from DAECounterfactualLib.results_report import write_plots, write_results_markdown  # noqa: E402
 from DAECounterfactualLib.task_fitting import TaskRecipe  # noqa: E402
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     z_train, z_held = explainer.encode(train.images), explainer.encode(held_out.images)
     results = {"bundle": bundle.bundle_id, "experiment": args.config.name, "data": data_path.name,
+               "data_sha256": sha256_file(data_path),
                "split": args.split, "n_train": len(train), "n_eval": len(held_out), "tasks": {}}
     for task in experiment["tasks"]:
         recipe = TaskRecipe.from_config(task)
@@ -137,12 +139,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def previous_baseline(out: Path, results: dict, task: str) -> dict | None:
-    """The baseline entry of an earlier evaluation of the same data and split, if any."""
+    """The baseline entry of an earlier evaluation of the same data (by content, not file name) and split."""
     path = out / "results.json"
     if not path.exists():
         return None
     earlier = json.loads(path.read_text(encoding="utf-8"))
-    if (earlier.get("data"), earlier.get("split")) != (results["data"], results["split"]):
+    if (earlier.get("data_sha256"), earlier.get("split")) != (results["data_sha256"], results["split"]):
         return None
     return earlier.get("tasks", {}).get(task, {}).get("baseline")
 

@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", default=None, help="bundle folder or name (default: the experiment's name)")
     parser.add_argument("--task", default=None, help="default: the experiment's first task")
     parser.add_argument("--components", type=int, nargs="+", default=[4, 8, 16, 0])
-    parser.add_argument("--C", type=float, default=1.0)
+    parser.add_argument("--C", type=float, default=None,
+                        help="probe regularisation (default: chosen from the recipe's grid on validation AUC, as "
+                             "make_bundle does)")
     parser.add_argument("--images", type=int, default=8, help="validation images for the edit response")
     parser.add_argument("--preset", default="fast")
     args = parser.parse_args(argv)
@@ -52,15 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     val = data.subset(experiment["data"].get("val_split", "val"))
     z_train, z_val = explainer.encode(train.images), explainer.encode(val.images)
     images = gain_images(val, args.images)
-    print("components | val AUC | val MAE | response slope | r")
+    print("components | C | val AUC | val MAE | val macro-F1 | response slope | r")
     for k in args.components:
-        task_recipe = replace(TaskRecipe.from_config(recipe), probe_components=k, c_grid=(args.C,))
+        task_recipe = replace(TaskRecipe.from_config(recipe), probe_components=k)
+        task_recipe = replace(task_recipe, c_grid=(args.C,)) if args.C is not None else task_recipe
         fitted = fit_task(task_recipe, z_train, train.grades, z_val, val.grades, task_recipe.strata(train))
         task = replace(spec, probe=fitted.probe, calibration=fitted.calibration, edit_gain=1.0)
         requested, achieved = edit_response(explainer, images, task, args.preset)
         slope = float(requested @ achieved / (requested @ requested))
-        print(f"{k or 'all':>10} | {fitted.metrics['auc']:.3f}   | {fitted.metrics['mae']:.3f}   | {slope:14.3f} | "
-              f"{np.corrcoef(requested, achieved)[0, 1]:.2f}", flush=True)
+        m = fitted.metrics
+        print(f"{k or 'all':>10} | {m['C']:g} | {m['auc']:.3f} | {m['mae']:.3f} | {m['macro_f1']:.3f} | "
+              f"{slope:.3f} | {np.corrcoef(requested, achieved)[0, 1]:.2f}", flush=True)
     return 0
 
 
