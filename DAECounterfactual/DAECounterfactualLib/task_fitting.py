@@ -39,7 +39,6 @@ class TaskRecipe:
         return cls(**{**task, "grade_names": tuple(task["grade_names"]),
                       "exclude_from_probe": tuple(task.get("exclude_from_probe", ()))})
 
-
     def strata(self, data) -> np.ndarray | None:
         """The ``probe_strata`` column of a TrainingSet (None when the recipe names none)."""
         if not self.probe_strata:
