@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 from DAECounterfactualLib.bundle import add_task, load_bundle, resolve_bundle  # noqa: E402
 from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
 from DAECounterfactualLib.task_fitting import MIN_RESPONSE_CORRELATION, MIN_RESPONSE_SLOPE, fit_edit_gain  # noqa: E402,E501
-from train_dae import DEFAULT_DATA_ROOT, load_data, load_experiment  # noqa: E402
+from experiment_cli import add_bundle_arguments  # noqa: E402
+from train_dae import load_data, load_experiment  # noqa: E402
 
 GAIN_HEADING = "## Counterfactual edit gain"
 
@@ -70,9 +71,7 @@ def with_gain_section(card: str, tasks) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("config", type=Path)
-    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
-    parser.add_argument("--bundle", default=None, help="bundle folder or name (default: the experiment's name)")
+    add_bundle_arguments(parser)
     parser.add_argument("--images", type=int, default=12)
     parser.add_argument("--preset", default="fast")
     args = parser.parse_args(argv)

@@ -25,7 +25,8 @@ from DAECounterfactualLib.bundle import load_bundle, resolve_bundle  # noqa: E40
 from DAECounterfactualLib.evaluation import probe_table  # noqa: E402
 from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
 from DAECounterfactualLib.task_fitting import TaskRecipe  # noqa: E402
-from train_dae import DEFAULT_DATA_ROOT, load_data, load_experiment  # noqa: E402
+from experiment_cli import add_bundle_arguments, chosen_task  # noqa: E402
+from train_dae import load_data, load_experiment  # noqa: E402
 
 METRICS = ("auc", "mae", "macro_f1")
 
@@ -48,18 +49,12 @@ def cross_validated_rows(recipe: TaskRecipe, z: np.ndarray, grades: np.ndarray, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("config", type=Path)
-    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
-    parser.add_argument("--bundle", default=None, help="bundle folder or name (default: the experiment's name)")
-    parser.add_argument("--task", default=None, help="default: the experiment's first task")
+    add_bundle_arguments(parser, task=True)
     parser.add_argument("--C", type=float, default=None, help="default: the C the bundle chose")
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
-    tasks = {t["name"]: t for t in experiment["tasks"]}
-    if args.task and args.task not in tasks:
-        parser.error(f"task {args.task!r} is not in {args.config} (tasks: {', '.join(tasks)})")
-    recipe = TaskRecipe.from_config(tasks[args.task] if args.task else experiment["tasks"][0])
+    recipe = TaskRecipe.from_config(chosen_task(parser, args, experiment))
     bundle = load_bundle(resolve_bundle(args.bundle or experiment["bundle"]["name"]))
     c = args.C if args.C is not None else float(bundle.task(recipe.name).metrics.get("C", 1.0))
     data, _ = load_data(experiment["data"], args.data_root)

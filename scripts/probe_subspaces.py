@@ -26,15 +26,13 @@ from DAECounterfactualLib.bundle import load_bundle, resolve_bundle  # noqa: E40
 from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
 from DAECounterfactualLib.task_fitting import TaskRecipe, edit_response, fit_task  # noqa: E402
 from fit_edit_gain import gain_images  # noqa: E402
-from train_dae import DEFAULT_DATA_ROOT, load_data, load_experiment  # noqa: E402
+from experiment_cli import add_bundle_arguments, chosen_task  # noqa: E402
+from train_dae import load_data, load_experiment  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("config", type=Path)
-    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
-    parser.add_argument("--bundle", default=None, help="bundle folder or name (default: the experiment's name)")
-    parser.add_argument("--task", default=None, help="default: the experiment's first task")
+    add_bundle_arguments(parser, task=True)
     parser.add_argument("--components", type=int, nargs="+", default=[4, 8, 16, 0])
     parser.add_argument("--C", type=float, default=None,
                         help="probe regularisation (default: chosen from the recipe's grid on validation AUC, as "
@@ -44,10 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
     bundle = load_bundle(resolve_bundle(args.bundle or experiment["bundle"]["name"]))
-    recipes = {t["name"]: t for t in experiment["tasks"]}
-    if args.task and args.task not in recipes:
-        parser.error(f"task {args.task!r} is not in {args.config} (tasks: {', '.join(recipes)})")
-    recipe = recipes[args.task] if args.task else experiment["tasks"][0]
+    recipe = chosen_task(parser, args, experiment)
     explainer, spec = Explainer(bundle), bundle.task(recipe["name"])
     data, _ = load_data(experiment["data"], args.data_root)
     train = data.subset(experiment["data"].get("train_split", "train"))

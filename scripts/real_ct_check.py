@@ -26,7 +26,8 @@ from DAECounterfactualLib.bundle import load_bundle, resolve_bundle  # noqa: E40
 from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
 from DAECounterfactualLib.probe import fit_probe  # noqa: E402
 from DAECounterfactualLib.task_fitting import TaskRecipe  # noqa: E402
-from train_dae import DEFAULT_DATA_ROOT, load_data, load_experiment  # noqa: E402
+from experiment_cli import add_bundle_arguments  # noqa: E402
+from train_dae import load_data, load_experiment  # noqa: E402
 
 
 def grouped_auc(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, fit) -> float:
@@ -52,9 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.metrics import roc_auc_score
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("config", type=Path)
-    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
-    parser.add_argument("--bundle", default=None, help="bundle folder or name (default: the experiment's name)")
+    add_bundle_arguments(parser)
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
     recipe = TaskRecipe.from_config(experiment["tasks"][0])

@@ -28,7 +28,8 @@ from DAECounterfactualLib.bundle import StepPreset, load_bundle, resolve_bundle 
 from DAECounterfactualLib.diffusion import ddim_invert, ddim_move, ddim_sample  # noqa: E402
 from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
 from fit_edit_gain import gain_images  # noqa: E402
-from train_dae import DEFAULT_DATA_ROOT, load_data, load_experiment  # noqa: E402
+from experiment_cli import add_bundle_arguments  # noqa: E402
+from train_dae import load_data, load_experiment  # noqa: E402
 
 DEFAULT_CANDIDATES = ("250,100,0", "10,10,4", "20,20,2", "8,8,12,0.003,quadratic", "10,10,12,0.003,quadratic",
                       "10,10,12,0.002,quadratic", "10,10,12,0.001,quadratic", "10,10,12,0.002,uniform")
@@ -76,9 +77,7 @@ def refinement_residuals(explainer: Explainer, images: np.ndarray, steps: int, i
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("config", type=Path)
-    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
-    parser.add_argument("--bundle", default=None, help="bundle folder or name (default: the experiment's name)")
+    add_bundle_arguments(parser)
     parser.add_argument("--images", type=int, default=8, help="validation images, spread over the split")
     parser.add_argument("--candidates", nargs="+", default=DEFAULT_CANDIDATES)
     parser.add_argument("--residuals", type=int, default=None, metavar="STEPS",
