@@ -1,6 +1,7 @@
 """Evaluation: paper metrics from continuous scores, counterfactual checks, the baseline and the report."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from DAECounterfactualLib.evaluation import (
     frechet_distance,
     probe_table,
     proximity,
+    ruler_agreement,
     summarise_counterfactuals,
 )
 from DAECounterfactualLib.pipeline import Explainer
@@ -108,6 +110,35 @@ def test_body_measure_grades_an_intact_and_a_simulated_wedge_fracture():
     assert measure.grade(np.full((1, 48, 48), -1.0, np.float32)) is None  # nothing to measure
 
 
+def test_upsampled_ruler_measures_simulated_fractures_closer_to_their_height_loss():
+    image, body = body_patch()
+    fractures = [simulate_fracture(image, body, loss, kind, 1.5)
+                 for loss in (0.21, 0.23, 0.27, 0.3, 0.35, 0.38, 0.42) for kind in ("wedge", "biconcave")]
+    requested = np.repeat([0.21, 0.23, 0.27, 0.3, 0.35, 0.38, 0.42], 2)
+
+    def error(upsample):
+        measure = BodyMeasure(threshold=0.1, spacing_mm=1.5, upsample=upsample)
+        return np.mean(np.abs([measure.height_loss(f.image[None]) for f in fractures] - requested))
+
+    assert error(4) < 0.8 * error(1)
+    assert BodyMeasure(0.1, 1.5).mask(image[None]).shape == image.shape  # proximity needs the patch's grid
+
+
+def test_ruler_agreement_is_the_share_of_labelled_images_measured_at_their_grade():
+    image, body = body_patch()
+    wedge = simulate_fracture(image, body, 0.45, "wedge", 1.5).image
+    blank = np.full_like(image, -1.0)
+    images = np.stack([image, wedge, wedge, blank])[:, None]
+    ruler = ruler_agreement(BodyMeasure(threshold=0.1, spacing_mm=1.5), images, np.array([0, 3, 2, 1]))
+    assert ruler["n"] == 4 and ruler["measured"] == 3
+    assert ruler["agreement"] == pytest.approx(2 / 3) and ruler["agreement_within_one"] == 1.0
+    assert ruler["agreement_by_grade"][0] == 1.0 and ruler["agreement_by_grade"][2:] == [0.0, 1.0]
+    assert np.isnan(ruler["agreement_by_grade"][1])  # its only image could not be measured
+    assert ruler["agreement_grade_balanced"] == pytest.approx(2 / 3)
+    assert ruler["mean_loss_by_grade"][0] == pytest.approx(0, abs=0.02) and np.isnan(ruler["mean_loss_by_grade"][1])
+    assert ruler["mean_loss_by_grade"][2] == ruler["mean_loss_by_grade"][3] == pytest.approx(0.45, abs=0.03)
+
+
 def test_proximity_separates_change_inside_and_outside_the_body():
     image, body = body_patch()
     changed = image.copy()
@@ -120,15 +151,17 @@ def test_proximity_separates_change_inside_and_outside_the_body():
 
 def test_summary_counts_hits_misses_and_measured_grades():
     cases = [{"cf_grades": [0, 1, 2, 3], "reflection_flipped": True, "cf_measured_grades": [0, 1, None, 3],
-              "proximity": [{"inside": 0.2, "outside": 0.0}] * 4},
-             {"cf_grades": [0, 0, 3, 3], "reflection_flipped": False, "cf_measured_grades": [1, 1, 2, 2],
-              "proximity": [{"inside": 0.4, "outside": 0.1}] * 4}]
+              "cf_measured_losses": [0.0, 0.22, None, 0.5], "proximity": [{"inside": 0.2, "outside": 0.0}] * 4},
+             {"cf_grades": [0, 0, 3, 3], "reflection_flipped": False, "cf_measured_grades": [1, 1, 0, 2],
+              "cf_measured_losses": [0.2, 0.24, 0.1, 0.3], "proximity": [{"inside": 0.4, "outside": 0.1}] * 4}]
     s = summarise_counterfactuals(cases, 4)
     assert s["validity"] == pytest.approx(6 / 8) and s["validity_within_one"] == 1.0
     assert s["mean_abs_grade_error"] == pytest.approx(2 / 8)
     assert s["validity_by_target"] == [1.0, 0.5, 0.5, 1.0]
     assert s["reflection_validity"] == 0.5
-    assert s["faithfulness_measured"] == 7 and s["faithfulness"] == pytest.approx(5 / 7)
+    assert s["faithfulness_measured"] == 7 and s["faithfulness"] == pytest.approx(4 / 7)
+    assert s["faithfulness_within_one"] == pytest.approx(6 / 7)  # G2 measured as G0 is two grades off
+    assert s["measured_loss_by_target"] == pytest.approx([0.1, 0.23, 0.1, 0.4])
     assert s["change_inside_body"] == pytest.approx(0.3) and s["change_outside_body"] == pytest.approx(0.05)
 
 
@@ -181,6 +214,29 @@ def test_report_states_targets_and_paper_numbers(tmp_path):
     assert "| macro_f1 | >= 0.59 | 0.500 | not met (missed by 0.090) |" in text
     assert "| validity | >= 0.9 | 0.500 | not met (missed by 0.400) |" in text
     assert "DenseNet121 (paper" in text and "results/vcf-ct/genant_roc.png" in text
+    assert "ceiling of faithfulness" not in text  # a results file without faithfulness gets no ruler rows
+
+
+def test_report_puts_faithfulness_next_to_the_rulers_agreement_on_real_images():
+    from DAECounterfactualLib.results_report import task_section
+
+    cf = {"n_cases": 4, "preset": "fast", "validity": 0.5, "validity_within_one": 1.0, "mean_abs_grade_error": 0.5,
+          "validity_by_target": [1, 0, 0, 1], "reflection_validity": 1.0,
+          "reconstruction": {"mse": 0.001, "psnr": 36.0, "ssim": 0.95},
+          "faithfulness": 0.4, "faithfulness_measured": 16, "faithfulness_by_target": [1, 0.2, 0.2, 0.2],
+          "faithfulness_within_one": 0.7, "measured_loss_by_target": [0.0, 0.1, 0.15, 0.2],
+          "change_inside_body": 0.05, "change_outside_body": 0.03,
+          "ruler": {"n": 9, "agreement_by_grade": [1.0, 0.2, 0.3, 0.4], "agreement_grade_balanced": 0.475,
+                    "agreement_within_one": 0.85, "mean_loss_by_grade": [0.0, 0.15, 0.25, 0.3]}}
+    entry = {"rows": [{"probe": "svm", "calibration": "linear", "auc": 0.9, "mae": 0.5, "macro_f1": 0.5,
+                       "accuracy": 0.5}], "counterfactuals": cf, "shipped": {"probe": "svm", "calibration": "linear"}}
+    text = "\n".join(task_section(Path("vcf-ct"), "r", {"bundle": "b", "split": "test", "n_eval": 9}, "genant", entry))
+    assert "| faithfulness within one grade | 0.700 |" in text
+    assert "by target grade | 0.000, 0.100, 0.150, 0.200 |" in text
+    assert "of the labelled held-out images, by grade | 0.000, 0.150, 0.250, 0.300 |" in text
+    assert "9 labelled held-out images: measured grade = label, by grade (the ceiling of faithfulness) | " \
+           "1.000, 0.200, 0.300, 0.400 |" in text
+    assert "| 0.475 / 0.850 |" in text
 
 
 def test_edit_gain_is_fitted_from_the_re_encoding_response(overfit_dae, blob_bundle):

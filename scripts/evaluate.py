@@ -37,6 +37,7 @@ from DAECounterfactualLib.evaluation import (  # noqa: E402
     latent_geometry,
     probe_table,
     roc_curve_points,
+    ruler_agreement,
 )
 from DAECounterfactualLib.files import sha256_file  # noqa: E402
 from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         checks["frechet_zsem"] = {str(g): frechet_distance(real[g], latents[g])
                                   for g in latents if len(real[g]) > 1}
         checks["preset"] = args.preset
+        if measure is not None:
+            checks["ruler"] = ruler_agreement(measure, *labelled(held_out.images, held_out.grades))
         entry["counterfactuals"] = checks
         entry["picked_cases"] = picks.tolist()
         write_plots(args.out, recipe.name, entry, z_held, held_out, explainer, picks)

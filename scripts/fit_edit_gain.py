@@ -5,6 +5,9 @@ The gain makes a counterfactual for grade g re-encode to g (see task_fitting.fit
 fits it for new bundles; this script refits it for an existing one:
 
     python scripts/fit_edit_gain.py scripts/configs/dr-retina.json [--data-root DATA] [--images 12]
+
+``--response-at 2 4 8`` stores nothing: it prints, for each gain, where each grade's counterfactuals land, to show
+whether a grade is out of the decoder's reach (more gain no longer moves it).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import numpy as np  # noqa: E402
 
 from DAECounterfactualLib.bundle import add_task, load_bundle, resolve_bundle  # noqa: E402
 from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
-from DAECounterfactualLib.task_fitting import MIN_RESPONSE_CORRELATION, MIN_RESPONSE_SLOPE, fit_edit_gain  # noqa: E402,E501
+from DAECounterfactualLib.task_fitting import (  # noqa: E402
+    MIN_RESPONSE_CORRELATION, MIN_RESPONSE_SLOPE, edit_response, fit_edit_gain)
 from experiment_cli import add_bundle_arguments  # noqa: E402
 from train_dae import load_data, load_experiment  # noqa: E402
 
@@ -69,17 +73,36 @@ def with_gain_section(card: str, tasks) -> str:
     return f"{head}\n\n{gain_card_section(tasks)}"
 
 
+def print_response_by_target(explainer: Explainer, images: np.ndarray, task, gains: list[float], preset: str) -> None:
+    """Per gain and target grade: the target distance, the mean re-encoded distance, the share graded as the target."""
+    targets = np.array([task.calibration.inverse(g) for g in range(len(task.grade_names))])
+    print(f"task {task.name}: target distances {np.round(targets, 2).tolist()}")
+    print("gain | " + " | ".join(f"{name}: reached, valid" for name in task.grade_names))
+    for gain in gains:
+        requested, achieved = edit_response(explainer, images, replace(task, edit_gain=gain), preset)
+        reached = (np.tile(targets, len(images)) - requested + achieved).reshape(len(images), len(targets))
+        valid = task.calibration.grade(reached) == np.arange(len(targets))
+        print(f"{gain:g} | " + " | ".join(f"{reached[:, g].mean():.2f}, {valid[:, g].mean():.2f}"
+                                          for g in range(len(targets))), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_bundle_arguments(parser)
     parser.add_argument("--images", type=int, default=12)
     parser.add_argument("--preset", default="fast")
+    parser.add_argument("--response-at", type=float, nargs="+", default=None, metavar="GAIN",
+                        help="print where each grade's counterfactuals land at these gains; store nothing")
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
     path = resolve_bundle(args.bundle or experiment["bundle"]["name"])
     bundle = load_bundle(path)
     data, _ = load_data(experiment["data"], args.data_root)
     images = gain_images(data.subset(experiment["data"].get("val_split", "val")), args.images)
+    if args.response_at:
+        for task in bundle.tasks.values():
+            print_response_by_target(Explainer(bundle), images, task, args.response_at, args.preset)
+        return 0
     tasks = [replace(t, edit_gain=1.0) for t in bundle.tasks.values()]
     tasks = fitted_tasks(Explainer(bundle), tasks, images, args.preset)
     card = with_gain_section(bundle.model_card, tasks)

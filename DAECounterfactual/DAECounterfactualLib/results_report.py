@@ -176,6 +176,7 @@ def task_section(folder: Path, link: str, results: dict[str, Any], task: str, en
         lines += [f"| faithfulness: measured morphometric grade = target ({cf['faithfulness_measured']} measurable) "
                   f"| {_fmt(cf['faithfulness'])} |",
                   f"| faithfulness by target grade | {', '.join(_fmt(v) for v in cf['faithfulness_by_target'])} |",
+                  *_ruler_rows(cf),
                   f"| mean change inside / outside the vertebral body (model units) | "
                   f"{_fmt(cf['change_inside_body'])} / {_fmt(cf['change_outside_body'])} |"]
     geometry = entry.get("latent_geometry")
@@ -199,6 +200,26 @@ def task_section(folder: Path, link: str, results: dict[str, Any], task: str, en
               f"![t-SNE]({link}/{task}_tsne.png)", ""]
     lines += [f"![strip]({link}/{p.name})" for p in sorted(folder.glob(f"{task}_strip_*.png"))]
     return lines
+
+
+def _ruler_rows(cf: dict[str, Any]) -> list[str]:
+    """Faithfulness rows that need the newer fields (older results.json files lack them)."""
+    rows = []
+    if "faithfulness_within_one" in cf:
+        rows.append(f"| faithfulness within one grade | {_fmt(cf['faithfulness_within_one'])} |")
+    ruler = cf.get("ruler", {})
+    if "measured_loss_by_target" in cf:
+        rows.append("| mean measured height loss of counterfactuals, by target grade | "
+                    + ", ".join(_fmt(v) for v in cf["measured_loss_by_target"]) + " |")
+    if "mean_loss_by_grade" in ruler:
+        rows.append("| ... of the labelled held-out images, by grade | "
+                    + ", ".join(_fmt(v) for v in ruler["mean_loss_by_grade"]) + " |")
+    if ruler:
+        rows += [f"| the same ruler on the {ruler['n']} labelled held-out images: measured grade = label, by grade "
+                 f"(the ceiling of faithfulness) | {', '.join(_fmt(v) for v in ruler['agreement_by_grade'])} |",
+                 f"| ... mean over grades (comparable to faithfulness) / within one grade | "
+                 f"{_fmt(ruler['agreement_grade_balanced'])} / {_fmt(ruler['agreement_within_one'])} |"]
+    return rows
 
 
 def write_results_markdown(results_dir: Path, out: Path, preface: str | None = None) -> Path:
