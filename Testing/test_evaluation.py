@@ -129,7 +129,9 @@ def test_ruler_agreement_is_the_share_of_labelled_images_measured_at_their_grade
     wedge = simulate_fracture(image, body, 0.45, "wedge", 1.5).image
     blank = np.full_like(image, -1.0)
     images = np.stack([image, wedge, wedge, blank])[:, None]
-    ruler = ruler_agreement(BodyMeasure(threshold=0.1, spacing_mm=1.5), images, np.array([0, 3, 2, 1]))
+    ruler = ruler_agreement(BodyMeasure(threshold=0.1, spacing_mm=1.5), images, np.array([0, 3, 2, 1]),
+                            np.array(["", "wedge", "crush", "wedge"]))
+    assert ruler["agreement_by_kind"] == {"crush": 0.0, "wedge": 1.0}  # the unmeasured image is left out
     assert ruler["n"] == 4 and ruler["measured"] == 3
     assert ruler["agreement"] == pytest.approx(2 / 3) and ruler["agreement_within_one"] == 1.0
     assert ruler["agreement_by_grade"][0] == 1.0 and ruler["agreement_by_grade"][2:] == [0.0, 1.0]
@@ -227,7 +229,8 @@ def test_report_puts_faithfulness_next_to_the_rulers_agreement_on_real_images():
           "faithfulness_within_one": 0.7, "measured_loss_by_target": [0.0, 0.1, 0.15, 0.2],
           "change_inside_body": 0.05, "change_outside_body": 0.03,
           "ruler": {"n": 9, "agreement_by_grade": [1.0, 0.2, 0.3, 0.4], "agreement_grade_balanced": 0.475,
-                    "agreement_within_one": 0.85, "mean_loss_by_grade": [0.0, 0.15, 0.25, 0.3]}}
+                    "agreement_within_one": 0.85, "mean_loss_by_grade": [0.0, 0.15, 0.25, 0.3],
+                    "agreement_by_kind": {"crush": 0.0, "wedge": 0.35}}}
     entry = {"rows": [{"probe": "svm", "calibration": "linear", "auc": 0.9, "mae": 0.5, "macro_f1": 0.5,
                        "accuracy": 0.5}], "counterfactuals": cf, "shipped": {"probe": "svm", "calibration": "linear"}}
     text = "\n".join(task_section(Path("vcf-ct"), "r", {"bundle": "b", "split": "test", "n_eval": 9}, "genant", entry))
@@ -237,6 +240,7 @@ def test_report_puts_faithfulness_next_to_the_rulers_agreement_on_real_images():
     assert "9 labelled held-out images: measured grade = label, by grade (the ceiling of faithfulness) | " \
            "1.000, 0.200, 0.300, 0.400 |" in text
     assert "| 0.475 / 0.850 |" in text
+    assert "by fracture kind | crush 0.000, wedge 0.350 |" in text
 
 
 def test_edit_gain_is_fitted_from_the_re_encoding_response(overfit_dae, blob_bundle):
@@ -289,3 +293,29 @@ def test_a_baseline_is_reused_only_for_the_same_data_content(tmp_path):
     rebuilt = {**same, "data_sha256": "b" * 64}  # same file name, other content: its baseline does not apply
     assert module.previous_baseline(tmp_path, rebuilt, "genant") is None
     assert module.previous_baseline(tmp_path, {**same, "split": "val"}, "genant") is None
+
+
+def test_plots_replace_the_strips_of_an_earlier_run(overfit_dae, blob_bundle, tmp_path):
+    """The report links every strip in the folder, so a strip left by an earlier run (another bundle's failure
+    case) would be shown as this one's."""
+    from DAECounterfactualLib.datasets import TrainingSet
+    from DAECounterfactualLib.evaluation import roc_curve_points
+    from DAECounterfactualLib.results_report import write_plots
+
+    explainer = Explainer(load_bundle(blob_bundle))
+    spec = explainer.bundle.task("size")
+    images = np.concatenate([overfit_dae[1].numpy()] * 2)
+    grades = np.tile([1, 3, 0, 2], 2)
+    data = TrainingSet(images, grades, np.full(8, "test"), np.arange(8).astype(str))
+    picks = np.arange(2)
+    checks = counterfactual_checks(explainer, images[picks], grades[picks], "size", "fast")
+    distance = spec.probe.distance(explainer.encode(images))
+    entry = {"grade_names": list(spec.grade_names), "counterfactuals": {**checks, "preset": "fast"},
+             "shipped": {"probe": "svm", "calibration": "linear", "roc": roc_curve_points(distance, grades >= 2),
+                         "distance": distance.tolist(), "grades": grades.tolist(),
+                         "calibration_coefficients": list(spec.calibration.coefficients)}}
+    (tmp_path / "size_strip_099.png").write_bytes(b"an earlier run's strip")
+    write_plots(tmp_path, "size", entry, explainer.encode(images), data, explainer, picks)
+    strips = sorted(p.name for p in tmp_path.glob("size_strip_*.png"))
+    assert strips == [f"size_strip_{k:03d}.png" for k in (0, 1)]
+    assert (tmp_path / "size_roc.png").exists() and (tmp_path / "size_tsne.png").exists()

@@ -140,6 +140,35 @@ def test_restricted_probe_cannot_see_a_low_variance_signal():
     assert roc_auc_score(y, fit_probe(z, y, components=2).distance(z)) < 0.7
 
 
+def test_edit_components_keep_the_grading_and_move_edits_into_the_top_directions():
+    """A probe wider than the rendered subspace grades on all of z; its edits stay in the top directions and
+    still land on the requested distance."""
+    z, factors = _shared_factor_latents()
+    own = z[:, 5] - factors @ np.linalg.lstsq(factors, z[:, 5], rcond=None)[0]
+    y = factors[:, 0] + 20 * own > 0
+    plain, split = fit_probe(z, y), fit_probe(z, y, edit_components=2)
+    np.testing.assert_array_equal(split.distance(z), plain.distance(z))
+    u = split.standardize(z)
+    top2 = np.linalg.svd(u - u.mean(0), full_matrices=False)[2][:2]
+    assert np.linalg.norm(split.edit_axis - top2.T @ (top2 @ split.edit_axis)) < 1e-8
+    assert 0.05 < split.edit_axis @ split.unit_normal < 0.99  # a real projection, not n̂ itself
+    targets = np.linspace(-2, 2, 5)
+    moved = split.move_to_distance(z[:5], targets)
+    np.testing.assert_allclose(split.distance(moved), targets, atol=1e-9)
+    step = split.standardize(moved) - u[:5]
+    np.testing.assert_allclose(step - (step @ top2.T) @ top2, 0, atol=1e-9)
+    again = LinearProbe.from_dict(split.to_dict())
+    np.testing.assert_allclose(again.edit_axis, split.edit_axis)
+    assert plain.edit_direction is None and "edit_direction" not in plain.to_dict()
+
+
+def test_edit_direction_across_the_normal_is_a_clear_error():
+    with pytest.raises(ValueError, match="edit direction is at cos 0.000 to the normal"):
+        LinearProbe(normal=[1.0, 0.0], bias=0.0, mean=[0, 0], scale=[1, 1], edit_direction=[0.0, 1.0])
+    with pytest.raises(ValueError, match="edit direction must be finite, non-zero"):
+        LinearProbe(normal=[1.0, 0.0], bias=0.0, mean=[0, 0], scale=[1, 1], edit_direction=[0.0, 0.0])
+
+
 def test_probe_components_out_of_range_is_a_clear_error():
     z, y, _ = _two_blobs()
     with pytest.raises(ValueError, match="probe components must be in 1.."):

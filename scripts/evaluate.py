@@ -130,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
                                   for g in latents if len(real[g]) > 1}
         checks["preset"] = args.preset
         if measure is not None:
-            checks["ruler"] = ruler_agreement(measure, *labelled(held_out.images, held_out.grades))
+            known = held_out.grades >= 0
+            kinds = held_out.extra.get("fracture_kind")
+            checks["ruler"] = ruler_agreement(measure, held_out.images[known], held_out.grades[known],
+                                              None if kinds is None else np.asarray(kinds)[known])
         entry["counterfactuals"] = checks
         entry["picked_cases"] = picks.tolist()
         write_plots(args.out, recipe.name, entry, z_held, held_out, explainer, picks)

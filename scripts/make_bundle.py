@@ -91,6 +91,12 @@ def render_model_card(experiment: dict, config: BundleConfig, run_meta: dict, ta
                   f"Training latents in the probe's space: effective rank {g['effective_rank']:.2f}, variance along "
                   f"the probe normal {g['direction_variance']:.3g} (1 = an average direction; far below 1, the "
                   "decoder is unlikely to draw edits along it)."]
+        if task.probe.edit_direction is not None:
+            edit_components = next(t.get("edit_components") for t in experiment["tasks"] if t["name"] == task.name)
+            cos = float(task.probe.edit_axis @ task.probe.unit_normal)
+            lines.append(f"  Counterfactual edits move along the normal's projection on the latents' top "
+                         f"{edit_components} principal directions (cos {cos:.3f} with the normal), which the decoder "
+                         "draws; grades use the whole normal.")
     if experiment["bundle"].get("limitations"):
         lines += ["", "## Limitations", experiment["bundle"]["limitations"]]
     lines += ["", "## Intended use",

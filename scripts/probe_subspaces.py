@@ -7,6 +7,9 @@ distance steps on validation images (task_fitting.edit_response, gain 1). It pic
 the fewest directions that keep the validation AUC, where the decoder still draws the edit (vcf-ct: 16).
 
     python scripts/probe_subspaces.py scripts/configs/vcf-ct.json --data-root DATA --components 8 12 16 24 0
+
+``--edit-components m`` edits every wider probe along its normal's projection on the top m directions instead
+(the task option ``edit_components``), to see whether a wider grader's distance follows edits the decoder draws.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                              "make_bundle does)")
     parser.add_argument("--images", type=int, default=8, help="validation images for the edit response")
     parser.add_argument("--preset", default="fast")
+    parser.add_argument("--edit-components", type=int, default=0,
+                        help="edit probes wider than this along their normal's projection on this many directions")
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
     bundle = load_bundle(resolve_bundle(args.bundle or experiment["bundle"]["name"]))
@@ -49,17 +54,18 @@ def main(argv: list[str] | None = None) -> int:
     val = data.subset(experiment["data"].get("val_split", "val"))
     z_train, z_val = explainer.encode(train.images), explainer.encode(val.images)
     images = gain_images(val, args.images)
-    print("components | C | val AUC | val MAE | val macro-F1 | response slope | r")
+    print("components | edit components | C | val AUC | val MAE | val macro-F1 | response slope | r")
     for k in args.components:
-        task_recipe = replace(TaskRecipe.from_config(recipe), probe_components=k)
+        edit = args.edit_components if k == 0 or k > args.edit_components else 0
+        task_recipe = replace(TaskRecipe.from_config(recipe), probe_components=k, edit_components=edit)
         task_recipe = replace(task_recipe, c_grid=(args.C,)) if args.C is not None else task_recipe
         fitted = fit_task(task_recipe, z_train, train.grades, z_val, val.grades, task_recipe.strata(train))
         task = replace(spec, probe=fitted.probe, calibration=fitted.calibration, edit_gain=1.0)
         requested, achieved = edit_response(explainer, images, task, args.preset)
         slope = float(requested @ achieved / (requested @ requested))
         m = fitted.metrics
-        print(f"{k or 'all':>10} | {m['C']:g} | {m['auc']:.3f} | {m['mae']:.3f} | {m['macro_f1']:.3f} | "
-              f"{slope:.3f} | {np.corrcoef(requested, achieved)[0, 1]:.2f}", flush=True)
+        print(f"{k or 'all':>10} | {edit or '-'} | {m['C']:g} | {m['auc']:.3f} | {m['mae']:.3f} | "
+              f"{m['macro_f1']:.3f} | {slope:.3f} | {np.corrcoef(requested, achieved)[0, 1]:.2f}", flush=True)
     return 0
 
 

@@ -162,15 +162,20 @@ def _agreement_by_grade(measured: np.ndarray, truth: np.ndarray, n_grades: int) 
             for g in range(n_grades)]
 
 
-def ruler_agreement(measure: BodyMeasure, images: np.ndarray, grades: np.ndarray) -> dict[str, Any]:
+def ruler_agreement(measure: BodyMeasure, images: np.ndarray, grades: np.ndarray,
+                    kinds: np.ndarray | None = None) -> dict[str, Any]:
     """How often the faithfulness ruler gives labelled held-out images their own grade: the ceiling of
-    faithfulness, since no counterfactual can be measured more reliably than real images of its target grade."""
+    faithfulness, since no counterfactual can be measured more reliably than real images of its target grade.
+    ``kinds`` (the fracture kind of each image, "" if none) adds the agreement on the fractured ones by kind."""
     grades = np.asarray(grades)
     losses = np.array([np.nan if v is None else v for v in map(measure.height_loss, images)])
     ok, n_grades = np.isfinite(losses), int(grades.max()) + 1
     measured = np.array([genant_grade(v) if np.isfinite(v) else -1 for v in losses])
     by_grade = _agreement_by_grade(measured[ok], grades[ok], n_grades)
-    return {"n": int(len(grades)), "measured": int(ok.sum()),
+    by_kind = {} if kinds is None else {
+        str(kind): float(np.mean(measured[ok & (kinds == kind)] == grades[ok & (kinds == kind)]))
+        for kind in np.unique(kinds[ok & (grades > 0)]) if kind}
+    return {"n": int(len(grades)), "measured": int(ok.sum()), "agreement_by_kind": by_kind,
             "agreement": float(np.mean(measured[ok] == grades[ok])),
             "agreement_within_one": float(np.mean(np.abs(measured[ok] - grades[ok]) <= 1)),
             "agreement_by_grade": by_grade,

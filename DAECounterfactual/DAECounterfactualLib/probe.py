@@ -18,6 +18,9 @@ ProbeKind = Literal["svm", "logistic"]
 CalibrationMethod = Literal["linear", "extremes", "poly"]
 
 
+MIN_EDIT_ALIGNMENT = 0.05  # cos(edit axis, n̂) below this: a unit of distance needs a latent step of over 20
+
+
 class CalibrationError(ValueError):
     """The calibration cannot be inverted over the grade range."""
 
@@ -36,7 +39,8 @@ class LinearProbe:
     """Hyperplane n·u + b = 0 in the standardised latent space u = (z - mean) / scale.
 
     ``prob_slope``/``prob_intercept`` map the signed distance to P(positive): exact for logistic regression,
-    Platt scaling for the SVM.
+    Platt scaling for the SVM. ``edit_direction`` (unit, in u): the axis counterfactual edits move along when it
+    is not n̂ itself, e.g. n̂ projected on the directions the decoder renders (``fit_probe(edit_components=)``).
     """
 
     normal: np.ndarray
@@ -46,6 +50,7 @@ class LinearProbe:
     kind: str = "svm"
     prob_slope: float = 1.0
     prob_intercept: float = 0.0
+    edit_direction: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for name in ("normal", "mean", "scale"):
@@ -58,6 +63,19 @@ class LinearProbe:
             raise ValueError("probe normal must be finite and non-zero, bias finite")
         if not np.all(self.scale > 0):
             raise ValueError("probe scale must be positive")
+        if self.edit_direction is not None:
+            self._check_edit_direction()
+
+    def _check_edit_direction(self) -> None:
+        direction = np.asarray(self.edit_direction, dtype=np.float64)
+        if direction.shape != self.normal.shape or not np.all(np.isfinite(direction)) or not direction.any():
+            raise ValueError(f"probe edit direction must be finite, non-zero and of shape {self.normal.shape}, got "
+                             f"shape {direction.shape}")
+        direction = direction / np.linalg.norm(direction)
+        if direction @ self.unit_normal < MIN_EDIT_ALIGNMENT:
+            raise ValueError(f"probe edit direction is at cos {direction @ self.unit_normal:.3f} to the normal (at "
+                             f"least {MIN_EDIT_ALIGNMENT} needed): steps along it barely move the distance")
+        object.__setattr__(self, "edit_direction", direction)
 
     @property
     def dim(self) -> int:
@@ -66,6 +84,11 @@ class LinearProbe:
     @property
     def unit_normal(self) -> np.ndarray:
         return self.normal / np.linalg.norm(self.normal)
+
+    @property
+    def edit_axis(self) -> np.ndarray:
+        """Unit axis of counterfactual edits: ``edit_direction``, or n̂ when the probe has none."""
+        return self.unit_normal if self.edit_direction is None else self.edit_direction
 
     def standardize(self, z: np.ndarray) -> np.ndarray:
         z = _as_2d(z)
@@ -85,16 +108,19 @@ class LinearProbe:
         return _sigmoid(self.prob_slope * self.distance(z) + self.prob_intercept)
 
     def move_to_distance(self, z: np.ndarray, target: np.ndarray | float, gain: float = 1.0) -> np.ndarray:
-        """Shift each latent along n̂ (in the probe's space) so its signed distance equals ``target``.
+        """Shift each latent along the edit axis (in the probe's space) so its signed distance equals ``target``.
 
-        ``gain`` > 1 overshoots by that factor: the task's edit gain, which makes the *decoded and re-encoded*
-        image land on ``target`` when the decoder renders only part of a latent step (see ``fit_edit_gain``)."""
-        u = self.standardize(z)
-        step = gain * (np.asarray(target, dtype=np.float64) - self.distance(z))
-        return self.unstandardize(u + step[:, None] * self.unit_normal)
+        A step s along a unit axis e moves the distance by s·(n̂·e), so the step is (target - dist) / (n̂·e): along
+        n̂ itself, the paper's edit. ``gain`` > 1 overshoots by that factor: the task's edit gain, which makes the
+        *decoded and re-encoded* image land on ``target`` when the decoder renders only part of a latent step (see
+        ``fit_edit_gain``)."""
+        u, axis = self.standardize(z), self.edit_axis
+        step = gain * (np.asarray(target, dtype=np.float64) - self.distance(z)) / (axis @ self.unit_normal)
+        return self.unstandardize(u + step[:, None] * axis)
 
     def reflect(self, z: np.ndarray, gain: float = 1.0) -> np.ndarray:
-        """Binary counterfactual: mirror through the hyperplane, w - 2·dist·n̂ (same |dist|, other side)."""
+        """Binary counterfactual: mirror through the hyperplane, w - 2·dist·n̂ (same |dist|, other side; the step
+        runs along the edit axis when the probe has one)."""
         return self.move_to_distance(z, -self.distance(z), gain)
 
     def sweep(self, z: np.ndarray, distances: np.ndarray, gain: float = 1.0) -> np.ndarray:
@@ -106,15 +132,16 @@ class LinearProbe:
         return self.move_to_distance(np.repeat(z, len(distances), axis=0), distances, gain)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "normal": self.normal.tolist(), "bias": float(self.bias),
+        data = {"kind": self.kind, "normal": self.normal.tolist(), "bias": float(self.bias),
                 "mean": self.mean.tolist(), "scale": self.scale.tolist(),
                 "prob_slope": float(self.prob_slope), "prob_intercept": float(self.prob_intercept)}
+        return data if self.edit_direction is None else data | {"edit_direction": self.edit_direction.tolist()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LinearProbe":
         return cls(normal=data["normal"], bias=float(data["bias"]), mean=data["mean"], scale=data["scale"],
                    kind=data.get("kind", "svm"), prob_slope=float(data.get("prob_slope", 1.0)),
-                   prob_intercept=float(data.get("prob_intercept", 0.0)))
+                   prob_intercept=float(data.get("prob_intercept", 0.0)), edit_direction=data.get("edit_direction"))
 
 
 def principal_basis(u: np.ndarray, components: int) -> np.ndarray:
@@ -144,13 +171,16 @@ def balanced_weights(labels: np.ndarray, strata: np.ndarray | None = None) -> np
 
 
 def fit_probe(z: np.ndarray, labels: np.ndarray, kind: ProbeKind = "svm", standardize: bool = True,
-              C: float = 1.0, seed: int = 0, components: int = 0, strata: np.ndarray | None = None) -> LinearProbe:
+              C: float = 1.0, seed: int = 0, components: int = 0, strata: np.ndarray | None = None,
+              edit_components: int = 0) -> LinearProbe:
     """Fit a linear SVM or logistic regression for a binary label (1 = pathology) on latents z.
 
     ``components`` > 0 restricts the normal to the top principal directions of the (standardised) latents. A
     DAE decoder renders steps along the directions its latents vary in and all but ignores the rest, so a
     normal in that subspace gives counterfactuals that change the image; the probe is still a hyperplane on
-    all of z (0: no restriction, the paper's probe). Classes are weighted to balance, within each of the
+    all of z (0: no restriction, the paper's probe). ``edit_components`` > 0 keeps the normal for grading and
+    moves counterfactual edits along its projection on the top ``edit_components`` directions instead: a wider
+    probe grades better, a narrower edit is drawn. Classes are weighted to balance, within each of the
     ``strata`` when given (``balanced_weights``)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import LinearSVC
@@ -181,8 +211,12 @@ def fit_probe(z: np.ndarray, labels: np.ndarray, kind: ProbeKind = "svm", standa
         slope, intercept = float(np.linalg.norm(normal)), 0.0  # sigmoid(n·u + b) = sigmoid(||n|| · dist)
     else:
         slope, intercept = _platt_scaling(probe.distance(z), y)
+    edit = None
+    if edit_components:
+        edit_basis = principal_basis(u, edit_components)
+        edit = edit_basis @ (edit_basis.T @ probe.unit_normal)
     return LinearProbe(normal=normal, bias=bias, mean=mean, scale=scale, kind=kind,
-                       prob_slope=slope, prob_intercept=intercept)
+                       prob_slope=slope, prob_intercept=intercept, edit_direction=edit)
 
 
 def _platt_scaling(distance: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -113,6 +113,8 @@ def write_plots(out: Path, task: str, entry: dict[str, Any], z: np.ndarray, data
     if "level" in data.extra:
         colourings["vertebra level"] = data.extra["level"][known]
     plot_tsne(out / f"{task}_tsne.png", z[known], colourings)
+    for stale in out.glob(f"{task}_strip_*.png"):  # an earlier run's strips would be linked from the report
+        stale.unlink()
     for k, why in strip_cases(entry["counterfactuals"]["cases"]):
         index = int(picks[k])
         image = data.images[index].astype(np.float32)
@@ -219,6 +221,9 @@ def _ruler_rows(cf: dict[str, Any]) -> list[str]:
                  f"(the ceiling of faithfulness) | {', '.join(_fmt(v) for v in ruler['agreement_by_grade'])} |",
                  f"| ... mean over grades (comparable to faithfulness) / within one grade | "
                  f"{_fmt(ruler['agreement_grade_balanced'])} / {_fmt(ruler['agreement_within_one'])} |"]
+    if ruler.get("agreement_by_kind"):
+        rows.append("| ... on the fractured ones, by fracture kind | "
+                    + ", ".join(f"{kind} {_fmt(v)}" for kind, v in ruler["agreement_by_kind"].items()) + " |")
     return rows
 
 

@@ -29,6 +29,7 @@ class TaskRecipe:
     degree: int = 3
     exclude_from_probe: tuple[int, ...] = ()
     probe_components: int = 0   # > 0: normal restricted to the latents' top principal directions (fit_probe)
+    edit_components: int = 0    # > 0: edits along the normal's projection on this many top directions (fit_probe)
     probe_strata: str = ""      # a training-set column (e.g. "origin") within which the probe balances its classes
     c_grid: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -73,7 +74,7 @@ def fit_task(recipe: TaskRecipe, z_train: np.ndarray, grades_train: np.ndarray, 
     best = None
     for c in recipe.c_grid:
         probe = fit_probe(z_train[use], labels, kind=recipe.probe, C=c, components=recipe.probe_components,
-                          strata=strata)
+                          strata=strata, edit_components=recipe.edit_components)
         auc = grading_metrics(probe.distance(z_val), np.zeros(len(z_val)), grades_val,
                               recipe.positive_min_grade)["auc"]
         if best is None or auc > best[0]:
