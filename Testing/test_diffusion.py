@@ -193,6 +193,20 @@ def test_refinement_tolerance_stops_iterating_once_a_step_has_converged(overfit_
     assert error["early"] < 2 * error["full"] + 1e-5, error
 
 
+def test_refinement_log_records_each_steps_changes_where_the_tolerance_stops(overfit_dae):
+    model, images = overfit_dae
+    s = NoiseSchedule()
+    with torch.no_grad():
+        z = model.encode(images)
+        log, calls = [], []
+        ddim_invert(lambda x, t, z_: calls.append(1) or model(x, t, z_), images, z, s, 10, refine=8,
+                    refine_tol=1e-3, spacing="quadratic", refine_log=log)
+    assert [t for t, _ in log] == [int(t) for t in s.timesteps(10, "quadratic")]
+    assert len(calls) == sum(1 + len(changes) for _, changes in log)  # one call per logged iteration
+    for _, changes in log:  # a step stops at its first change below the tolerance, or after 8
+        assert all(c >= 1e-3 for c in changes[:-1]) and (changes[-1] < 1e-3 or len(changes) == 8)
+
+
 def test_v_truncated_weights_emphasise_high_noise_and_average_one():
     from DAECounterfactualLib.diffusion import loss_weights
 

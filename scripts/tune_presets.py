@@ -25,7 +25,7 @@ import torch  # noqa: E402
 
 from DAECounterfactualLib.benchmark import counting_unet_calls, preset_label  # noqa: E402
 from DAECounterfactualLib.bundle import StepPreset, load_bundle, resolve_bundle  # noqa: E402
-from DAECounterfactualLib.diffusion import ddim_invert, ddim_move, ddim_sample  # noqa: E402
+from DAECounterfactualLib.diffusion import ddim_invert, ddim_sample  # noqa: E402
 from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
 from fit_edit_gain import gain_images  # noqa: E402
 from experiment_cli import add_bundle_arguments  # noqa: E402
@@ -59,20 +59,13 @@ def measure(explainer: Explainer, images: np.ndarray, preset: StepPreset) -> dic
 
 @torch.inference_mode()
 def refinement_residuals(explainer: Explainer, images: np.ndarray, steps: int, iterations: int = 8) -> None:
-    """RMS change of x made by each fixed-point iteration at each inversion step (uniform spacing): shows which
-    steps need refinement and which have converged after two or three iterations."""
-    model, schedule = explainer.model, explainer.schedule
+    """Change of x (RMS, worst image) made by each fixed-point iteration at each inversion step (uniform spacing):
+    shows which steps need refinement and which have converged after two or three iterations."""
+    model, log = explainer.model, []
     x = torch.from_numpy(images)
-    z, alpha_prev = model.encode(x), 1.0
-    for t in schedule.timesteps(steps):
-        t_tensor, alpha = torch.full((len(x),), float(t)), float(schedule.alphas_cumprod[t])
-        x_next, residuals = ddim_move(x, model(x, t_tensor, z), alpha_prev, alpha), []
-        for _ in range(iterations):
-            x_iterate = ddim_move(x, model(x_next, t_tensor, z), alpha_prev, alpha)
-            residuals.append(float((x_iterate - x_next).pow(2).mean().sqrt()))
-            x_next = x_iterate
-        print(f"t={t:4d} " + " ".join(f"{r:.1e}" for r in residuals), flush=True)
-        x, alpha_prev = x_next, alpha
+    ddim_invert(model, x, model.encode(x), explainer.schedule, steps, refine=iterations, refine_log=log)
+    for t, changes in log:
+        print(f"t={t:4d} " + " ".join(f"{r:.1e}" for r in changes), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

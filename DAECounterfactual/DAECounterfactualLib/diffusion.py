@@ -118,7 +118,7 @@ def _worst_rms(difference: torch.Tensor) -> float:
 @torch.no_grad()
 def ddim_invert(eps_model: EpsModel, x0: torch.Tensor, z: torch.Tensor, schedule: NoiseSchedule, num_steps: int,
                 callback: StepCallback | None = None, refine: int = 0, refine_tol: float = 0.0,
-                spacing: str = "uniform") -> torch.Tensor:
+                spacing: str = "uniform", refine_log: list | None = None) -> torch.Tensor:
     """Deterministic DDIM inversion: clean image -> stochastic code x_T, conditioned on z.
 
     Each step mirrors one sampling step: sampling moves t -> t_prev with eps(x_t, t), so inversion moves
@@ -131,7 +131,8 @@ def ddim_invert(eps_model: EpsModel, x0: torch.Tensor, z: torch.Tensor, schedule
     better reconstructions than more steps would (each iteration costs one network call). With ``refine_tol``
     a step stops iterating once an iteration changes x by less than that (RMS, worst image of the batch): the
     iteration converges within a few calls at the middle steps but needs many at the lowest-noise step (and more
-    at the highest-noise ones), so a tolerance puts the calls where they are needed.
+    at the highest-noise ones), so a tolerance puts the calls where they are needed. ``refine_log``, a list,
+    receives (t, [change made by each iteration]) per step: where refinement is worth its calls.
     """
     x, z = _broadcast_pair(x0, z)
     alphas = schedule.alphas_cumprod
@@ -139,13 +140,16 @@ def ddim_invert(eps_model: EpsModel, x0: torch.Tensor, z: torch.Tensor, schedule
     steps = schedule.timesteps(num_steps, spacing)
     for i, t in enumerate(steps):
         t_tensor, alpha = _timestep_tensor(t, x), float(alphas[t])
-        x_next = ddim_move(x, eps_model(x, t_tensor, z).to(x.dtype), alpha_prev, alpha)
+        x_next, changes = ddim_move(x, eps_model(x, t_tensor, z).to(x.dtype), alpha_prev, alpha), []
         for _ in range(refine):
             x_iterate = ddim_move(x, eps_model(x_next, t_tensor, z).to(x.dtype), alpha_prev, alpha)
-            converged = refine_tol > 0 and _worst_rms(x_iterate - x_next) < refine_tol
+            if refine_tol > 0 or refine_log is not None:
+                changes.append(_worst_rms(x_iterate - x_next))
             x_next = x_iterate
-            if converged:
+            if refine_tol > 0 and changes[-1] < refine_tol:
                 break
+        if refine_log is not None:
+            refine_log.append((int(t), changes))
         x, alpha_prev = x_next, alpha
         if callback is not None:
             callback(i + 1, len(steps))
