@@ -16,6 +16,7 @@ from DAECounterfactualLib.evaluation import (
     frechet_distance,
     probe_table,
     proximity,
+    reference_height_loss,
     ruler_agreement,
     summarise_counterfactuals,
 )
@@ -141,6 +142,16 @@ def test_ruler_agreement_is_the_share_of_labelled_images_measured_at_their_grade
     assert ruler["mean_loss_by_grade"][2] == ruler["mean_loss_by_grade"][3] == pytest.approx(0.45, abs=0.03)
 
 
+def test_reference_ruler_sees_a_crush_fracture_that_the_genant_ratio_misses():
+    image, body = body_patch()
+    measure = BodyMeasure(threshold=0.1, spacing_mm=1.5)
+    crushed = measure.heights(simulate_fracture(image, body, 0.3, "crush", 1.5).image[None])
+    intact = measure.heights(image[None])
+    assert crushed.height_loss == pytest.approx(0, abs=0.05)  # all three heights fell alike
+    assert reference_height_loss(crushed, intact) == pytest.approx(0.3, abs=0.05)
+    assert reference_height_loss(intact, intact) == pytest.approx(0, abs=0.02)
+
+
 def test_proximity_separates_change_inside_and_outside_the_body():
     image, body = body_patch()
     changed = image.copy()
@@ -153,7 +164,8 @@ def test_proximity_separates_change_inside_and_outside_the_body():
 
 def test_summary_counts_hits_misses_and_measured_grades():
     cases = [{"cf_grades": [0, 1, 2, 3], "reflection_flipped": True, "cf_measured_grades": [0, 1, None, 3],
-              "cf_measured_losses": [0.0, 0.22, None, 0.5], "proximity": [{"inside": 0.2, "outside": 0.0}] * 4},
+              "cf_measured_losses": [0.0, 0.22, None, 0.5], "proximity": [{"inside": 0.2, "outside": 0.0}] * 4,
+              "cf_reference_grades": [0, 2, 2, None]},
              {"cf_grades": [0, 0, 3, 3], "reflection_flipped": False, "cf_measured_grades": [1, 1, 0, 2],
               "cf_measured_losses": [0.2, 0.24, 0.1, 0.3], "proximity": [{"inside": 0.4, "outside": 0.1}] * 4}]
     s = summarise_counterfactuals(cases, 4)
@@ -165,6 +177,9 @@ def test_summary_counts_hits_misses_and_measured_grades():
     assert s["faithfulness_within_one"] == pytest.approx(6 / 7)  # G2 measured as G0 is two grades off
     assert s["measured_loss_by_target"] == pytest.approx([0.1, 0.23, 0.1, 0.4])
     assert s["change_inside_body"] == pytest.approx(0.3) and s["change_outside_body"] == pytest.approx(0.05)
+    assert s["faithfulness_from_intact_cases"] == 1  # only the first case's input was intact
+    assert s["faithfulness_from_intact"] == pytest.approx(2 / 3)
+    assert s["faithfulness_from_intact_by_target"][:3] == [1.0, 0.0, 1.0]
 
 
 def test_counterfactual_checks_regrade_real_explanations(overfit_dae, blob_bundle):
@@ -228,6 +243,8 @@ def test_report_puts_faithfulness_next_to_the_rulers_agreement_on_real_images():
           "faithfulness": 0.4, "faithfulness_measured": 16, "faithfulness_by_target": [1, 0.2, 0.2, 0.2],
           "faithfulness_within_one": 0.7, "measured_loss_by_target": [0.0, 0.1, 0.15, 0.2],
           "change_inside_body": 0.05, "change_outside_body": 0.03,
+          "faithfulness_from_intact": 0.5, "faithfulness_from_intact_cases": 1,
+          "faithfulness_from_intact_by_target": [1.0, 0.0, 1.0, 0.0],
           "ruler": {"n": 9, "agreement_by_grade": [1.0, 0.2, 0.3, 0.4], "agreement_grade_balanced": 0.475,
                     "agreement_within_one": 0.85, "mean_loss_by_grade": [0.0, 0.15, 0.25, 0.3],
                     "agreement_by_kind": {"crush": 0.0, "wedge": 0.35}}}
@@ -241,6 +258,7 @@ def test_report_puts_faithfulness_next_to_the_rulers_agreement_on_real_images():
            "1.000, 0.200, 0.300, 0.400 |" in text
     assert "| 0.475 / 0.850 |" in text
     assert "by fracture kind | crush 0.000, wedge 0.350 |" in text
+    assert "faithfulness of the 1 intact inputs' counterfactuals" in text and "| 1.000, 0.000, 1.000, 0.000 |" in text
 
 
 def test_edit_gain_is_fitted_from_the_re_encoding_response(overfit_dae, blob_bundle):

@@ -16,7 +16,7 @@ import numpy as np
 from .errors import InputError
 from .metrics import mse, psnr, ssim
 from .probe import CalibrationError, fit_calibration, fit_probe
-from .synthesis import component_at_centre, genant_grade, morphometry
+from .synthesis import Heights, component_at_centre, genant_grade, morphometry
 from .task_fitting import TaskRecipe, grading_metrics
 
 CALIBRATIONS = ("linear", "extremes", "poly")
@@ -134,17 +134,30 @@ class BodyMeasure:
             return body
         return ndimage.binary_fill_holes(ndimage.binary_opening(body, iterations=upsample))
 
-    def height_loss(self, image: np.ndarray) -> float | None:
-        """Genant height loss 1 - min(Ha, Hm) / Hp of the body at the patch centre; None where none is found."""
+    def heights(self, image: np.ndarray) -> Heights | None:
+        """Anterior, middle and posterior heights of the body at the patch centre; None where none is found."""
         try:
-            return morphometry(self.mask(image, self.upsample), self.spacing_mm / self.upsample).height_loss
+            return morphometry(self.mask(image, self.upsample), self.spacing_mm / self.upsample)
         except InputError:
             return None
+
+    def height_loss(self, image: np.ndarray) -> float | None:
+        """Genant height loss 1 - min(Ha, Hm) / Hp of the body at the patch centre; None where none is found."""
+        heights = self.heights(image)
+        return None if heights is None else heights.height_loss
 
     def grade(self, image: np.ndarray) -> int | None:
         """Morphometric grade of the body at the patch centre; None where no body can be measured."""
         loss = self.height_loss(image)
         return None if loss is None else genant_grade(loss)
+
+
+def reference_height_loss(heights: Heights, intact: Heights) -> float:
+    """Height lost against the same body intact: 1 - min(Ha, Hm, Hp) / max(Ha, Hp) of the intact body.
+
+    Unlike the Genant ratio it sees crush fractures, which lower all three heights alike; it needs the body
+    before the fracture, which a counterfactual of an intact vertebra has: the input."""
+    return 1.0 - min(heights.ha, heights.hm, heights.hp) / max(intact.ha, intact.hp)
 
 
 def ct_body_measure(config) -> BodyMeasure:
@@ -218,9 +231,13 @@ def counterfactual_checks(explainer, images: np.ndarray, grades: np.ndarray, tas
                 "target_distances": e.target_distances.tolist(),
                 "reflection_flipped": bool(np.sign(regraded.distance[-1]) != np.sign(e.grades.distance[0]))}
         if measure is not None:
-            losses = [measure.height_loss(cf) for cf in e.counterfactuals]
-            case["cf_measured_losses"] = losses
-            case["cf_measured_grades"] = [None if loss is None else genant_grade(loss) for loss in losses]
+            heights = [measure.heights(cf) for cf in e.counterfactuals]
+            case["cf_measured_losses"] = [None if h is None else h.height_loss for h in heights]
+            case["cf_measured_grades"] = [None if h is None else h.grade for h in heights]
+            intact = measure.heights(image) if grades[k] == 0 else None
+            if intact is not None:
+                case["cf_reference_grades"] = [None if h is None else genant_grade(reference_height_loss(h, intact))
+                                               for h in heights]
             body = measure.mask(e.reconstruction)
             case["proximity"] = [proximity(cf, e.reconstruction, body) for cf in e.counterfactuals]
         per_case.append(case)
@@ -261,6 +278,18 @@ def _faithfulness_summary(cases: list[dict[str, Any]], targets: np.ndarray, n_gr
         summary["measured_loss_by_target"] = [float(np.nanmean(losses[targets == g]))
                                               if np.isfinite(losses[targets == g]).any() else float("nan")
                                               for g in range(n_grades)]
+    summary |= _from_intact_summary([c for c in cases if "cf_reference_grades" in c], n_grades)
     summary["change_inside_body"] = float(np.nanmean([p["inside"] for c in cases for p in c["proximity"]]))
     summary["change_outside_body"] = float(np.nanmean([p["outside"] for c in cases for p in c["proximity"]]))
     return summary
+
+
+def _from_intact_summary(cases: list[dict[str, Any]], n_grades: int) -> dict[str, Any]:
+    """Faithfulness of the counterfactuals of intact inputs, measured against the input's own heights."""
+    if not cases:
+        return {}
+    measured = np.array([m if m is not None else -1 for c in cases for m in c["cf_reference_grades"]])
+    ok, targets = measured >= 0, np.tile(np.arange(n_grades), len(cases))
+    return {"faithfulness_from_intact": float(np.mean(measured[ok] == targets[ok])),
+            "faithfulness_from_intact_cases": len(cases),
+            "faithfulness_from_intact_by_target": _agreement_by_grade(measured[ok], targets[ok], n_grades)}

@@ -221,6 +221,12 @@ def _ruler_rows(cf: dict[str, Any]) -> list[str]:
                  f"(the ceiling of faithfulness) | {', '.join(_fmt(v) for v in ruler['agreement_by_grade'])} |",
                  f"| ... mean over grades (comparable to faithfulness) / within one grade | "
                  f"{_fmt(ruler['agreement_grade_balanced'])} / {_fmt(ruler['agreement_within_one'])} |"]
+    if "faithfulness_from_intact" in cf:
+        rows += [f"| faithfulness of the {cf['faithfulness_from_intact_cases']} intact inputs' counterfactuals, "
+                 f"measured against the input's own heights (sees crush fractures; `ruler_check.py`) | "
+                 f"{_fmt(cf['faithfulness_from_intact'])} |",
+                 "| ... by target grade | " + ", ".join(_fmt(v) for v in cf["faithfulness_from_intact_by_target"])
+                 + " |"]
     if ruler.get("agreement_by_kind"):
         rows.append("| ... on the fractured ones, by fracture kind | "
                     + ", ".join(f"{kind} {_fmt(v)}" for kind, v in ruler["agreement_by_kind"].items()) + " |")
