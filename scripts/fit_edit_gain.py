@@ -99,12 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     bundle = load_bundle(path)
     data, _ = load_data(experiment["data"], args.data_root)
     images = gain_images(data.subset(experiment["data"].get("val_split", "val")), args.images)
+    explainer = Explainer(bundle)
     if args.response_at:
         for task in bundle.tasks.values():
-            print_response_by_target(Explainer(bundle), images, task, args.response_at, args.preset)
+            print_response_by_target(explainer, images, task, args.response_at, args.preset)
         return 0
     tasks = [replace(t, edit_gain=1.0) for t in bundle.tasks.values()]
-    tasks = fitted_tasks(Explainer(bundle), tasks, images, args.preset)
+    tasks = fitted_tasks(explainer, tasks, images, args.preset)
     card = with_gain_section(bundle.model_card, tasks)
     for task in tasks:
         add_task(path, task, overwrite=True, model_card=card)

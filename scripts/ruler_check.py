@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 
 from DAECounterfactualLib.bundle import load_bundle, resolve_bundle  # noqa: E402
 from DAECounterfactualLib.evaluation import BodyMeasure, ct_body_measure, reference_height_loss  # noqa: E402
-from DAECounterfactualLib.geometry import extract_sagittal_patch  # noqa: E402
+from DAECounterfactualLib.scoring import cut_patch, to_model_input, volume_value_range  # noqa: E402
 from DAECounterfactualLib.synthesis import FRACTURE_KINDS, genant_grade, make_spine_phantom  # noqa: E402
 from experiment_cli import add_bundle_arguments  # noqa: E402
 from train_dae import load_experiment  # noqa: E402
@@ -33,9 +33,10 @@ LABEL = 21  # the middle vertebra of a phantom (T9-T11 by default)
 
 
 def _patch(config, phantom, offset: float) -> np.ndarray:
+    """The model input of the middle vertebra, cut as the module cuts it but ``offset`` mm off its centre."""
     ras = next(p.ras for p in phantom.positions if p.label == LABEL)
-    pixels = extract_sagittal_patch(phantom.volume, ras, config.patch_size_px, config.patch_spacing_mm, offset).pixels
-    return config.preprocessing.apply(pixels.astype(np.float32))[None]
+    patch = cut_patch(config, phantom.volume, ras, offset)
+    return to_model_input(config, [patch], volume_value_range(config, phantom.volume))[0]
 
 
 def pair_readings(config, measure: BodyMeasure, seed: int, loss: float, kind: str,

@@ -175,6 +175,12 @@ def _agreement_by_grade(measured: np.ndarray, truth: np.ndarray, n_grades: int) 
             for g in range(n_grades)]
 
 
+def _mean_by_grade(values: np.ndarray, grades: np.ndarray, n_grades: int) -> list[float]:
+    """Mean of the finite ``values`` of each grade (nan for a grade with none)."""
+    return [float(np.mean(values[(grades == g) & np.isfinite(values)]))
+            if ((grades == g) & np.isfinite(values)).any() else float("nan") for g in range(n_grades)]
+
+
 def ruler_agreement(measure: BodyMeasure, images: np.ndarray, grades: np.ndarray,
                     kinds: np.ndarray | None = None) -> dict[str, Any]:
     """How often the faithfulness ruler gives labelled held-out images their own grade: the ceiling of
@@ -193,8 +199,7 @@ def ruler_agreement(measure: BodyMeasure, images: np.ndarray, grades: np.ndarray
             "agreement_within_one": float(np.mean(np.abs(measured[ok] - grades[ok]) <= 1)),
             "agreement_by_grade": by_grade,
             "agreement_grade_balanced": float(np.nanmean(by_grade)),  # counterfactuals target every grade alike
-            "mean_loss_by_grade": [float(np.mean(losses[ok & (grades == g)])) if (ok & (grades == g)).any()
-                                   else float("nan") for g in range(n_grades)]}
+            "mean_loss_by_grade": _mean_by_grade(losses, grades, n_grades)}
 
 
 def proximity(counterfactual: np.ndarray, reconstruction: np.ndarray, body: np.ndarray,
@@ -275,9 +280,7 @@ def _faithfulness_summary(cases: list[dict[str, Any]], targets: np.ndarray, n_gr
                "faithfulness_by_target": _agreement_by_grade(measured[ok], targets[ok], n_grades)}
     if "cf_measured_losses" in cases[0]:
         losses = np.array([np.nan if v is None else v for c in cases for v in c["cf_measured_losses"]])
-        summary["measured_loss_by_target"] = [float(np.nanmean(losses[targets == g]))
-                                              if np.isfinite(losses[targets == g]).any() else float("nan")
-                                              for g in range(n_grades)]
+        summary["measured_loss_by_target"] = _mean_by_grade(losses, targets, n_grades)
     summary |= _from_intact_summary([c for c in cases if "cf_reference_grades" in c], n_grades)
     summary["change_inside_body"] = float(np.nanmean([p["inside"] for c in cases for p in c["proximity"]]))
     summary["change_outside_body"] = float(np.nanmean([p["outside"] for c in cases for p in c["proximity"]]))

@@ -43,8 +43,8 @@ def volume_value_range(config: BundleConfig, volume: Volume) -> tuple[float, flo
     return config.preprocessing.intensity_range(volume.array if config.preprocessing.kind == "percentile" else None)
 
 
-def cut_patch(config: BundleConfig, volume: Volume, ras) -> Patch:
-    return extract_sagittal_patch(volume, ras, config.patch_size_px, config.patch_spacing_mm)
+def cut_patch(config: BundleConfig, volume: Volume, ras, lateral_offset_mm: float = 0.0) -> Patch:
+    return extract_sagittal_patch(volume, ras, config.patch_size_px, config.patch_spacing_mm, lateral_offset_mm)
 
 
 def to_model_input(config: BundleConfig, patches: Sequence[Patch], value_range: tuple[float, float]) -> np.ndarray:
