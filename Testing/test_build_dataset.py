@@ -174,6 +174,30 @@ def test_assign_splits_is_deterministic_by_group(build):
     assert build.assign_splits(groups, (0.7, 0.15, 0.15), seed=2) != first
 
 
+def test_intensity_range_rewindows_the_same_patches(build, fake_root, tmp_path):
+    """A bone window (-200..800 HU) gives the same patches as the default window, only rescaled and clipped."""
+    common = ["--preset", "ct", "--data-root", str(fake_root), "--size-px", "32", "--lateral-offsets=0",
+              "--fracture-losses", "0.3", "--fracture-kinds", "wedge", "--phantoms", "1", "--limit-cases", "1"]
+    assert build.main(common + ["--out", str(tmp_path / "wide")]) == 0
+    assert build.main(common + ["--out", str(tmp_path / "bone"), "--intensity-range=-200,800"]) == 0
+    wide, bone = load_npz(tmp_path / "wide" / "dataset.npz"), load_npz(tmp_path / "bone" / "dataset.npz")
+    assert json.loads((tmp_path / "bone" / "manifest.json").read_text())["settings"]["preprocessing"] == {
+        "kind": "ct_window", "low": -200.0, "high": 800.0}
+    hu_wide = (wide["images"].astype(np.float32) + 1) / 2 * 2500 - 1000
+    hu_bone = (bone["images"].astype(np.float32) + 1) / 2 * 1000 - 200
+    inside = (hu_wide > -150) & (hu_wide < 750)  # within both windows, away from the bone window's clipping
+    assert inside.mean() > 0.3
+    np.testing.assert_allclose(hu_bone[inside], hu_wide[inside], atol=6.0)  # float16 steps of the wide window
+    assert bone["images"].astype(np.float32).std() > 2 * wide["images"].astype(np.float32).std()  # 2.5x the contrast
+
+
+@pytest.mark.parametrize("text", ["800,-200", "100", "a,b"])
+def test_intensity_range_must_be_an_increasing_pair(build, fake_root, tmp_path, text):
+    with pytest.raises(InputError, match="--intensity-range needs LOW,HIGH"):
+        build.main(["--preset", "ct", "--data-root", str(fake_root), "--out", str(tmp_path / "o"),
+                    f"--intensity-range={text}"])
+
+
 def test_missing_data_root_is_a_clear_error(build, tmp_path):
     with pytest.raises(InputError, match="vertebrae.csv: no such file \\(is --data-root right\\?\\)"):
         build.main(["--preset", "ct", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])

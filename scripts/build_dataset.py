@@ -384,6 +384,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fracture-kinds", default=",".join(FRACTURE_KINDS))
     parser.add_argument("--simulations-per-body", type=int, default=0,
                         help="simulated fractures kept per intact real body and offset (0 = every loss x kind)")
+    parser.add_argument("--intensity-range", default=None,
+                        help="LOW,HIGH of the preset's preprocessing (HU window for ct, percentiles for mri), e.g. "
+                        "--intensity-range=-200,800 for a bone window")
     parser.add_argument("--phantoms", type=int, default=8, help="number of phantoms (ct preset)")
     parser.add_argument("--phantom-max-fractures", type=int, default=2,
                         help="each phantom fractures 0..N of its three vertebrae (3 = half of them on average)")
@@ -399,11 +402,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def preprocessing_of(args: argparse.Namespace) -> Preprocessing:
+    """The preset's preprocessing, with --intensity-range in place of its range when given."""
+    kind, low, high = PRESET_DEFAULTS[args.preset]["preprocessing"]
+    if args.intensity_range is not None:
+        try:
+            values = parse_floats(args.intensity_range)
+        except ValueError:
+            values = []
+        if len(values) != 2 or not values[0] < values[1]:
+            raise InputError(f"--intensity-range needs LOW,HIGH with LOW < HIGH, got {args.intensity_range!r}")
+        low, high = values
+    return Preprocessing(kind, low, high)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     root = args.data_root.resolve()
-    kind, low, high = PRESET_DEFAULTS[args.preset]["preprocessing"]
-    settings = Settings(args.size_px, args.spacing_mm, parse_floats(args.lateral_offsets), Preprocessing(kind, low, high),
+    settings = Settings(args.size_px, args.spacing_mm, parse_floats(args.lateral_offsets), preprocessing_of(args),
                         parse_floats(args.fracture_losses), [k for k in args.fracture_kinds.split(",") if k],
                         args.simulations_per_body, args.seed)
     fractions = tuple(parse_floats(args.split_fractions))
