@@ -35,7 +35,8 @@ from DAECounterfactualLib.errors import InputError  # noqa: E402
 from DAECounterfactualLib.files import sha256_file  # noqa: E402
 from DAECounterfactualLib.geometry import extract_sagittal_patch  # noqa: E402
 from DAECounterfactualLib.preprocessing import Preprocessing  # noqa: E402
-from DAECounterfactualLib.synthesis import FRACTURE_KINDS, genant_grade, make_spine_phantom, simulate_fracture  # noqa: E402
+from DAECounterfactualLib.synthesis import (  # noqa: E402
+    FRACTURE_KINDS, achieved_height_loss, genant_grade, make_spine_phantom, simulate_fracture)
 from DAECounterfactualLib.volumes import (  # noqa: E402
     Volume,
     VertebraPosition,
@@ -237,7 +238,7 @@ def _simulated(spine, position, offset, patch, value_range, settings, skipped) -
         except InputError as error:
             skipped.append(f"{spine.case} {position.level} offset {offset} {kind} {loss}: {error}")
             continue
-        measured = 1 - fracture.heights.hp / fracture.heights_before.hp if kind == "crush" else fracture.heights.height_loss
+        measured = achieved_height_loss(kind, fracture.heights_before, fracture.heights)
         if abs(measured - loss) > MAX_LOSS_ERROR:  # the body's shape defeated the simulation: no label to trust
             skipped.append(f"{spine.case} {position.level} offset {offset} {kind} {loss}: measured {measured:.3f}")
             continue

@@ -227,8 +227,9 @@ def _warp_rows(array: np.ndarray, source_rows: np.ndarray, order: int) -> np.nda
     return ndimage.map_coordinates(array, [source_rows, columns], order=order, mode="nearest")
 
 
-def _achieved_loss(kind: str, before: Heights, after: Heights) -> float:
-    """Crush keeps the body's shape ratios, so its loss is measured against its own posterior height before."""
+def achieved_height_loss(kind: str, before: Heights, after: Heights) -> float:
+    """Height loss a fracture achieved: the Genant ratio, except for crush, which keeps the body's shape ratios
+    and is measured against its own posterior height before."""
     return 1.0 - after.hp / before.hp if kind == "crush" else after.height_loss
 
 
@@ -270,7 +271,7 @@ def simulate_fracture(
         rows = _source_rows(mask.shape, top, bottom, weights * drop_mm / row_mm, margin)
         warped_mask = _warp_rows(mask.astype(np.float32), rows, order=1) >= 0.5
         after = morphometry(warped_mask, spacing)
-        error = height_loss - _achieved_loss(kind, before, after)
+        error = height_loss - achieved_height_loss(kind, before, after)
         if best is None or abs(error) < abs(best[0]):
             best = (error, rows, warped_mask, after)
         if abs(error) < 0.005:
