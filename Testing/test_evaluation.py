@@ -16,6 +16,7 @@ from DAECounterfactualLib.evaluation import (
     frechet_distance,
     probe_table,
     proximity,
+    reconstruction_by_preset,
     reference_height_loss,
     ruler_agreement,
     summarise_counterfactuals,
@@ -195,6 +196,22 @@ def test_counterfactual_checks_regrade_real_explanations(overfit_dae, blob_bundl
     assert set(checks["latents"]) == {0, 1, 2, 3} and checks["latents"][0].shape == (2, 32)
 
 
+def test_reconstruction_by_preset_reconstructs_like_an_explanation_with_each_preset(overfit_dae, blob_bundle):
+    explainer = Explainer(load_bundle(blob_bundle))
+    images = overfit_dae[1].numpy()[:2]
+    by_preset = reconstruction_by_preset(explainer, images)
+    assert set(by_preset) == set(explainer.config.presets)
+    for name, result in by_preset.items():
+        explanation = explainer.explain(images[1], "size", preset=name, sweep_count=0)
+        own = np.mean((explanation.reconstruction - images[1]) ** 2)
+        first = np.mean((explainer.explain(images[0], "size", preset=name, sweep_count=0).reconstruction
+                         - images[0]) ** 2)
+        assert result["mse"] == pytest.approx((own + first) / 2, rel=1e-4)  # the same encode-invert-decode path
+        assert result["steps"] == vars(explainer.preset(name)) and result["seconds_per_image"] > 0
+        assert np.isfinite(result["psnr"]) and 0 < result["ssim"] <= 1
+    assert by_preset["reference"]["mse"] < 5e-3  # the overfitted model reconstructs with enough steps
+
+
 def test_baseline_trains_and_scores_from_probabilities():
     from DAECounterfactualLib.baseline import BaselineConfig, fit_size, scores_and_grades, train_baseline
 
@@ -250,7 +267,12 @@ def test_report_puts_faithfulness_next_to_the_rulers_agreement_on_real_images():
                     "agreement_by_kind": {"crush": 0.0, "wedge": 0.35}}}
     entry = {"rows": [{"probe": "svm", "calibration": "linear", "auc": 0.9, "mae": 0.5, "macro_f1": 0.5,
                        "accuracy": 0.5}], "counterfactuals": cf, "shipped": {"probe": "svm", "calibration": "linear"}}
-    text = "\n".join(task_section(Path("vcf-ct"), "r", {"bundle": "b", "split": "test", "n_eval": 9}, "genant", entry))
+    reconstruction = {name: {"mse": mse, "psnr": psnr, "ssim": 0.99, "seconds_per_image": s,
+                             "steps": {"invert": n, "decode": n, "refine": 0}}
+                      for name, mse, psnr, s, n in [("fast", 2.4e-5, 52.2, 1.5, 8), ("reference", 1.6e-4, 44.0, 12.0, 250)]}
+    results = {"bundle": "b", "split": "test", "n_eval": 9, "reconstruction_by_preset": reconstruction,
+               "reconstruction_cases": [0, 3]}
+    text = "\n".join(task_section(Path("vcf-ct"), "r", results, "genant", entry))
     assert "| faithfulness within one grade | 0.700 |" in text
     assert "by target grade | 0.000, 0.100, 0.150, 0.200 |" in text
     assert "of the labelled held-out images, by grade | 0.000, 0.150, 0.250, 0.300 |" in text
@@ -259,6 +281,10 @@ def test_report_puts_faithfulness_next_to_the_rulers_agreement_on_real_images():
     assert "| 0.475 / 0.850 |" in text
     assert "by fracture kind | crush 0.000, wedge 0.350 |" in text
     assert "faithfulness of the 1 intact inputs' counterfactuals" in text and "| 1.000, 0.000, 1.000, 0.000 |" in text
+    assert "Reconstruction (encode, DDIM inversion, decode) of 2 held-out images" in text
+    assert "| fast | 8×1/8 | 2.40e-05 | 52.2 | 0.9900 | 1.5 |" in text
+    assert "| reference | 250×1/250 | 1.60e-04 | 44.0 | 0.9900 | 12.0 |" in text
+    assert "| reconstruction MSE / PSNR / SSIM | 1.00e-03 / 36.000 / 0.950 |" in text
 
 
 def test_edit_gain_is_fitted_from_the_re_encoding_response(overfit_dae, blob_bundle):

@@ -37,6 +37,7 @@ from DAECounterfactualLib.evaluation import (  # noqa: E402
     latent_geometry,
     probe_table,
     roc_curve_points,
+    reconstruction_by_preset,
     ruler_agreement,
 )
 from DAECounterfactualLib.files import sha256_file  # noqa: E402
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--cases", type=int, default=40, help="images explained for the counterfactual checks")
     parser.add_argument("--preset", default="standard")
+    parser.add_argument("--reconstruction-images", type=int, default=8,
+                        help="held-out images reconstructed with every step preset (0 skips)")
     parser.add_argument("--baseline-epochs", type=int, default=20, help="0 skips the DenseNet121 baseline")
     parser.add_argument("--reuse-baseline", action="store_true",
                         help="keep the DenseNet121 results of an earlier results.json in --out (same data and split)")
@@ -92,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     results = {"bundle": bundle.bundle_id, "experiment": args.config.name, "data": data_path.name,
                "data_sha256": sha256_file(data_path),
                "split": args.split, "n_train": len(train), "n_eval": len(held_out), "tasks": {}}
+    if args.reconstruction_images > 0:
+        picks = spread(args.reconstruction_images, held_out.grades)
+        results["reconstruction_by_preset"] = reconstruction_by_preset(explainer, held_out.images[picks])
+        results["reconstruction_cases"] = picks.tolist()
     for task in experiment["tasks"]:
         recipe = TaskRecipe.from_config(task)
         spec = bundle.task(recipe.name)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .benchmark import preset_label
 from .render import save_strip
 
 # (task, metric) -> the paper's figure: Table 3 (VerSe VCF, 96 px) and Table 4 (RetinaMNIST, 128 px)
@@ -172,7 +173,7 @@ def task_section(folder: Path, link: str, results: dict[str, Any], task: str, en
               f"| mean absolute grade error of counterfactuals | {_fmt(cf['mean_abs_grade_error'])} |",
               f"| validity by target grade | {', '.join(_fmt(v) for v in cf['validity_by_target'])} |",
               f"| binary reflection crosses the hyperplane | {_fmt(cf['reflection_validity'])} |",
-              f"| reconstruction MSE / PSNR / SSIM | {_fmt(cf['reconstruction']['mse'])} / "
+              f"| reconstruction MSE / PSNR / SSIM | {cf['reconstruction']['mse']:.2e} / "
               f"{_fmt(cf['reconstruction']['psnr'])} / {_fmt(cf['reconstruction']['ssim'])} |"]
     if "faithfulness" in cf:
         lines += [f"| faithfulness: measured morphometric grade = target ({cf['faithfulness_measured']} measurable) "
@@ -190,6 +191,7 @@ def task_section(folder: Path, link: str, results: dict[str, Any], task: str, en
     if fd:
         lines.append("| Fréchet distance in z_sem space (not FID), real grade g vs counterfactuals to g | "
                      + ", ".join(f"G{g}: {v:.3g}" for g, v in fd.items()) + " |")
+    lines += _reconstruction_rows(results)
     shipped = next((r for r in entry["rows"] if r["probe"] == entry["shipped"]["probe"]
                     and r["calibration"].startswith(entry["shipped"]["calibration"])), entry["rows"][0])
     values = {**shipped, "validity": cf["validity"], "faithfulness": cf.get("faithfulness")}
@@ -202,6 +204,20 @@ def task_section(folder: Path, link: str, results: dict[str, Any], task: str, en
               f"![t-SNE]({link}/{task}_tsne.png)", ""]
     lines += [f"![strip]({link}/{p.name})" for p in sorted(folder.glob(f"{task}_strip_*.png"))]
     return lines
+
+
+def _reconstruction_rows(results: dict[str, Any]) -> list[str]:
+    """The table of reconstruction quality by step preset (older results.json files lack it)."""
+    by_preset = results.get("reconstruction_by_preset")
+    if not by_preset:
+        return []
+    n = len(results.get("reconstruction_cases", []))
+    lines = ["", f"Reconstruction (encode, DDIM inversion, decode) of {n} held-out images spread over the grades, by "
+             "step preset (MSE in the model range [-1, 1]; seconds per image on the machine that ran the evaluation):",
+             "", "| preset | steps inv×(1+refine)/dec | MSE | PSNR (dB) | SSIM | s / image |", "|---|---|---|---|---|---|"]
+    lines += [f"| {name} | {preset_label(r['steps'])} | {r['mse']:.2e} | {r['psnr']:.1f} | {r['ssim']:.4f} | "
+              f"{r['seconds_per_image']:.1f} |" for name, r in by_preset.items()]
+    return lines + [""]
 
 
 def _ruler_rows(cf: dict[str, Any]) -> list[str]:
