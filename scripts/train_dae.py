@@ -29,6 +29,8 @@ import torch  # noqa: E402
 from DAECounterfactualLib.config import DAEConfig  # noqa: E402
 from DAECounterfactualLib.files import sha256_file  # noqa: E402
 from DAECounterfactualLib.datasets import TrainingSet, load_training_set, medmnist_training_set  # noqa: E402
+from DAECounterfactualLib.errors import InputError  # noqa: E402
+from DAECounterfactualLib.preprocessing import Preprocessing  # noqa: E402
 from DAECounterfactualLib.training import Trainer, TrainConfig, default_cache_dir  # noqa: E402
 
 DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
@@ -38,15 +40,39 @@ def load_experiment(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def load_data(spec: dict, data_root: Path) -> tuple[TrainingSet, Path]:
-    """The experiment's training set and the file it came from."""
+def load_data(spec: dict, data_root: Path, bundle_spec: dict | None = None) -> tuple[TrainingSet, Path]:
+    """The experiment's training set and the file it came from; with ``bundle_spec``, checked against it."""
     path = Path(spec["path"])
     path = path if path.is_absolute() else data_root / path
     if spec["kind"] == "medmnist":
         return medmnist_training_set(path), path
     if spec["kind"] == "training_set":
+        if bundle_spec is not None:
+            check_built_for(path, bundle_spec)
         return load_training_set(path), path
     raise ValueError(f"unknown data kind {spec['kind']!r}")
+
+
+def check_built_for(path: Path, bundle_spec: dict) -> None:
+    """Refuse a training set that build_dataset.py cut with another window or patch than the bundle states: the
+    bundle would preprocess volumes one way at inference while its model learnt another (its manifest.json says)."""
+    manifest = path.parent / "manifest.json"
+    if not manifest.exists():
+        return
+    built = json.loads(manifest.read_text(encoding="utf-8")).get("settings", {})
+    stated = _patch_settings(bundle_spec.get("preprocessing"), bundle_spec.get("patch", {}))
+    found = _patch_settings(built.get("preprocessing"), built)
+    differ = [f"{key} {found[key]} (config: {stated[key]})" for key in stated
+              if None not in (found[key], stated[key]) and found[key] != stated[key]]
+    if differ:
+        raise InputError(f"{path} was built with " + ", ".join(differ) + "; rebuild it with the config's "
+                         "data.build command or correct the config's bundle section")
+
+
+def _patch_settings(preprocessing: dict | None, patch: dict) -> dict:
+    """Window and patch geometry in one comparable form (None where not stated)."""
+    return {"preprocessing": preprocessing and Preprocessing.from_dict(preprocessing).to_dict(),
+            "size_px": patch.get("size_px"), "spacing_mm": patch.get("spacing_mm")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     model_config = DAEConfig.from_dict(experiment["model"])
     overrides = {"total_samples": args.total_samples} if args.total_samples else {}
     train_config = TrainConfig(**{**experiment["train"], **overrides})
-    data, data_path = load_data(experiment["data"], args.data_root)
+    data, data_path = load_data(experiment["data"], args.data_root, experiment["bundle"])
     train = data.subset(experiment["data"].get("train_split", "train"))
     val = data.subset(experiment["data"].get("val_split", "val"))
     run_dir = args.run_dir or default_cache_dir() / experiment["bundle"]["name"]
