@@ -96,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                "data_sha256": sha256_file(data_path),
                "split": args.split, "n_train": len(train), "n_eval": len(held_out), "tasks": {}}
     if args.reconstruction_images > 0:
-        picks = spread(args.reconstruction_images, held_out.grades)
-        results["reconstruction_by_preset"] = reconstruction_by_preset(explainer, held_out.images[picks])
-        results["reconstruction_cases"] = picks.tolist()
+        reconstructed = spread(args.reconstruction_images, held_out.grades)
+        results["reconstruction_by_preset"] = reconstruction_by_preset(explainer, held_out.images[reconstructed])
+        results["reconstruction_cases"] = reconstructed.tolist()
     for task in experiment["tasks"]:
         recipe = TaskRecipe.from_config(task)
         spec = bundle.task(recipe.name)

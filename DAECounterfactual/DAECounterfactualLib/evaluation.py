@@ -114,14 +114,15 @@ def reconstruction_quality(originals: np.ndarray, reconstructions: np.ndarray) -
 
 def reconstruction_by_preset(explainer, images: np.ndarray) -> dict[str, dict[str, Any]]:
     """Encode -> DDIM inversion -> decode of each image with every step preset of the bundle, as an explanation
-    does it: the reconstruction quality each preset buys against the input, and its seconds per image here."""
-    results = {}
+    does it: the reconstruction quality each preset buys against the input, and its seconds per image here
+    (inversion and decoding; the latents, the same for every preset, are encoded once)."""
+    results, latents = {}, explainer.encode(images)
     for name in explainer.config.presets:
         steps = explainer.preset(name)
         started, reconstructions = time.perf_counter(), []
-        for image in images:
-            z = explainer.encode(image[None])
-            reconstructions.append(explainer.decode(explainer.invert(image[None], z, steps), z, steps)[0])
+        for image, z in zip(images, latents):
+            x_T = explainer.invert(image[None], z[None], steps)
+            reconstructions.append(explainer.decode(x_T, z[None], steps)[0])
         explainer.forget_inversions()
         results[name] = reconstruction_quality(images, np.stack(reconstructions)) | {
             "steps": vars(steps).copy(), "seconds_per_image": (time.perf_counter() - started) / len(images)}
@@ -279,7 +280,7 @@ def summarise_counterfactuals(cases: list[dict[str, Any]], n_grades: int) -> dic
     summary = {"n_cases": len(cases), "validity": float(np.mean(regraded == targets)),
                "validity_within_one": float(np.mean(np.abs(regraded - targets) <= 1)),
                "mean_abs_grade_error": float(np.mean(np.abs(regraded - targets))),
-               "validity_by_target": [float(np.mean(regraded[targets == g] == g)) for g in range(n_grades)],
+               "validity_by_target": _agreement_by_grade(regraded, targets, n_grades),
                "reflection_validity": float(np.mean([c["reflection_flipped"] for c in cases]))}
     if cases and "cf_measured_grades" in cases[0]:
         summary |= _faithfulness_summary(cases, targets, n_grades)
@@ -288,7 +289,7 @@ def summarise_counterfactuals(cases: list[dict[str, Any]], n_grades: int) -> dic
 
 def _faithfulness_summary(cases: list[dict[str, Any]], targets: np.ndarray, n_grades: int) -> dict[str, Any]:
     """Measured morphometric grade against the target grade, and the change inside vs outside the body."""
-    measured = np.array([m if m is not None else -1 for c in cases for m in c["cf_measured_grades"]])
+    measured = _measured_grades(cases, "cf_measured_grades")
     ok = measured >= 0
     summary = {"faithfulness": float(np.mean(measured[ok] == targets[ok])) if ok.any() else float("nan"),
                "faithfulness_within_one": (float(np.mean(np.abs(measured[ok] - targets[ok]) <= 1))
@@ -304,11 +305,16 @@ def _faithfulness_summary(cases: list[dict[str, Any]], targets: np.ndarray, n_gr
     return summary
 
 
+def _measured_grades(cases: list[dict[str, Any]], key: str) -> np.ndarray:
+    """The grades a ruler measured on every counterfactual of ``cases``, in order; -1 where none could be."""
+    return np.array([m if m is not None else -1 for c in cases for m in c[key]])
+
+
 def _from_intact_summary(cases: list[dict[str, Any]], n_grades: int) -> dict[str, Any]:
     """Faithfulness of the counterfactuals of intact inputs, measured against the input's own heights."""
     if not cases:
         return {}
-    measured = np.array([m if m is not None else -1 for c in cases for m in c["cf_reference_grades"]])
+    measured = _measured_grades(cases, "cf_reference_grades")
     ok, targets = measured >= 0, np.tile(np.arange(n_grades), len(cases))
     return {"faithfulness_from_intact": float(np.mean(measured[ok] == targets[ok])),
             "faithfulness_from_intact_cases": len(cases),
