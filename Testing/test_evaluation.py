@@ -166,14 +166,19 @@ def test_proximity_separates_change_inside_and_outside_the_body():
 def test_summary_counts_hits_misses_and_measured_grades():
     cases = [{"cf_grades": [0, 1, 2, 3], "reflection_flipped": True, "cf_measured_grades": [0, 1, None, 3],
               "cf_measured_losses": [0.0, 0.22, None, 0.5], "proximity": [{"inside": 0.2, "outside": 0.0}] * 4,
-              "cf_reference_grades": [0, 2, 2, None]},
+              "cf_reference_grades": [0, 2, 2, None], "cf_out_of_distribution": [False, False, False, True]},
              {"cf_grades": [0, 0, 3, 3], "reflection_flipped": False, "cf_measured_grades": [1, 1, 0, 2],
+              "cf_out_of_distribution": [False, False, True, True],
               "cf_measured_losses": [0.2, 0.24, 0.1, 0.3], "proximity": [{"inside": 0.4, "outside": 0.1}] * 4}]
     s = summarise_counterfactuals(cases, 4)
     assert s["validity"] == pytest.approx(6 / 8) and s["validity_within_one"] == 1.0
     assert s["mean_abs_grade_error"] == pytest.approx(2 / 8)
     assert s["validity_by_target"] == [1.0, 0.5, 0.5, 1.0]
     assert s["reflection_validity"] == 0.5
+    assert s["out_of_distribution"] == 3 / 8 and s["out_of_distribution_by_target"] == [0, 0, 0.5, 1]
+    assert "out_of_distribution" not in summarise_counterfactuals([{k: v for k, v in c.items()
+                                                                    if k != "cf_out_of_distribution"}
+                                                                   for c in cases], 4)
     assert s["faithfulness_measured"] == 7 and s["faithfulness"] == pytest.approx(4 / 7)
     assert s["faithfulness_within_one"] == pytest.approx(6 / 7)  # G2 measured as G0 is two grades off
     assert s["measured_loss_by_target"] == pytest.approx([0.1, 0.23, 0.1, 0.4])
@@ -249,13 +254,15 @@ def test_report_states_targets_and_paper_numbers(tmp_path):
     assert "| validity | >= 0.9 | 0.500 | not met (missed by 0.400) |" in text
     assert "DenseNet121 (paper" in text and "results/vcf-ct/genant_roc.png" in text
     assert "ceiling of faithfulness" not in text  # a results file without faithfulness gets no ruler rows
+    assert "edit gain" not in text and "OOD threshold" not in text  # results from before they were recorded
 
 
 def test_report_puts_faithfulness_next_to_the_rulers_agreement_on_real_images():
     from DAECounterfactualLib.results_report import task_section
 
     cf = {"n_cases": 4, "preset": "fast", "validity": 0.5, "validity_within_one": 1.0, "mean_abs_grade_error": 0.5,
-          "validity_by_target": [1, 0, 0, 1], "reflection_validity": 1.0,
+          "validity_by_target": [1, 0, 0, 1], "reflection_validity": 1.0, "edit_gain": 2.668,
+          "out_of_distribution": 0.25, "out_of_distribution_by_target": [0.0, 0.0, 0.0, 1.0],
           "reconstruction": {"mse": 0.001, "psnr": 36.0, "ssim": 0.95},
           "faithfulness": 0.4, "faithfulness_measured": 16, "faithfulness_by_target": [1, 0.2, 0.2, 0.2],
           "faithfulness_within_one": 0.7, "measured_loss_by_target": [0.0, 0.1, 0.15, 0.2],
@@ -285,6 +292,9 @@ def test_report_puts_faithfulness_next_to_the_rulers_agreement_on_real_images():
     assert "| fast | 8×1/8 | 2.40e-05 | 52.2 | 0.9900 | 1.5 |" in text
     assert "| reference | 250×1/250 | 1.60e-04 | 44.0 | 0.9900 | 12.0 |" in text
     assert "| reconstruction MSE / PSNR / SSIM | 1.00e-03 / 36.000 / 0.950 |" in text
+    assert "| edit gain (fitted on validation images) | 2.67 |" in text
+    assert "beyond the bundle's OOD threshold (unlike the training images): all, by target grade | 0.250: 0.000, " \
+           "0.000, 0.000, 1.000 |" in text
 
 
 def test_edit_gain_is_fitted_from_the_re_encoding_response(overfit_dae, blob_bundle):

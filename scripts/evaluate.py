@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         real = {g: z_eval[g_eval == g] for g in range(len(spec.grade_names))}
         checks["frechet_zsem"] = {str(g): frechet_distance(real[g], latents[g])
                                   for g in latents if len(real[g]) > 1}
-        checks["preset"] = args.preset
+        checks["preset"], checks["edit_gain"] = args.preset, spec.edit_gain
         if measure is not None:
             known = held_out.grades >= 0
             kinds = held_out.extra.get("fracture_kind")

@@ -252,6 +252,7 @@ def counterfactual_checks(explainer, images: np.ndarray, grades: np.ndarray, tas
                 "cf_grades": regraded.grade[:n_grades].tolist(),
                 "cf_distances": regraded.distance[:n_grades].tolist(),
                 "target_distances": e.target_distances.tolist(),
+                "cf_out_of_distribution": regraded.ood[:n_grades].tolist(),
                 "reflection_flipped": bool(np.sign(regraded.distance[-1]) != np.sign(e.grades.distance[0]))}
         if measure is not None:
             heights = [measure.heights(cf) for cf in e.counterfactuals]
@@ -282,6 +283,10 @@ def summarise_counterfactuals(cases: list[dict[str, Any]], n_grades: int) -> dic
                "mean_abs_grade_error": float(np.mean(np.abs(regraded - targets))),
                "validity_by_target": _agreement_by_grade(regraded, targets, n_grades),
                "reflection_validity": float(np.mean([c["reflection_flipped"] for c in cases]))}
+    if cases and "cf_out_of_distribution" in cases[0]:  # results from before it was recorded lack it
+        beyond = np.concatenate([c["cf_out_of_distribution"] for c in cases]).astype(float)
+        summary["out_of_distribution"] = float(beyond.mean())
+        summary["out_of_distribution_by_target"] = _mean_by_grade(beyond, targets, n_grades)
     if cases and "cf_measured_grades" in cases[0]:
         summary |= _faithfulness_summary(cases, targets, n_grades)
     return summary

@@ -130,6 +130,19 @@ def write_plots(out: Path, task: str, entry: dict[str, Any], z: np.ndarray, data
 # docs/RESULTS.md
 
 
+def _edit_gain_rows(cf: dict) -> list[str]:
+    """The edit gain the counterfactuals were made with, and how many of them the encoder finds unlike the
+    training images (results from before these were recorded: no rows)."""
+    rows = []
+    if "edit_gain" in cf:
+        rows.append(f"| edit gain (fitted on validation images) | {cf['edit_gain']:.2f} |")
+    if "out_of_distribution" in cf:
+        rows.append(f"| counterfactuals whose re-encoded latent lies beyond the bundle's OOD threshold (unlike the "
+                    f"training images): all, by target grade | {_fmt(cf['out_of_distribution'])}: "
+                    f"{', '.join(_fmt(v) for v in cf['out_of_distribution_by_target'])} |")
+    return rows
+
+
 def _fmt(value: Any) -> str:
     return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else (
         f"{value:.3f}" if isinstance(value, float) else str(value))
@@ -172,6 +185,7 @@ def task_section(folder: Path, link: str, results: dict[str, Any], task: str, en
               f"| validity within one grade | {_fmt(cf['validity_within_one'])} |",
               f"| mean absolute grade error of counterfactuals | {_fmt(cf['mean_abs_grade_error'])} |",
               f"| validity by target grade | {', '.join(_fmt(v) for v in cf['validity_by_target'])} |",
+              *_edit_gain_rows(cf),
               f"| binary reflection crosses the hyperplane | {_fmt(cf['reflection_validity'])} |",
               f"| reconstruction MSE / PSNR / SSIM | {cf['reconstruction']['mse']:.2e} / "
               f"{_fmt(cf['reconstruction']['psnr'])} / {_fmt(cf['reconstruction']['ssim'])} |"]
