@@ -197,6 +197,8 @@ def test_counterfactual_checks_regrade_real_explanations(overfit_dae, blob_bundl
     explanation = explainer.explain(images[0], "size", preset="reference", sweep_count=0)
     regraded = explainer.grade(explanation.counterfactuals, "size")
     assert case["cf_grades"] == regraded.grade.tolist()  # the stored grades are those of re-encoded images
+    assert case["cf_out_of_distribution"] == regraded.ood.tolist()  # ... and so are their OOD flags
+    assert len(checks["out_of_distribution_by_target"]) == 4
     assert 0 <= checks["validity"] <= 1 and checks["reconstruction"]["mse"] < 5e-3
     assert set(checks["latents"]) == {0, 1, 2, 3} and checks["latents"][0].shape == (2, 32)
 

@@ -237,7 +237,8 @@ def counterfactual_checks(explainer, images: np.ndarray, grades: np.ndarray, tas
     """Explain every image; re-encode each grade counterfactual and the reflection and grade them again.
 
     validity: share of grade counterfactuals whose re-encoded grade is their target; reflection validity: share
-    of binary counterfactuals that land on the other side of the hyperplane. With ``measure`` (CT): the share
+    of binary counterfactuals that land on the other side of the hyperplane; out of distribution: the share whose
+    re-encoded latent lies beyond the bundle's OOD threshold. With ``measure`` (CT): the share
     whose measured morphometric grade equals the target, and the change inside vs outside the vertebra."""
     spec = explainer.bundle.task(task)
     n_grades = len(spec.grade_names)
