@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     experiment = load_experiment(args.config)
     bundle = load_bundle(resolve_bundle(args.bundle or experiment["bundle"]["name"]))
     explainer = Explainer(bundle)
-    data, data_path = load_data(experiment["data"], args.data_root, experiment["bundle"])
+    data, data_path = load_data(experiment, args.data_root)
     train, val = data.subset(experiment["data"].get("train_split", "train")), data.subset("val")
     held_out = data.subset(args.split)
     if len(held_out) == 0:

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     experiment = load_experiment(args.config)
     path = resolve_bundle(args.bundle or experiment["bundle"]["name"])
     bundle = load_bundle(path)
-    data, _ = load_data(experiment["data"], args.data_root, experiment["bundle"])
+    data, _ = load_data(experiment, args.data_root)
     images = gain_images(data.subset(experiment["data"].get("val_split", "val")), args.images)
     explainer = Explainer(bundle)
     if args.response_at:

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     model_config = model.config
     config = bundle_config(experiment, model_config)
 
-    data, _ = load_data(experiment["data"], args.data_root, experiment["bundle"])
+    data, _ = load_data(experiment, args.data_root)
     splits = experiment["data"].get("train_split", "train"), experiment["data"].get("val_split", "val")
     train, val = data.subset(splits[0]), data.subset(splits[1])
     model.eval()

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
     recipe = TaskRecipe.from_config(experiment["tasks"][0])
-    data, _ = load_data(experiment["data"], args.data_root, experiment["bundle"])
+    data, _ = load_data(experiment, args.data_root)
     train = data.subset(experiment["data"].get("train_split", "train"))
     grades, extra = train.grades, train.extra
     usable = (grades >= 0) & ~np.isin(grades, recipe.exclude_from_probe)

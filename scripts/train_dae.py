@@ -40,8 +40,9 @@ def load_experiment(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def load_data(spec: dict, data_root: Path, bundle_spec: dict | None = None) -> tuple[TrainingSet, Path]:
-    """The experiment's training set and the file it came from; with ``bundle_spec``, checked against it."""
+def load_data(experiment: dict, data_root: Path) -> tuple[TrainingSet, Path]:
+    """The experiment's training set and the file it came from, checked against its bundle section (if any)."""
+    spec, bundle_spec = experiment["data"], experiment.get("bundle")
     path = Path(spec["path"])
     path = path if path.is_absolute() else data_root / path
     if spec["kind"] == "medmnist":
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     model_config = DAEConfig.from_dict(experiment["model"])
     overrides = {"total_samples": args.total_samples} if args.total_samples else {}
     train_config = TrainConfig(**{**experiment["train"], **overrides})
-    data, data_path = load_data(experiment["data"], args.data_root, experiment["bundle"])
+    data, data_path = load_data(experiment, args.data_root)
     train = data.subset(experiment["data"].get("train_split", "train"))
     val = data.subset(experiment["data"].get("val_split", "val"))
     run_dir = args.run_dir or default_cache_dir() / experiment["bundle"]["name"]

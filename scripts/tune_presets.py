@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
     explainer = Explainer(load_bundle(resolve_bundle(args.bundle or experiment["bundle"]["name"])))
-    data, _ = load_data(experiment["data"], args.data_root, experiment["bundle"])
+    data, _ = load_data(experiment, args.data_root)
     images = gain_images(data.subset(experiment["data"].get("val_split", "val")), args.images)
     if args.residuals:
         refinement_residuals(explainer, images, args.residuals)

@@ -130,7 +130,7 @@ def write_plots(out: Path, task: str, entry: dict[str, Any], z: np.ndarray, data
 # docs/RESULTS.md
 
 
-def _edit_gain_rows(cf: dict) -> list[str]:
+def _edit_and_distribution_rows(cf: dict) -> list[str]:
     """The edit gain the counterfactuals were made with, and how many of them the encoder finds unlike the
     training images (results from before these were recorded: no rows)."""
     rows = []
@@ -185,7 +185,7 @@ def task_section(folder: Path, link: str, results: dict[str, Any], task: str, en
               f"| validity within one grade | {_fmt(cf['validity_within_one'])} |",
               f"| mean absolute grade error of counterfactuals | {_fmt(cf['mean_abs_grade_error'])} |",
               f"| validity by target grade | {', '.join(_fmt(v) for v in cf['validity_by_target'])} |",
-              *_edit_gain_rows(cf),
+              *_edit_and_distribution_rows(cf),
               f"| binary reflection crosses the hyperplane | {_fmt(cf['reflection_validity'])} |",
               f"| reconstruction MSE / PSNR / SSIM | {cf['reconstruction']['mse']:.2e} / "
               f"{_fmt(cf['reconstruction']['psnr'])} / {_fmt(cf['reconstruction']['ssim'])} |"]
