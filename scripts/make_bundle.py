@@ -26,7 +26,8 @@ import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from DAECounterfactualLib.benchmark import preset_label  # noqa: E402
-from DAECounterfactualLib.bundle import BundleConfig, LatentStats, StepPreset, add_task, load_bundle, write_bundle  # noqa: E402,E501
+from DAECounterfactualLib.bundle import (  # noqa: E402
+    BundleConfig, LatentStats, StepPreset, TaskSpec, add_task, load_bundle, write_bundle)
 from DAECounterfactualLib.config import DAEConfig  # noqa: E402
 from DAECounterfactualLib.diffusion import NoiseSchedule  # noqa: E402
 from DAECounterfactualLib.evaluation import latent_geometry  # noqa: E402
@@ -46,6 +47,34 @@ def bundle_config(experiment: dict, model_config: DAEConfig) -> BundleConfig:
                         model=model_config, preprocessing=Preprocessing.from_dict(spec["preprocessing"]),
                         patch_size_px=spec["patch"]["size_px"], patch_spacing_mm=spec["patch"]["spacing_mm"],
                         **({"presets": presets} if presets else {}))
+
+
+def fit_tasks(experiment: dict, z_train: np.ndarray, train, z_val: np.ndarray, val) -> list[TaskSpec]:
+    """Every task of the experiment fitted on the training latents (C chosen on validation), with the geometry of
+    the training latents in its probe's space recorded for the model card."""
+    recipes = [TaskRecipe.from_config(t) for t in experiment["tasks"]]
+    tasks = [fit_task(r, z_train, train.grades, z_val, val.grades, r.strata(train)) for r in recipes]
+    return [replace(t, metrics={**t.metrics, "latent_geometry": latent_geometry(t.probe, z_train)}) for t in tasks]
+
+
+def task_card_lines(experiment: dict, tasks) -> list[str]:
+    """The model card's lines on each task: its recipe, validation metrics and latent geometry."""
+    lines = []
+    for task in tasks:
+        m, g = task.metrics, task.metrics["latent_geometry"]
+        lines += [f"- Task `{task.name}` ({task.positive_rule} positive; probe {task.probe.kind}, C={m.get('C')}, "
+                  f"calibration {task.calibration.method}): validation AUC {m['auc']:.3f}, grading MAE "
+                  f"{m['mae']:.3f}, macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f} (n={m['n']}). "
+                  f"Training latents in the probe's space: effective rank {g['effective_rank']:.2f}, variance along "
+                  f"the probe normal {g['direction_variance']:.3g} (1 = an average direction; far below 1, the "
+                  "decoder is unlikely to draw edits along it)."]
+        if task.probe.edit_direction is not None:
+            edit_components = next(t.get("edit_components") for t in experiment["tasks"] if t["name"] == task.name)
+            cos = float(task.probe.edit_axis @ task.probe.unit_normal)
+            lines.append(f"  Counterfactual edits move along the normal's projection on the latents' top "
+                         f"{edit_components} principal directions (cos {cos:.3f} with the normal), which the decoder "
+                         "draws; grades use the whole normal.")
+    return lines
 
 
 def render_model_card(experiment: dict, config: BundleConfig, run_meta: dict, tasks, parameters: int,
@@ -83,20 +112,7 @@ def render_model_card(experiment: dict, config: BundleConfig, run_meta: dict, ta
         f"0 = the decoder ignores z_sem): {reliance:.4f}.",
         f"- Weights stored as fp16: max |Δ signed distance| vs fp32 on validation latents {fp16_delta:.2e}.",
     ]
-    for task in tasks:
-        m, g = task.metrics, task.metrics["latent_geometry"]
-        lines += [f"- Task `{task.name}` ({task.positive_rule} positive; probe {task.probe.kind}, C={m.get('C')}, "
-                  f"calibration {task.calibration.method}): validation AUC {m['auc']:.3f}, grading MAE "
-                  f"{m['mae']:.3f}, macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f} (n={m['n']}). "
-                  f"Training latents in the probe's space: effective rank {g['effective_rank']:.2f}, variance along "
-                  f"the probe normal {g['direction_variance']:.3g} (1 = an average direction; far below 1, the "
-                  "decoder is unlikely to draw edits along it)."]
-        if task.probe.edit_direction is not None:
-            edit_components = next(t.get("edit_components") for t in experiment["tasks"] if t["name"] == task.name)
-            cos = float(task.probe.edit_axis @ task.probe.unit_normal)
-            lines.append(f"  Counterfactual edits move along the normal's projection on the latents' top "
-                         f"{edit_components} principal directions (cos {cos:.3f} with the normal), which the decoder "
-                         "draws; grades use the whole normal.")
+    lines += task_card_lines(experiment, tasks)
     if experiment["bundle"].get("limitations"):
         lines += ["", "## Limitations", experiment["bundle"]["limitations"]]
     lines += ["", "## Intended use",
@@ -148,9 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     model.eval()
     z_train, z_val = encode_images(model, train.images), encode_images(model, val.images)
     stats = LatentStats.from_latents(z_train)
-    recipes = [TaskRecipe.from_config(t) for t in experiment["tasks"]]
-    tasks = [fit_task(r, z_train, train.grades, z_val, val.grades, r.strata(train)) for r in recipes]
-    tasks = [replace(t, metrics={**t.metrics, "latent_geometry": latent_geometry(t.probe, z_train)}) for t in tasks]
+    tasks = fit_tasks(experiment, z_train, train, z_val, val)
 
     with torch.no_grad():
         images = torch.from_numpy(val.images[:16].astype(np.float32))

@@ -1,0 +1,86 @@
+#!/usr/bin/env python
+"""Refit the tasks of an existing bundle on its own encoder, from the experiment config's task recipes.
+
+make_bundle.py needs the DAE's training run; this needs only the bundle and the data, so a shipped DAE can be given
+probes fitted another way (``probe_components``, ``edit_components``, ``calibration``, ...) without retraining.
+It writes a copy: the source bundle is never changed. Each task's C is chosen on the validation split and its edit
+gain fitted on validation images, as make_bundle.py does.
+
+    python scripts/refit_tasks.py scripts/configs/vcf-ct.json --data-root DATA --out /tmp/vcf-ct-refit
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "DAECounterfactual"))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from DAECounterfactualLib.bundle import add_task, load_bundle, resolve_bundle  # noqa: E402
+from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
+from experiment_cli import add_bundle_arguments  # noqa: E402
+from fit_edit_gain import GAIN_HEADING, fitted_tasks, gain_images, with_gain_section  # noqa: E402
+from make_bundle import fit_tasks, task_card_lines  # noqa: E402
+from train_dae import load_data, load_experiment  # noqa: E402
+
+VALIDATION_HEADING = "## Validation"
+TASK_LINE = "- Task"  # "- Task `name` (...)" lines, and the "- Tasks refitted ..." line this script adds
+
+
+def with_task_lines(card: str, lines: list[str]) -> str:
+    """The model card with the task lines of its Validation section (and their indented continuations) replaced
+    by ``lines``; the rest of the card (training data, compute, limitations) is kept as it was. A card without
+    that section gets one at its end."""
+    head, heading, rest = card.partition(f"\n{VALIDATION_HEADING}\n")
+    if not heading:  # a hand-written card: the task lines get a section of their own
+        return card.rstrip("\n") + f"\n\n{VALIDATION_HEADING}\n" + "\n".join(lines) + "\n"
+    section, next_heading, tail = rest.partition("\n## ")
+    kept = [line for line in section.split("\n") if not line.startswith((TASK_LINE, "  "))]
+    while kept and not kept[-1].strip():
+        kept.pop()
+    return head + heading + "\n".join(kept + lines) + "\n" + ("\n## " + tail if next_heading else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_bundle_arguments(parser)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the refitted copy (must not exist)")
+    parser.add_argument("--gain-images", type=int, default=12,
+                        help="validation images to fit each task's edit gain on (0: gain 1)")
+    args = parser.parse_args(argv)
+    experiment = load_experiment(args.config)
+    source = resolve_bundle(args.bundle or experiment["bundle"]["name"])
+    if args.out.exists():
+        parser.error(f"--out {args.out} exists; name a new folder (the source bundle is never overwritten)")
+    named, bundled = {t["name"] for t in experiment["tasks"]}, set(load_bundle(source, load_weights=False).tasks)
+    if named != bundled:
+        parser.error(f"{args.config} names tasks {sorted(named)} but {source} holds {sorted(bundled)}: every task "
+                     "of the bundle is refitted, so both must name the same ones")
+    data, _ = load_data(experiment, args.data_root)
+    train = data.subset(experiment["data"].get("train_split", "train"))
+    val = data.subset(experiment["data"].get("val_split", "val"))
+
+    shutil.copytree(source, args.out)
+    bundle = load_bundle(args.out)
+    explainer = Explainer(bundle)
+    tasks = fit_tasks(experiment, explainer.encode(train.images), train, explainer.encode(val.images), val)
+    if args.gain_images:
+        tasks = fitted_tasks(explainer, tasks, gain_images(val, args.gain_images), "fast")
+    provenance = (f"- Tasks refitted on this bundle's encoder by `scripts/refit_tasks.py` from `{args.config.name}`; "
+                  f"the DAE is that of `{bundle.bundle_id}`.")
+    card = with_task_lines(bundle.model_card, [provenance, *task_card_lines(experiment, tasks)])
+    # the source's gain section describes gains these tasks no longer have
+    card = with_gain_section(card, tasks) if args.gain_images else card.split(GAIN_HEADING)[0].rstrip("\n") + "\n"
+    for task in tasks:
+        add_task(args.out, task, overwrite=True, model_card=card)
+    print(f"{args.out}: {load_bundle(args.out, load_weights=False).bundle_id}, tasks "
+          + ", ".join(f"{t.name} (validation AUC {t.metrics['auc']:.3f}, edit gain {t.edit_gain:.2f})" for t in tasks))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
