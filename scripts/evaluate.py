@@ -31,8 +31,10 @@ from DAECounterfactualLib.bundle import load_bundle, resolve_bundle  # noqa: E40
 from DAECounterfactualLib.evaluation import (  # noqa: E402
     confusion_matrix,
     counterfactual_checks,
+    counterfactual_intervals,
     ct_body_measure,
     frechet_distance,
+    grading_intervals,
     labelled,
     latent_geometry,
     probe_table,
@@ -94,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     z_train, z_held = explainer.encode(train.images), explainer.encode(held_out.images)
     results = {"bundle": bundle.bundle_id, "experiment": args.config.name, "data": data_path.name,
                "data_sha256": sha256_file(data_path),
-               "split": args.split, "n_train": len(train), "n_eval": len(held_out), "tasks": {}}
+               "split": args.split, "n_train": len(train), "n_eval": len(held_out),
+               "n_eval_cases": len(np.unique(held_out.case_id[held_out.grades >= 0])), "tasks": {}}
     if args.reconstruction_images > 0:
         reconstructed = spread(args.reconstruction_images, held_out.grades)
         results["reconstruction_by_preset"] = reconstruction_by_preset(explainer, held_out.images[reconstructed])
@@ -111,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                                            "distance": shipped.distance.tolist(), "grades": g_eval.tolist(),
                                            "roc": roc_curve_points(shipped.distance, positive),
                                            "calibration_coefficients": list(spec.calibration.coefficients),
-                                           "confusion": confusion_matrix(g_eval, shipped.grade, len(spec.grade_names))},
+                                           "confusion": confusion_matrix(g_eval, shipped.grade, len(spec.grade_names)),
+                                           "intervals": grading_intervals(shipped.distance, shipped.grade, g_eval,
+                                                                          recipe.positive_min_grade,
+                                                                          held_out.case_id[held_out.grades >= 0])},
                  "grade_names": list(spec.grade_names), "positive_min_grade": recipe.positive_min_grade,
                  "latent_geometry": latent_geometry(spec.probe, z_train)}
         previous = previous_baseline(args.out, results, recipe.name) if args.reuse_baseline else None
@@ -136,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         checks["frechet_zsem"] = {str(g): frechet_distance(real[g], latents[g])
                                   for g in latents if len(real[g]) > 1}
         checks["preset"], checks["edit_gain"] = args.preset, spec.edit_gain
+        checks["intervals"] = counterfactual_intervals(checks["cases"], len(spec.grade_names), held_out.case_id[picks])
         if measure is not None:
             known = held_out.grades >= 0
             kinds = held_out.extra.get("fracture_kind")

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .bootstrap import bootstrap_intervals
 from .errors import InputError
 from .metrics import mse, psnr, ssim
 from .probe import CalibrationError, fit_calibration, fit_probe
@@ -73,6 +74,28 @@ def probe_table(recipe: TaskRecipe, z_train: np.ndarray, g_train: np.ndarray, z_
                 row["invertible"] = False  # cannot make counterfactuals for target grades
             rows.append(row)
     return rows
+
+
+INTERVAL_FIGURES = ("auc", "mae", "macro_f1", "accuracy", "validity", "reflection_validity", "faithfulness")
+
+
+def grading_intervals(distance: np.ndarray, predicted: np.ndarray, grades: np.ndarray, positive_min_grade: int,
+                      groups: np.ndarray) -> dict[str, list[float]]:
+    """Bootstrap intervals of detection AUC, MAE, macro-F1 and accuracy, resampling whole cases (``groups``)."""
+    def figures(i: np.ndarray) -> dict[str, float]:
+        metrics = grading_metrics(distance[i], predicted[i], grades[i], positive_min_grade)
+        return {k: v for k, v in metrics.items() if k in INTERVAL_FIGURES}
+    return bootstrap_intervals(figures, groups)
+
+
+def counterfactual_intervals(cases: list[dict[str, Any]], n_grades: int,
+                             groups: np.ndarray) -> dict[str, list[float]]:
+    """Bootstrap intervals of validity, reflection validity and faithfulness, resampling the explained images'
+    cases (``groups``: one per image in ``cases``); each image keeps its counterfactuals for every grade."""
+    def figures(i: np.ndarray) -> dict[str, float]:
+        summary = summarise_counterfactuals([cases[k] for k in i], n_grades)
+        return {k: v for k, v in summary.items() if k in INTERVAL_FIGURES}
+    return bootstrap_intervals(figures, groups)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
