@@ -254,7 +254,7 @@ def test_report_states_targets_and_paper_numbers(tmp_path):
     assert "| auc | >= 0.93 | 0.950 | – | met |" in text  # results from before intervals were recorded
     assert "| macro_f1 | >= 0.59 | 0.500 | – | not met (missed by 0.090) |" in text
     assert "| validity | >= 0.9 | 0.500 | – | not met (missed by 0.400) |" in text
-    assert "bootstrap" not in text
+    assert "bootstrap" not in text and "95 % interval of the shipped probe" not in text
     assert "DenseNet121 (paper" in text and "results/vcf-ct/genant_roc.png" in text
     assert "ceiling of faithfulness" not in text  # a results file without faithfulness gets no ruler rows
     assert "edit gain" not in text and "OOD threshold" not in text  # results from before they were recorded
@@ -394,6 +394,10 @@ def test_report_gives_each_target_its_interval_and_names_a_goal_inside_it():
     assert "| macro_f1 | >= 0.59 | 0.526 | 0.450–0.600 | not met (missed by 0.064); the goal lies inside" in text
     assert "| validity | >= 0.9 | 0.760 | 0.700–0.820 | not met (missed by 0.140) |" in text
     assert "bootstrap over 1000 resamples of whole cases (grading: the 60 held-out cases" in text
+    assert "| 95 % interval of the shipped probe (bootstrap over cases) | svm | linear | 0.900–0.940 | – | " \
+           "0.450–0.600 | – |" in text
+    assert "| validity: re-encoded grade = target grade | 0.760 (95 % interval 0.700–0.820) |" in text
+    assert "| binary reflection crosses the hyperplane | 1.000 |" in text  # no interval stored for it here
 
 
 def test_bootstrap_resamples_whole_cases_and_widens_intervals_for_correlated_samples():

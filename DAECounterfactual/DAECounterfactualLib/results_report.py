@@ -149,6 +149,16 @@ def _fmt(value: Any) -> str:
         f"{value:.3f}" if isinstance(value, float) else str(value))
 
 
+def _interval(interval: list[float] | None) -> str:
+    return f"{_fmt(interval[0])}–{_fmt(interval[1])}" if interval else "–"
+
+
+def _with_interval(figures: dict[str, Any], name: str) -> str:
+    """A figure, followed by its 95 % interval where the results hold one."""
+    interval = figures.get("intervals", {}).get(name)
+    return _fmt(figures[name]) + (f" (95 % interval {_interval(interval)})" if interval else "")
+
+
 def _target_line(bundle: str, task: str, values: dict[str, float],
                  intervals: dict[str, list[float]]) -> list[str]:
     """One row per target: the goal, our figure with its bootstrap interval (where the results hold one), and
@@ -163,8 +173,7 @@ def _target_line(bundle: str, task: str, values: dict[str, float],
         interval = intervals.get(metric)
         if interval and interval[0] <= goal <= interval[1]:
             status += "; the goal lies inside the interval"
-        shown = f"{_fmt(interval[0])}–{_fmt(interval[1])}" if interval else "–"
-        lines.append(f"| {metric} | {op} {goal} | {_fmt(value)} | {shown} | {status} |")
+        lines.append(f"| {metric} | {op} {goal} | {_fmt(value)} | {_interval(interval)} | {status} |")
     return lines
 
 
@@ -177,6 +186,12 @@ def task_section(folder: Path, link: str, results: dict[str, Any], task: str, en
     for row in entry["rows"]:
         lines.append(f"| DAE (ours) | {row['probe']} | {row['calibration']} | {_fmt(row['auc'])} | {_fmt(row['mae'])} "
                      f"| {_fmt(row['macro_f1'])} | {_fmt(row['accuracy'])} |")
+    shipped_intervals = entry["shipped"].get("intervals")
+    if shipped_intervals:
+        lines.append(f"| 95 % interval of the shipped probe (bootstrap over cases) | {entry['shipped']['probe']} | "
+                     f"{entry['shipped']['calibration']} | "
+                     + " | ".join(_interval(shipped_intervals.get(k)) for k in ("auc", "mae", "macro_f1", "accuracy"))
+                     + " |")
     if "baseline" in entry:
         b = entry["baseline"]
         lines.append(f"| DenseNet121 (ours, from scratch, epoch {b['best_epoch']}) | – | – | {_fmt(b['auc'])} | "
@@ -189,17 +204,17 @@ def task_section(folder: Path, link: str, results: dict[str, Any], task: str, en
                          f"{_fmt(p.get('macro_f1'))} | |")
     lines += ["", f"Counterfactuals ({cf['n_cases']} held-out images spread over the grades, preset `{cf['preset']}`):",
               "", "| check | value |", "|---|---|",
-              f"| validity: re-encoded grade = target grade | {_fmt(cf['validity'])} |",
+              f"| validity: re-encoded grade = target grade | {_with_interval(cf, 'validity')} |",
               f"| validity within one grade | {_fmt(cf['validity_within_one'])} |",
               f"| mean absolute grade error of counterfactuals | {_fmt(cf['mean_abs_grade_error'])} |",
               f"| validity by target grade | {', '.join(_fmt(v) for v in cf['validity_by_target'])} |",
               *_edit_and_distribution_rows(cf),
-              f"| binary reflection crosses the hyperplane | {_fmt(cf['reflection_validity'])} |",
+              f"| binary reflection crosses the hyperplane | {_with_interval(cf, 'reflection_validity')} |",
               f"| reconstruction MSE / PSNR / SSIM | {cf['reconstruction']['mse']:.2e} / "
               f"{_fmt(cf['reconstruction']['psnr'])} / {_fmt(cf['reconstruction']['ssim'])} |"]
     if "faithfulness" in cf:
         lines += [f"| faithfulness: measured morphometric grade = target ({cf['faithfulness_measured']} measurable) "
-                  f"| {_fmt(cf['faithfulness'])} |",
+                  f"| {_with_interval(cf, 'faithfulness')} |",
                   f"| faithfulness by target grade | {', '.join(_fmt(v) for v in cf['faithfulness_by_target'])} |",
                   *_ruler_rows(cf),
                   f"| mean change inside / outside the vertebral body (model units) | "
