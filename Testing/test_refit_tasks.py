@@ -88,14 +88,41 @@ def test_refit_writes_a_copy_with_the_config_recipe_and_leaves_the_source(ct_bun
     assert gained.task("genant").metrics["edit_gain_fit"]["images"] == 2
 
 
-def test_refit_refuses_an_existing_folder_and_a_config_naming_other_tasks(ct_bundle_path, tmp_path):  # noqa: F811
+def test_refit_refuses_an_existing_folder_and_a_config_of_another_bundle(ct_bundle_path, tmp_path,  # noqa: F811
+                                                                           capsys):
     refit = load_script("refit_tasks")
     task = {"name": "other", "grade_names": list(GRADE_NAMES), "positive_min_grade": 2}
     config = _experiment(tmp_path, [task])
     with pytest.raises(SystemExit):
         refit.main([str(config), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
                     "--out", str(tmp_path / "new")])
-    assert not (tmp_path / "new").exists()
+    assert "names tasks ['other'] but" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         refit.main([str(config), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
                     "--out", str(tmp_path)])
+    assert "exists; name a new folder" in capsys.readouterr().err
+    task["name"] = "genant"
+    other_window = _experiment(tmp_path, [task])
+    experiment = json.loads(other_window.read_text())
+    experiment["bundle"]["preprocessing"]["high"] = 1500.0
+    other_window.write_text(json.dumps(experiment))
+    with pytest.raises(SystemExit):
+        refit.main([str(other_window), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
+                    "--out", str(tmp_path / "new")])
+    assert "preprocessing {'kind': 'ct_window', 'low': -200.0, 'high': 800.0} (config:" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset.npz", "experiment.json"]  # nothing written
+
+
+def test_a_failed_refit_leaves_no_folder_behind(ct_bundle_path, tmp_path, monkeypatch):  # noqa: F811
+    refit = load_script("refit_tasks")
+    task = {"name": "genant", "grade_names": list(GRADE_NAMES), "positive_min_grade": 2}
+    config = _experiment(tmp_path, [task])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(refit, "fit_tasks", broken)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        refit.main([str(config), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
+                    "--out", str(tmp_path / "new")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset.npz", "experiment.json"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +26,7 @@ from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
 from experiment_cli import add_bundle_arguments  # noqa: E402
 from fit_edit_gain import GAIN_HEADING, fitted_tasks, gain_images, with_gain_section  # noqa: E402
 from make_bundle import fit_tasks, task_card_lines  # noqa: E402
-from train_dae import load_data, load_experiment  # noqa: E402
+from train_dae import load_data, load_experiment, patch_settings  # noqa: E402
 
 VALIDATION_HEADING = "## Validation"
 TASK_LINE = "- Task"  # "- Task `name` (...)" lines, and the "- Tasks refitted ..." line this script adds
@@ -45,6 +46,16 @@ def with_task_lines(card: str, lines: list[str]) -> str:
     return head + heading + "\n".join(kept + lines) + "\n" + ("\n## " + tail if next_heading else "")
 
 
+def patch_mismatch(bundle, bundle_spec: dict) -> list[str]:
+    """Where the bundle's window or patch differs from the experiment's bundle section: probes fitted on data cut
+    and scaled another way than the bundle's would not grade what the bundle sees at inference."""
+    stated = patch_settings(bundle_spec.get("preprocessing"), bundle_spec.get("patch", {}))
+    found = patch_settings(bundle.config.preprocessing.to_dict(), {"size_px": bundle.config.patch_size_px,
+                                                                   "spacing_mm": bundle.config.patch_spacing_mm})
+    return [f"{key} {found[key]} (config: {stated[key]})" for key in stated
+            if None not in (found[key], stated[key]) and found[key] != stated[key]]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_bundle_arguments(parser)
@@ -56,16 +67,33 @@ def main(argv: list[str] | None = None) -> int:
     source = resolve_bundle(args.bundle or experiment["bundle"]["name"])
     if args.out.exists():
         parser.error(f"--out {args.out} exists; name a new folder (the source bundle is never overwritten)")
-    named, bundled = {t["name"] for t in experiment["tasks"]}, set(load_bundle(source, load_weights=False).tasks)
+    original = load_bundle(source, load_weights=False)
+    named, bundled = {t["name"] for t in experiment["tasks"]}, set(original.tasks)
     if named != bundled:
         parser.error(f"{args.config} names tasks {sorted(named)} but {source} holds {sorted(bundled)}: every task "
                      "of the bundle is refitted, so both must name the same ones")
+    differ = patch_mismatch(original, experiment.get("bundle", {}))
+    if differ:
+        parser.error(f"{source} has " + ", ".join(differ) + f": {args.config} describes another bundle")
     data, _ = load_data(experiment, args.data_root)
     train = data.subset(experiment["data"].get("train_split", "train"))
     val = data.subset(experiment["data"].get("val_split", "val"))
 
-    shutil.copytree(source, args.out)
-    bundle = load_bundle(args.out)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.", dir=args.out.parent))
+    try:  # the copy is renamed to --out once every task is written: a failed refit leaves nothing behind
+        shutil.copytree(source, staging / "bundle")
+        refit_copy(staging / "bundle", experiment, args, train, val)
+        (staging / "bundle").rename(args.out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"{args.out}: {load_bundle(args.out, load_weights=False).bundle_id}")
+    return 0
+
+
+def refit_copy(folder: Path, experiment: dict, args: argparse.Namespace, train, val) -> None:
+    """Refit every task of the bundle copy in ``folder`` and rewrite its model card."""
+    bundle = load_bundle(folder)
     explainer = Explainer(bundle)
     tasks = fit_tasks(experiment, explainer.encode(train.images), train, explainer.encode(val.images), val)
     if args.gain_images:
@@ -76,10 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     # the source's gain section describes gains these tasks no longer have
     card = with_gain_section(card, tasks) if args.gain_images else card.split(GAIN_HEADING)[0].rstrip("\n") + "\n"
     for task in tasks:
-        add_task(args.out, task, overwrite=True, model_card=card)
-    print(f"{args.out}: {load_bundle(args.out, load_weights=False).bundle_id}, tasks "
-          + ", ".join(f"{t.name} (validation AUC {t.metrics['auc']:.3f}, edit gain {t.edit_gain:.2f})" for t in tasks))
-    return 0
+        add_task(folder, task, overwrite=True, model_card=card)
+        print(f"task {task.name}: validation AUC {task.metrics['auc']:.3f}, edit gain {task.edit_gain:.2f}")
 
 
 if __name__ == "__main__":

@@ -61,8 +61,8 @@ def check_built_for(path: Path, bundle_spec: dict) -> None:
     if not manifest.exists():
         return
     built = json.loads(manifest.read_text(encoding="utf-8")).get("settings", {})
-    stated = _patch_settings(bundle_spec.get("preprocessing"), bundle_spec.get("patch", {}))
-    found = _patch_settings(built.get("preprocessing"), built)
+    stated = patch_settings(bundle_spec.get("preprocessing"), bundle_spec.get("patch", {}))
+    found = patch_settings(built.get("preprocessing"), built)
     differ = [f"{key} {found[key]} (config: {stated[key]})" for key in stated
               if None not in (found[key], stated[key]) and found[key] != stated[key]]
     if differ:
@@ -70,7 +70,7 @@ def check_built_for(path: Path, bundle_spec: dict) -> None:
                          "data.build command or correct the config's bundle section")
 
 
-def _patch_settings(preprocessing: dict | None, patch: dict) -> dict:
+def patch_settings(preprocessing: dict | None, patch: dict) -> dict:
     """Window and patch geometry in one comparable form (None where not stated)."""
     return {"preprocessing": preprocessing and Preprocessing.from_dict(preprocessing).to_dict(),
             "size_px": patch.get("size_px"), "spacing_mm": patch.get("spacing_mm")}
