@@ -385,18 +385,22 @@ def test_report_gives_each_target_its_interval_and_names_a_goal_inside_it():
           "validity_by_target": [1, 0, 0, 1], "reflection_validity": 1.0, "intervals": {"validity": [0.7, 0.82]},
           "reconstruction": {"mse": 0.001, "psnr": 36.0, "ssim": 0.95}}
     shipped = {"probe": "svm", "calibration": "linear", "intervals": {"auc": [0.9, 0.94], "macro_f1": [0.45, 0.6]}}
+    baseline = {"best_epoch": 3, "auc": 0.95, "mae": 0.4, "macro_f1": 0.6, "accuracy": 0.6, "train_seconds": 60,
+                "difference_intervals": {"auc": [-0.07, 0.01], "mae": [-0.02, 0.2], "macro_f1": [-0.1, -0.02]}}
     entry = {"rows": [{"probe": "svm", "calibration": "linear", "auc": 0.921, "mae": 0.5, "macro_f1": 0.526,
-                       "accuracy": 0.5}], "counterfactuals": cf, "shipped": shipped}
+                       "accuracy": 0.5}], "counterfactuals": cf, "shipped": shipped, "baseline": baseline}
     results = {"bundle": "b", "split": "test", "n_eval": 1260, "n_eval_cases": 60}
     text = "\n".join(task_section(Path("vcf-ct"), "r", results, "genant", entry))
-    assert "| auc | >= 0.93 | 0.921 | 0.900–0.940 | not met (missed by 0.009); the goal lies inside the interval |" \
+    assert "| auc | >= 0.93 | 0.921 | 0.900 to 0.940 | not met (missed by 0.009); the goal lies inside the interval |" \
         in text
-    assert "| macro_f1 | >= 0.59 | 0.526 | 0.450–0.600 | not met (missed by 0.064); the goal lies inside" in text
-    assert "| validity | >= 0.9 | 0.760 | 0.700–0.820 | not met (missed by 0.140) |" in text
+    assert "| macro_f1 | >= 0.59 | 0.526 | 0.450 to 0.600 | not met (missed by 0.064); the goal lies inside" in text
+    assert "| validity | >= 0.9 | 0.760 | 0.700 to 0.820 | not met (missed by 0.140) |" in text
     assert "bootstrap over 1000 resamples of whole cases (grading: the 60 held-out cases" in text
-    assert "| 95 % interval of the shipped probe (bootstrap over cases) | svm | linear | 0.900–0.940 | – | " \
-           "0.450–0.600 | – |" in text
-    assert "| validity: re-encoded grade = target grade | 0.760 (95 % interval 0.700–0.820) |" in text
+    assert "| 95 % interval of the shipped probe (bootstrap over cases) | svm | linear | 0.900 to 0.940 | – | " \
+           "0.450 to 0.600 | – |" in text
+    assert "| validity: re-encoded grade = target grade | 0.760 (95 % interval 0.700 to 0.820) |" in text
+    assert "| shipped DAE minus DenseNet121: 95 % interval of the difference (paired bootstrap over cases) | | | " \
+           "-0.070 to 0.010 | -0.020 to 0.200 | -0.100 to -0.020 | |" in text
     assert "| binary reflection crosses the hyperplane | 1.000 |" in text  # no interval stored for it here
 
 
@@ -437,3 +441,22 @@ def test_grading_and_counterfactual_intervals_bracket_their_figures():
     summary = summarise_counterfactuals(cases, 4)
     assert set(cf) == {"validity", "reflection_validity"}
     assert cf["validity"][0] < summary["validity"] < cf["validity"][1] < 1
+
+
+def test_paired_difference_intervals_are_narrower_than_either_model_alone():
+    from DAECounterfactualLib.evaluation import difference_intervals, grading_intervals
+
+    rng = np.random.default_rng(1)
+    grades = rng.integers(0, 3, 300)
+    shared = rng.normal(scale=0.7, size=300)  # both models miss the same hard cases
+    ours = grades + shared + rng.normal(scale=0.1, size=300)
+    theirs = grades + shared + rng.normal(scale=0.1, size=300) + 0.05
+    to_grade = lambda d: np.clip(np.round(d), 0, 2).astype(int)  # noqa: E731
+    groups = np.arange(300)
+    diff = difference_intervals((ours, to_grade(ours)), (theirs, to_grade(theirs)), grades, 1, groups)
+    alone = grading_intervals(ours, to_grade(ours), grades, 1, groups)
+    assert set(diff) == {"auc", "mae", "macro_f1"}
+    a = grading_metrics(ours, to_grade(ours), grades, 1)
+    b = grading_metrics(theirs, to_grade(theirs), grades, 1)
+    assert all(diff[k][0] <= a[k] - b[k] <= diff[k][1] for k in diff)
+    assert diff["auc"][1] - diff["auc"][0] < 0.5 * (alone["auc"][1] - alone["auc"][0])

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from DAECounterfactualLib.baseline import BaselineConfig, evaluate_baseline, scores_and_grades  # noqa: E402
+from DAECounterfactualLib.baseline import BaselineConfig, scores_and_grades  # noqa: E402
 from DAECounterfactualLib.baseline import predict_probabilities, train_baseline  # noqa: E402
 from DAECounterfactualLib.bundle import load_bundle, resolve_bundle  # noqa: E402
 from DAECounterfactualLib.evaluation import (  # noqa: E402
@@ -33,6 +33,7 @@ from DAECounterfactualLib.evaluation import (  # noqa: E402
     counterfactual_checks,
     counterfactual_intervals,
     ct_body_measure,
+    difference_intervals,
     frechet_distance,
     grading_intervals,
     labelled,
@@ -45,7 +46,7 @@ from DAECounterfactualLib.evaluation import (  # noqa: E402
 from DAECounterfactualLib.files import sha256_file  # noqa: E402
 from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
 from DAECounterfactualLib.results_report import write_plots, write_results_markdown  # noqa: E402
-from DAECounterfactualLib.task_fitting import TaskRecipe  # noqa: E402
+from DAECounterfactualLib.task_fitting import TaskRecipe, grading_metrics  # noqa: E402
 from train_dae import DEFAULT_DATA_ROOT, load_data, load_experiment  # noqa: E402
 
 
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         c = float(spec.metrics.get("C", 1.0))
         rows = probe_table(recipe, z_train, train.grades, z_held, held_out.grades, c, recipe.strata(train))
         z_eval, g_eval = labelled(z_held, held_out.grades)
+        eval_cases = held_out.case_id[held_out.grades >= 0]  # the unit the bootstrap intervals resample
         shipped = explainer.grade_latents(z_eval, spec)
         positive = g_eval >= recipe.positive_min_grade
         entry = {"rows": rows, "shipped": {"probe": spec.probe.kind, "calibration": spec.calibration.method,
@@ -116,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                                            "calibration_coefficients": list(spec.calibration.coefficients),
                                            "confusion": confusion_matrix(g_eval, shipped.grade, len(spec.grade_names)),
                                            "intervals": grading_intervals(shipped.distance, shipped.grade, g_eval,
-                                                                          recipe.positive_min_grade,
-                                                                          held_out.case_id[held_out.grades >= 0])},
+                                                                          recipe.positive_min_grade, eval_cases)},
                  "grade_names": list(spec.grade_names), "positive_min_grade": recipe.positive_min_grade,
                  "latent_geometry": latent_geometry(spec.probe, z_train)}
         previous = previous_baseline(args.out, results, recipe.name) if args.reuse_baseline else None
@@ -126,13 +127,19 @@ def main(argv: list[str] | None = None) -> int:
         elif args.baseline_epochs:
             base = train_baseline(train.images, train.grades, *labelled(val.images, val.grades), len(spec.grade_names),
                                   recipe.positive_min_grade, BaselineConfig(epochs=args.baseline_epochs))
-            held_images, held_grades = labelled(held_out.images, held_out.grades)
-            probabilities = predict_probabilities(base.model, held_images)
-            score, _ = scores_and_grades(probabilities, recipe.positive_min_grade)
+            held_images = labelled(held_out.images, held_out.grades)[0]
+            score, predicted = scores_and_grades(predict_probabilities(base.model, held_images),
+                                                 recipe.positive_min_grade)
             entry["baseline"] = {"model": "MONAI DenseNet121 (from scratch)", "best_epoch": base.best_epoch,
                                  "train_seconds": base.seconds, "history": base.history,
-                                 **evaluate_baseline(base.model, held_images, held_grades, recipe.positive_min_grade),
-                                 "roc": roc_curve_points(score, held_grades >= recipe.positive_min_grade)}
+                                 **grading_metrics(score, predicted, g_eval, recipe.positive_min_grade),
+                                 "roc": roc_curve_points(score, positive),
+                                 "scores": score.tolist(), "predicted": predicted.tolist()}
+        if "scores" in entry.get("baseline", {}):  # per-image scores: a paired comparison on the same cases
+            entry["baseline"]["difference_intervals"] = difference_intervals(
+                (shipped.distance, shipped.grade),
+                (np.array(entry["baseline"]["scores"]), np.array(entry["baseline"]["predicted"])),
+                g_eval, recipe.positive_min_grade, eval_cases)
         picks = spread(args.cases, held_out.grades)
         measure = ct_body_measure(bundle.config) if bundle.config.preprocessing.kind == "ct_window" else None
         checks = counterfactual_checks(explainer, held_out.images[picks], held_out.grades[picks], recipe.name,
