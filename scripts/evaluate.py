@@ -95,10 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     z_train, z_held = explainer.encode(train.images), explainer.encode(held_out.images)
+    eval_cases = held_out.case_id[held_out.grades >= 0]  # the unit the bootstrap intervals resample
     results = {"bundle": bundle.bundle_id, "experiment": args.config.name, "data": data_path.name,
                "data_sha256": sha256_file(data_path),
                "split": args.split, "n_train": len(train), "n_eval": len(held_out),
-               "n_eval_cases": len(np.unique(held_out.case_id[held_out.grades >= 0])), "tasks": {}}
+               "n_eval_cases": len(np.unique(eval_cases)), "tasks": {}}
     if args.reconstruction_images > 0:
         reconstructed = spread(args.reconstruction_images, held_out.grades)
         results["reconstruction_by_preset"] = reconstruction_by_preset(explainer, held_out.images[reconstructed])
@@ -109,7 +110,6 @@ def main(argv: list[str] | None = None) -> int:
         c = float(spec.metrics.get("C", 1.0))
         rows = probe_table(recipe, z_train, train.grades, z_held, held_out.grades, c, recipe.strata(train))
         z_eval, g_eval = labelled(z_held, held_out.grades)
-        eval_cases = held_out.case_id[held_out.grades >= 0]  # the unit the bootstrap intervals resample
         shipped = explainer.grade_latents(z_eval, spec)
         positive = g_eval >= recipe.positive_min_grade
         entry = {"rows": rows, "shipped": {"probe": spec.probe.kind, "calibration": spec.calibration.method,

@@ -26,7 +26,7 @@ from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
 from experiment_cli import add_bundle_arguments  # noqa: E402
 from fit_edit_gain import GAIN_HEADING, fitted_tasks, gain_images, with_gain_section  # noqa: E402
 from make_bundle import fit_tasks, task_card_lines  # noqa: E402
-from train_dae import load_data, load_experiment, patch_settings  # noqa: E402
+from train_dae import load_data, load_experiment, patch_differences  # noqa: E402
 
 VALIDATION_HEADING = "## Validation"
 TASK_LINE = "- Task"  # "- Task `name` (...)" lines, and the "- Tasks refitted ..." line this script adds
@@ -46,16 +46,6 @@ def with_task_lines(card: str, lines: list[str]) -> str:
     return head + heading + "\n".join(kept + lines) + "\n" + ("\n## " + tail if next_heading else "")
 
 
-def patch_mismatch(bundle, bundle_spec: dict) -> list[str]:
-    """Where the bundle's window or patch differs from the experiment's bundle section: probes fitted on data cut
-    and scaled another way than the bundle's would not grade what the bundle sees at inference."""
-    stated = patch_settings(bundle_spec.get("preprocessing"), bundle_spec.get("patch", {}))
-    found = patch_settings(bundle.config.preprocessing.to_dict(), {"size_px": bundle.config.patch_size_px,
-                                                                   "spacing_mm": bundle.config.patch_spacing_mm})
-    return [f"{key} {found[key]} (config: {stated[key]})" for key in stated
-            if None not in (found[key], stated[key]) and found[key] != stated[key]]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_bundle_arguments(parser)
@@ -72,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     if named != bundled:
         parser.error(f"{args.config} names tasks {sorted(named)} but {source} holds {sorted(bundled)}: every task "
                      "of the bundle is refitted, so both must name the same ones")
-    differ = patch_mismatch(original, experiment.get("bundle", {}))
+    # probes fitted on data cut and scaled another way than the bundle's would not grade what it sees at inference
+    config = original.config
+    differ = patch_differences(config.preprocessing.to_dict(), {"size_px": config.patch_size_px,
+                                                                "spacing_mm": config.patch_spacing_mm},
+                               experiment.get("bundle", {}))
     if differ:
         parser.error(f"{source} has " + ", ".join(differ) + f": {args.config} describes another bundle")
     data, _ = load_data(experiment, args.data_root)

@@ -61,16 +61,22 @@ def check_built_for(path: Path, bundle_spec: dict) -> None:
     if not manifest.exists():
         return
     built = json.loads(manifest.read_text(encoding="utf-8")).get("settings", {})
-    stated = patch_settings(bundle_spec.get("preprocessing"), bundle_spec.get("patch", {}))
-    found = patch_settings(built.get("preprocessing"), built)
-    differ = [f"{key} {found[key]} (config: {stated[key]})" for key in stated
-              if None not in (found[key], stated[key]) and found[key] != stated[key]]
+    differ = patch_differences(built.get("preprocessing"), built, bundle_spec)
     if differ:
         raise InputError(f"{path} was built with " + ", ".join(differ) + "; rebuild it with the config's "
                          "data.build command or correct the config's bundle section")
 
 
-def patch_settings(preprocessing: dict | None, patch: dict) -> dict:
+def patch_differences(preprocessing: dict | None, patch: dict, bundle_spec: dict) -> list[str]:
+    """Where a window and patch geometry (``patch``: size_px, spacing_mm) differ from those an experiment's bundle
+    section states, as "key found (config: stated)"; a setting either side leaves out is not compared."""
+    stated = _patch_settings(bundle_spec.get("preprocessing"), bundle_spec.get("patch", {}))
+    found = _patch_settings(preprocessing, patch)
+    return [f"{key} {found[key]} (config: {stated[key]})" for key in stated
+            if None not in (found[key], stated[key]) and found[key] != stated[key]]
+
+
+def _patch_settings(preprocessing: dict | None, patch: dict) -> dict:
     """Window and patch geometry in one comparable form (None where not stated)."""
     return {"preprocessing": preprocessing and Preprocessing.from_dict(preprocessing).to_dict(),
             "size_px": patch.get("size_px"), "spacing_mm": patch.get("spacing_mm")}
