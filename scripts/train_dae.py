@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run {run_dir}: {trainer.meta['parameters'] / 1e6:.2f} M parameters, {len(train)} training images, "
           f"resuming at step {trainer.step}/{trainer.total_steps}", flush=True)
     result = trainer.run(max_minutes=args.max_minutes)
+    if trainer.rank == 0:
+        (run_dir / "last_call.json").write_text(json.dumps(result, indent=1))
+        print(f"stopped at step {result['step']}: {result['images_per_s']:.0f} images/s in this call", flush=True)
     if result["done"] and trainer.rank == 0:
         print(f"finished: exported EMA weights to {trainer.export(run_dir / 'export')}")
     return 0

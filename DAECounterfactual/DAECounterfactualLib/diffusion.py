@@ -200,7 +200,7 @@ def loss_weights(schedule: NoiseSchedule, weighting: str = "eps", max_weight: fl
 
 
 def diffusion_loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator | None = None,
-                   weights: np.ndarray | None = None) -> torch.Tensor:
+                   weights: np.ndarray | torch.Tensor | None = None) -> torch.Tensor:
     """Noise-prediction MSE at uniformly drawn timesteps, optionally weighted per timestep (``loss_weights``);
     the encoder sees the clean image (diffae)."""
     n = x0.shape[0]
@@ -210,5 +210,5 @@ def diffusion_loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator: 
     eps = model(x_t, t.float(), x_start=x0)
     per_image = ((eps.float() - noise.float()) ** 2).flatten(1).mean(1)
     if weights is not None:
-        per_image = per_image * torch.from_numpy(weights).to(per_image)[t]
+        per_image = per_image * torch.as_tensor(weights).to(per_image)[t]
     return per_image.mean()

@@ -66,8 +66,8 @@ def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor
 
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p.detach(), 1.0 - decay)
+    """One multi-tensor lerp over all parameters (one kernel launch per group on a GPU, not one per tensor)."""
+    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1.0 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)
 
@@ -117,19 +117,22 @@ class Trainer:
         self.device = torch.device(device)
         if train_config.batch_size % self.world:
             raise ValueError(f"batch size {train_config.batch_size} is not divisible by {self.world} ranks")
-        self.images = images
+        # On a GPU the whole training set lives in device memory (the sets are small): no per-step host copies.
+        self.images = images.to(self.device) if self.device.type == "cuda" else images
         pool = validation if validation is not None else images
         spread = np.linspace(0, len(pool) - 1, min(train_config.validation_images, len(pool))).round().astype(int)
         self.validation = pool[torch.from_numpy(spread)]  # spread over the set, not one case's neighbours
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.schedule = NoiseSchedule()
-        self.loss_weights = loss_weights(self.schedule, train_config.loss_weighting, train_config.max_loss_weight)
+        self.loss_weights = torch.from_numpy(
+            loss_weights(self.schedule, train_config.loss_weighting, train_config.max_loss_weight)).to(self.device)
         torch.manual_seed(train_config.seed)
         self.model = make_model(model_config).to(self.device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train_config.lr,
-                                           weight_decay=train_config.weight_decay)
+                                           weight_decay=train_config.weight_decay,
+                                           fused=True if self.device.type == "cuda" else None)
         self.amp = autocast_dtype(train_config.precision, self.device)
         self.scaler = torch.amp.GradScaler(enabled=self.amp == torch.float16)
         self.step, self.history, self.elapsed = 0, [], 0.0
@@ -156,9 +159,10 @@ class Trainer:
         warmup = max(self.tc.warmup_samples // self.tc.batch_size, 1)
         return self.tc.lr * min(1.0, (step + 1) / warmup)
 
-    def train_step(self, step: int) -> float:
+    def train_step(self, step: int) -> torch.Tensor:
+        """One optimizer step; returns the loss as a detached tensor, so that no step waits for the device."""
         idx = batch_indices(step, self.tc.batch_size, len(self.images), self.tc.seed)[self.rank::self.world]
-        x0 = self.images[idx].to(self.device, torch.float32)
+        x0 = self.images[idx.to(self.images.device)].to(self.device, torch.float32)
         generator = torch.Generator(self.device).manual_seed((self.tc.seed * 7919 + step) * 1009 + self.rank)
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(step)
@@ -171,7 +175,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         update_ema(self.ema, self.model, min(self.tc.ema_decay, (1 + step) / (10 + step)))
-        return float(loss.detach())
+        return loss.detach()
 
     def run(self, progress: bool = True, max_minutes: float | None = None) -> dict[str, Any]:
         """Train until total_samples (or max_minutes of this call); checkpoints on the way and at the end."""
@@ -181,18 +185,18 @@ class Trainer:
         first_step = self.step
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not progress or self.rank != 0,
                    unit="step", dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)
-        losses: list[float] = []
+        losses: list[torch.Tensor] = []
         val_every = max(self.tc.validate_every_samples // self.tc.batch_size, 1)
         while self.step < self.total_steps:
-            loss = self.train_step(self.step)
-            losses.append(loss)
+            losses.append(self.train_step(self.step))
             self.step += 1
-            rate = (self.step - first_step) * self.tc.batch_size / max(time.time() - call_start, 1e-9)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.1f}", refresh=False)
             if self.step % 50 == 0 or self.step == self.total_steps:
-                self.history.append({"step": self.step, "loss": float(np.mean(losses))})
+                mean_loss = float(np.mean(torch.stack(losses).cpu().numpy().astype(np.float64)))
+                self.history.append({"step": self.step, "loss": mean_loss})
                 losses = []
+                rate = (self.step - first_step) * self.tc.batch_size / max(time.time() - call_start, 1e-9)
+                bar.set_postfix(loss=f"{mean_loss:.4f}", img_s=f"{rate:.1f}", refresh=False)
             if self.step % val_every == 0 or self.step == self.total_steps:
                 self.validate()
             out_of_time = self.any_rank(max_minutes is not None and time.time() - call_start > 60 * max_minutes)
@@ -203,7 +207,9 @@ class Trainer:
                 break
         self.save(time.time() - last_save)
         bar.close()
-        return {"step": self.step, "done": self.step >= self.total_steps, "elapsed_s": self.elapsed}
+        seconds = time.time() - call_start
+        return {"step": self.step, "done": self.step >= self.total_steps, "elapsed_s": self.elapsed,
+                "images_per_s": (self.step - first_step) * self.tc.batch_size / max(seconds, 1e-9)}
 
     def any_rank(self, flag: bool) -> bool:
         """True on every rank if it is true on one: ranks whose clocks disagree about a time limit must still stop
