@@ -45,6 +45,21 @@ def test_recipe_from_an_experiment_config_task():
     assert TaskRecipe.from_config({**task, "probe_components": 16}).probe_components == 16
 
 
+def test_recipe_labels_come_from_the_named_column_with_type_codes_counted_as_present():
+    """Several tasks on one set of images: each reads its own column; a finding coded by type (Modic 1-3) is
+    'present' for a two-grade task; unknown (-1) stays unknown; no column means the set's own grades."""
+    from DAECounterfactualLib.datasets import TrainingSet
+    from DAECounterfactualLib.errors import InputError
+
+    data = TrainingSet(np.zeros((5, 1, 2, 2)), np.array([0, 1, 2, 3, 4]), np.full(5, "train"), np.arange(5).astype(str),
+                       {"modic": np.array([0, 1, 2, 3, -1], dtype=np.int16)})
+    modic = TaskRecipe(**{**RECIPE.__dict__, "grade_names": ("absent", "present"), "label_column": "modic"})
+    np.testing.assert_array_equal(modic.labels(data), [0, 1, 1, 1, -1])
+    np.testing.assert_array_equal(RECIPE.labels(data), [0, 1, 2, 3, 4])
+    with pytest.raises(InputError, match="label_column 'site' is not a column"):
+        TaskRecipe(**{**RECIPE.__dict__, "label_column": "site"}).labels(data)
+
+
 def test_recipe_strata_come_from_the_named_training_set_column():
     from DAECounterfactualLib.datasets import TrainingSet
     from DAECounterfactualLib.errors import InputError
@@ -372,7 +387,7 @@ def test_plots_replace_the_strips_of_an_earlier_run(overfit_dae, blob_bundle, tm
                          "distance": distance.tolist(), "grades": grades.tolist(),
                          "calibration_coefficients": list(spec.calibration.coefficients)}}
     (tmp_path / "size_strip_099.png").write_bytes(b"an earlier run's strip")
-    write_plots(tmp_path, "size", entry, explainer.encode(images), data, explainer, picks)
+    write_plots(tmp_path, "size", entry, explainer.encode(images), data, explainer, picks, grades)
     strips = sorted(p.name for p in tmp_path.glob("size_strip_*.png"))
     assert strips == [f"size_strip_{k:03d}.png" for k in (0, 1)]
     assert (tmp_path / "size_roc.png").exists() and (tmp_path / "size_tsne.png").exists()

@@ -95,21 +95,24 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     z_train, z_held = explainer.encode(train.images), explainer.encode(held_out.images)
-    eval_cases = held_out.case_id[held_out.grades >= 0]  # the unit the bootstrap intervals resample
+    first_recipe = TaskRecipe.from_config(experiment["tasks"][0])
+    eval_cases = held_out.case_id[first_recipe.labels(held_out) >= 0]  # the unit the bootstrap intervals resample
     results = {"bundle": bundle.bundle_id, "experiment": args.config.name, "data": data_path.name,
                "data_sha256": sha256_file(data_path),
                "split": args.split, "n_train": len(train), "n_eval": len(held_out),
                "n_eval_cases": len(np.unique(eval_cases)), "tasks": {}}
     if args.reconstruction_images > 0:
-        reconstructed = spread(args.reconstruction_images, held_out.grades)
+        reconstructed = spread(args.reconstruction_images, first_recipe.labels(held_out))
         results["reconstruction_by_preset"] = reconstruction_by_preset(explainer, held_out.images[reconstructed])
         results["reconstruction_cases"] = reconstructed.tolist()
     for task in experiment["tasks"]:
         recipe = TaskRecipe.from_config(task)
         spec = bundle.task(recipe.name)
         c = float(spec.metrics.get("C", 1.0))
-        rows = probe_table(recipe, z_train, train.grades, z_held, held_out.grades, c, recipe.strata(train))
-        z_eval, g_eval = labelled(z_held, held_out.grades)
+        train_grades, val_grades, held_grades = recipe.labels(train), recipe.labels(val), recipe.labels(held_out)
+        rows = probe_table(recipe, z_train, train_grades, z_held, held_grades, c, recipe.strata(train))
+        z_eval, g_eval = labelled(z_held, held_grades)
+        eval_cases = held_out.case_id[held_grades >= 0]
         shipped = explainer.grade_latents(z_eval, spec)
         positive = g_eval >= recipe.positive_min_grade
         entry = {"rows": rows, "shipped": {"probe": spec.probe.kind, "calibration": spec.calibration.method,
@@ -125,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         if previous:
             entry["baseline"] = previous
         elif args.baseline_epochs:
-            base = train_baseline(train.images, train.grades, *labelled(val.images, val.grades), len(spec.grade_names),
+            base = train_baseline(train.images, train_grades, *labelled(val.images, val_grades), len(spec.grade_names),
                                   recipe.positive_min_grade, BaselineConfig(epochs=args.baseline_epochs))
-            held_images = labelled(held_out.images, held_out.grades)[0]
+            held_images = labelled(held_out.images, held_grades)[0]
             score, predicted = scores_and_grades(predict_probabilities(base.model, held_images),
                                                  recipe.positive_min_grade)
             entry["baseline"] = {"model": "MONAI DenseNet121 (from scratch)", "best_epoch": base.best_epoch,
@@ -140,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                 (shipped.distance, shipped.grade),
                 (np.array(entry["baseline"]["scores"]), np.array(entry["baseline"]["predicted"])),
                 g_eval, recipe.positive_min_grade, eval_cases)
-        picks = spread(args.cases, held_out.grades)
+        picks = spread(args.cases, held_grades)
         measure = ct_body_measure(bundle.config) if bundle.config.preprocessing.kind == "ct_window" else None
-        checks = counterfactual_checks(explainer, held_out.images[picks], held_out.grades[picks], recipe.name,
+        checks = counterfactual_checks(explainer, held_out.images[picks], held_grades[picks], recipe.name,
                                        args.preset, measure, progress=_progress("counterfactuals"))
         latents = checks.pop("latents")
         real = {g: z_eval[g_eval == g] for g in range(len(spec.grade_names))}
@@ -151,13 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         checks["preset"], checks["edit_gain"] = args.preset, spec.edit_gain
         checks["intervals"] = counterfactual_intervals(checks["cases"], len(spec.grade_names), held_out.case_id[picks])
         if measure is not None:
-            known = held_out.grades >= 0
+            known = held_grades >= 0
             kinds = held_out.extra.get("fracture_kind")
-            checks["ruler"] = ruler_agreement(measure, held_out.images[known], held_out.grades[known],
+            checks["ruler"] = ruler_agreement(measure, held_out.images[known], held_grades[known],
                                               None if kinds is None else np.asarray(kinds)[known])
         entry["counterfactuals"] = checks
         entry["picked_cases"] = picks.tolist()
-        write_plots(args.out, recipe.name, entry, z_held, held_out, explainer, picks)
+        write_plots(args.out, recipe.name, entry, z_held, held_out, explainer, picks, held_grades)
         results["tasks"][recipe.name] = entry
     results["seconds"] = time.time() - started
     (args.out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")

@@ -53,7 +53,7 @@ def fit_tasks(experiment: dict, z_train: np.ndarray, train, z_val: np.ndarray, v
     """Every task of the experiment fitted on the training latents (C chosen on validation), with the geometry of
     the training latents in its probe's space recorded for the model card."""
     recipes = [TaskRecipe.from_config(t) for t in experiment["tasks"]]
-    tasks = [fit_task(r, z_train, train.grades, z_val, val.grades, r.strata(train)) for r in recipes]
+    tasks = [fit_task(r, z_train, r.labels(train), z_val, r.labels(val), r.strata(train)) for r in recipes]
     return [replace(t, metrics={**t.metrics, "latent_geometry": latent_geometry(t.probe, z_train)}) for t in tasks]
 
 

@@ -31,6 +31,7 @@ class TaskRecipe:
     probe_components: int = 0   # > 0: normal restricted to the latents' top principal directions (fit_probe)
     edit_components: int = 0    # > 0: edits along the normal's projection on this many top directions (fit_probe)
     probe_strata: str = ""      # a training-set column (e.g. "origin") within which the probe balances its classes
+    label_column: str = ""      # a training-set column holding this task's grades (default: the set's grades)
     c_grid: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -39,6 +40,18 @@ class TaskRecipe:
         """A recipe from an experiment config's task entry (JSON lists become the tuples a frozen recipe holds)."""
         return cls(**{**task, "grade_names": tuple(task["grade_names"]),
                       "exclude_from_probe": tuple(task.get("exclude_from_probe", ()))})
+
+    def labels(self, data) -> np.ndarray:
+        """This task's grades of a TrainingSet: its ``label_column`` (several tasks on one set of images), codes
+        above the last grade counted as the last (a finding coded by type, e.g. Modic 1-3, graded present/absent),
+        or the set's own grades."""
+        if not self.label_column:
+            return data.grades
+        if self.label_column not in data.extra:
+            raise InputError(f"task {self.name!r}: label_column {self.label_column!r} is not a column of the "
+                             f"training set (it has {sorted(data.extra)})")
+        values = data.extra[self.label_column].astype(np.int16)
+        return np.where(values >= 0, np.minimum(values, len(self.grade_names) - 1), -1).astype(np.int16)
 
     def strata(self, data) -> np.ndarray | None:
         """The ``probe_strata`` column of a TrainingSet (None when the recipe names none)."""
