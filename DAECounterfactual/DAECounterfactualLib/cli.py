@@ -93,6 +93,8 @@ def _positions(args: argparse.Namespace, volume):
 def _cmd_score(args: argparse.Namespace) -> int:
     from .scoring import ScoresFile
 
+    if args.table:
+        return _score_table(args)
     sink = ScoresFile(args.out, resume=args.resume)  # an unwritable --out is refused before any work
     explainer = _explainer(args)
     total, batches = _score_batches(args, explainer, sink)
@@ -104,6 +106,35 @@ def _cmd_score(args: argparse.Namespace) -> int:
         raise
     print(f"{sink.written} rows written to {args.out} ({explainer.bundle.bundle_id}, task {args.task})"
           + (f"; {len(sink.done)} were there already" if sink.done else ""))
+    return 0
+
+
+def _score_table(args: argparse.Namespace) -> int:
+    """Targets listed in a table of 2D slices (INPUT is their folder): the whole CSV written at once."""
+    import csv
+
+    from .files import atomic_write
+    from .scoring import check_writable
+    from .slice_table import score_table
+
+    if args.resume or args.mask or args.centroids or args.point:
+        raise InputError("--table takes the targets from the table: no --mask, --centroids, --point or --resume")
+    if not args.input.is_dir():
+        raise InputError(f"{args.input}: with --table, INPUT is the folder of the table's images")
+    check_writable(args.out)
+    explainer = _explainer(args)
+    columns, rows = score_table(explainer, args.table, args.input, args.task)
+
+    def write(tmp) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(args.out, write)
+    flagged = sum(int(row["ood"]) for row in rows)
+    print(f"{len(rows)} rows written to {args.out} ({explainer.bundle.bundle_id}, task {args.task})"
+          + (f"; {flagged} flagged out of distribution" if flagged else ""))
     return 0
 
 
@@ -243,10 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--centroids", type=Path, help="VerSe centroid JSON (*_ctd.json)")
     score.add_argument("--point", action="append", help="R,A,S in mm (repeatable)")
     score.add_argument("--split", default="val", help="split of a MedMNIST-style .npz (train/val/test)")
+    score.add_argument("--table", type=Path, help="CSV of targets on 2D slices (image, x_px, y_px, pixel spacing); "
+                       "INPUT is then the folder of the images")
     score.add_argument("--resume", action="store_true",
                        help="keep the rows already in --out (e.g. of an interrupted run) and score only the rest")
     score.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    score.add_argument("input", type=Path, help="volume (NIfTI, NRRD, MHA, DICOM folder) or .npz")
+    score.add_argument("input", type=Path, help="volume (NIfTI, NRRD, MHA, DICOM folder), .npz, or image folder")
     score.set_defaults(func=_cmd_score)
     explain = sub.add_parser("explain", help="counterfactual explanation of one vertebra")
     _add_model_arguments(explain)
