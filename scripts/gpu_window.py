@@ -7,7 +7,8 @@ time, and write what a later session needs under one folder, within the device t
 For each experiment ``<name>`` (the config's bundle name) it writes three files:
     <name>.safetensors   EMA and online weights in half precision (``ema.*``, ``model.*``; metadata: step),
                          enough for a bundle (EMA) and for a later window to continue (online weights; the
-                         optimizer state is dropped, so a continued run restarts AdamW's moments with warm-up)
+                         optimizer state is dropped, so a continued run restarts AdamW's moments with warm-up);
+                         split into <name>-1.safetensors, <name>-2... when larger than one returned file may be
     <name>.json          model and training config, data manifest, loss history, images/s, the call's log tail
     <name>.png           the last validation reconstruction strip
 and ``window.json`` with the GPU check (name, memory, measured bf16 matrix rate) and the wall times. It installs
@@ -31,6 +32,8 @@ from safetensors.torch import load_file, save_file
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "scripts" / "train_dae.py"
 LOG_TAIL_CHARS = 4000
+MAX_FILE_BYTES = 15 * 2**20  # the device tool returns files of at most 16 MiB
+MAX_FILES = 8
 
 
 def matmul_tflops(device: torch.device, size: int = 8192, repeats: int = 10) -> float:
@@ -62,6 +65,30 @@ def half_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
             if k.startswith(("ema.", "model."))}
 
 
+def shards(tensors: dict[str, torch.Tensor], max_bytes: int = MAX_FILE_BYTES) -> list[dict[str, torch.Tensor]]:
+    """Tensors packed in key order into groups of at most ``max_bytes`` (a larger single tensor gets its own)."""
+    groups: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for key in sorted(tensors):
+        nbytes = tensors[key].numel() * tensors[key].element_size()
+        if groups[-1] and size + nbytes > max_bytes:
+            groups.append({})
+            size = 0
+        groups[-1][key] = tensors[key]
+        size += nbytes
+    return groups
+
+
+def save_weights(tensors: dict[str, torch.Tensor], out: Path, name: str, metadata: dict[str, str]) -> list[Path]:
+    """``<name>.safetensors``, or numbered shards of it when it would exceed one returned file."""
+    groups = shards(tensors)
+    paths = [out / f"{name}.safetensors"] if len(groups) == 1 else \
+        [out / f"{name}-{k + 1}.safetensors" for k in range(len(groups))]
+    for path, group in zip(paths, groups):
+        save_file(group, path, metadata={**metadata, "shards": str(len(groups))})
+    return paths
+
+
 def collect(name: str, run_dir: Path, log: Path, out: Path) -> dict:
     """Write one experiment's three files; return its summary line for window.json."""
     meta_path = run_dir / "checkpoint.json"
@@ -69,8 +96,8 @@ def collect(name: str, run_dir: Path, log: Path, out: Path) -> dict:
         return {"name": name, "error": "no checkpoint written", "log_tail": log.read_text()[-LOG_TAIL_CHARS:]}
     meta = json.loads(meta_path.read_text())
     call = json.loads((run_dir / "last_call.json").read_text()) if (run_dir / "last_call.json").exists() else {}
-    save_file(half_weights(run_dir / "checkpoint.safetensors"), out / f"{name}.safetensors",
-              metadata={"step": str(meta["step"]), "precision": "fp16"})
+    save_weights(half_weights(run_dir / "checkpoint.safetensors"), out, name,
+                 {"step": str(meta["step"]), "precision": "fp16"})
     meta.pop("param_groups", None)
     record = {**meta, "last_call": call, "log_tail": log.read_text()[-LOG_TAIL_CHARS:]}
     (out / f"{name}.json").write_text(json.dumps(record, indent=1))
@@ -114,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: v for k, v in summary.items() if k != "log_tail"}), flush=True)
     window["wall_s"] = time.time() - start
     (args.out / "window.json").write_text(json.dumps(window, indent=1))
+    written = sorted(p.name for p in args.out.iterdir())
+    if len(written) > MAX_FILES:
+        print(f"warning: {len(written)} files in {args.out}; the device tool returns {MAX_FILES}: {written}", flush=True)
     return 0 if all(e["returncode"] == 0 for e in window["experiments"]) else 1
 
 
