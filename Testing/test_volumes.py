@@ -14,6 +14,7 @@ from DAECounterfactualLib.volumes import (
     centroids_from_mask,
     join_grades,
     level_name,
+    positions_from_mask,
     positions_from_ras,
     read_grade_table,
     read_image_folder,
@@ -167,6 +168,40 @@ def test_level_names_follow_verse_ids():
     assert level_name(4, rank_labels=True) == "rank 4"
     with pytest.raises(InputError, match="vertebra label 99 is not a VerSe id"):
         level_name(99)
+
+
+def test_disc_ids_name_the_two_vertebrae_around_the_disc():
+    """TPTBox/VerSe: 100 + id is the disc below vertebra id; L5's and L6's discs sit on S1, T13's on L1."""
+    assert [level_name(i) for i in (105, 119, 123, 124, 125, 128)] == \
+        ["C5-C6", "T12-L1", "L4-L5", "L5-S1", "L6-S1", "T13-L1"]
+    with pytest.raises(InputError, match="label 126 is not a VerSe id"):
+        level_name(126)  # S1 has no disc below it in a VerSe mask
+
+
+def test_mask_positions_keep_vertebrae_and_discs_and_drop_endplates():
+    array = np.zeros((6, 6, 6), np.uint8)
+    array[0, 0, 0], array[1, 1, 1], array[2, 2, 2] = 23, 123, 223  # L4, the L4-L5 disc, an endplate of L4
+    mask = Volume(array, np.eye(4), name="mask")
+    assert [(p.label, p.level) for p in positions_from_mask(mask)] == [(23, "L4"), (123, "L4-L5")]
+    array[3, 3, 3] = 150  # an id of no convention: every label becomes a rank, none gets a wrong level
+    assert [p.level for p in positions_from_mask(Volume(array, np.eye(4), name="mask"))] == \
+        ["rank 23", "rank 123", "rank 150", "rank 223"]
+
+
+def test_sample_mri_reads_its_cervical_vertebrae_and_discs():
+    """The tptbox sample MRI's mask holds C5-C7, their discs (105, 106) and endplates (205-207)."""
+    from DAECounterfactualLib.errors import DAECFError
+    from DAECounterfactualLib.sampledata import sample_files
+
+    try:
+        files = sample_files("spine-mri")
+    except DAECFError as error:
+        pytest.skip(f"sample MRI not fetched (make setup fetches it): {error}")
+    positions = positions_from_mask(read_volume(files["vertebra_mask"]))
+    assert [(p.label, p.level) for p in positions] == \
+        [(5, "C5"), (6, "C6"), (7, "C7"), (105, "C5-C6"), (106, "C6-C7")]
+    c5, c6, disc = (next(p.ras for p in positions if p.label == k) for k in (5, 6, 105))
+    assert c6[2] < disc[2] < c5[2]  # the C5-C6 disc lies between the two bodies (RAS: superior is +z)
 
 
 def write_ctd(path, codes, entries):

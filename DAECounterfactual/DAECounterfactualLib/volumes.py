@@ -38,6 +38,9 @@ LEVEL_NAMES: dict[int, str] = {
     28: "T13",
 }
 LABELS_BY_LEVEL = {name: label for label, name in LEVEL_NAMES.items()}
+# TPTBox/VerSe masks also hold the disc below vertebra id as 100 + id and its endplates as 200 + id.
+DISC_OFFSET, ENDPLATE_OFFSET = 100, 200
+BELOW = {24: 26, 25: 26, 28: 20}  # L5 and L6 sit on S1; a 13th thoracic vertebra on L1; otherwise id + 1
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -293,17 +296,36 @@ class VertebraPosition:
     ras: np.ndarray = field(compare=False)
 
 
+def is_disc_label(label: int) -> bool:
+    """A TPTBox/VerSe disc id: 100 + the id of the vertebra above the disc."""
+    return int(label) - DISC_OFFSET in LEVEL_NAMES and int(label) - DISC_OFFSET != 26
+
+
+def is_endplate_label(label: int) -> bool:
+    """A TPTBox/VerSe endplate id (200 + vertebra id): part of a vertebra, never a target of its own."""
+    return int(label) - ENDPLATE_OFFSET in LEVEL_NAMES
+
+
+def disc_level_name(label: int) -> str:
+    """Disc id -> 'L4-L5' (the vertebra above, then the one below)."""
+    above = int(label) - DISC_OFFSET
+    return f"{LEVEL_NAMES[above]}-{LEVEL_NAMES[BELOW.get(above, above + 1)]}"
+
+
 def level_name(label: int, rank_labels: bool = False) -> str:
-    """VerSe id -> level name ('L1'); with ``rank_labels`` the id is a rank (1 = most superior): 'rank N'."""
+    """VerSe id -> level name ('L1'), a disc id (100 + id) -> 'L4-L5'; with ``rank_labels`` the id is a rank
+    (1 = most superior): 'rank N'."""
     label = int(label)
     if rank_labels:
         if label < 1:
             raise InputError(f"rank label {label} must be >= 1")
         return f"rank {label}"
+    if is_disc_label(label):
+        return disc_level_name(label)
     if label not in LEVEL_NAMES:
         raise InputError(
-            f"vertebra label {label} is not a VerSe id (1-7 C1-C7, 8-19 T1-T12, 20-25 L1-L6, 26 S1, 28 T13); "
-            "pass rank_labels=True for rank-labelled masks"
+            f"vertebra label {label} is not a VerSe id (1-7 C1-C7, 8-19 T1-T12, 20-25 L1-L6, 26 S1, 28 T13, "
+            "100 + id for the disc below it); pass rank_labels=True for rank-labelled masks"
         )
     return LEVEL_NAMES[label]
 
@@ -351,8 +373,8 @@ def read_verse_centroids(json_path: str | Path, volume: Volume, rank_labels: boo
     return _positions(labels, volume.ijk_to_ras_points(ijk), rank_labels)
 
 
-def centroids_from_mask(mask: Volume, rank_labels: bool = False) -> list[VertebraPosition]:
-    """Centre of mass of every non-zero label of an instance mask, in RAS."""
+def centroids_from_mask(mask: Volume, rank_labels: bool = False, skip=lambda label: False) -> list[VertebraPosition]:
+    """Centre of mass of every non-zero label of an instance mask (but those ``skip`` names), in RAS."""
     from scipy import ndimage
 
     values = np.asarray(mask.array)
@@ -360,7 +382,7 @@ def centroids_from_mask(mask: Volume, rank_labels: bool = False) -> list[Vertebr
         if not np.array_equal(values, np.round(values)):
             raise InputError(f"{mask.label}: a label mask must hold integer ids, found fractional values")
         values = values.astype(np.int64)
-    labels = [int(v) for v in np.unique(values) if v != 0]
+    labels = [int(v) for v in np.unique(values) if v != 0 and not skip(int(v))]
     if not labels:
         raise InputError(f"{mask.label}: the mask contains no labelled voxels")
     kji = np.asarray(ndimage.center_of_mass(np.ones(values.shape), values, labels), dtype=np.float64).reshape(-1, 3)
@@ -368,10 +390,11 @@ def centroids_from_mask(mask: Volume, rank_labels: bool = False) -> list[Vertebr
 
 
 def positions_from_mask(mask: Volume) -> list[VertebraPosition]:
-    """Centroid per label; levels from VerSe ids, or ranks when the mask holds other ids (never a wrong level)."""
-    ids = np.unique(np.asarray(mask.array))
-    rank_labels = any(int(v) not in LEVEL_NAMES for v in ids if v != 0)
-    return centroids_from_mask(mask, rank_labels=rank_labels)
+    """Centroid per vertebra and disc label; levels from VerSe ids (discs 100 + id, endplates 200 + id left out),
+    or ranks of every label when the mask holds other ids (never a wrong level)."""
+    ids = [int(v) for v in np.unique(np.asarray(mask.array)) if v != 0]
+    verse = all(v in LEVEL_NAMES or is_disc_label(v) or is_endplate_label(v) for v in ids)
+    return centroids_from_mask(mask, rank_labels=not verse, skip=is_endplate_label if verse else lambda label: False)
 
 
 def positions_from_ras(
