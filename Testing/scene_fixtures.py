@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bundle_fixtures import CT_WINDOW, GRADE_NAMES, PATCH_PX, PATCH_SPACING, ct_bundle_path  # noqa: F401
-from DAECounterfactualLib.scene import add_points, add_volume_node  # noqa: F401  (re-exported for the tests)
+from DAECounterfactualLib.mrml.scene import add_points, add_volume_node  # noqa: F401  (re-exported for the tests)
 
 
 LEVELS = ("L1", "L2", "L3")
@@ -14,14 +14,14 @@ LEVELS = ("L1", "L2", "L3")
 
 @pytest.fixture(scope="module")
 def ct_bundle(ct_bundle_path):
-    from DAECounterfactualLib.bundle import load_bundle
+    from DAECounterfactualLib.bundle.store import load_bundle
 
     return load_bundle(ct_bundle_path)
 
 
 @pytest.fixture()
 def logic(scene, ct_bundle):
-    from DAECounterfactualLib.logic import ExplanationLogic
+    from DAECounterfactualLib.mrml.logic import ExplanationLogic
 
     return ExplanationLogic(scene, ct_bundle)
 
@@ -39,7 +39,7 @@ def scene():
     """A fresh scene, also installed as ``slicer.mrmlScene`` for the duration of the test."""
     import slicer
 
-    from DAECounterfactualLib.scene import new_scene
+    from DAECounterfactualLib.mrml.scene import new_scene
 
     previous = getattr(slicer, "mrmlScene", None)
     slicer.mrmlScene = new_scene()
@@ -49,7 +49,7 @@ def scene():
 
 @pytest.fixture(scope="session")
 def phantom():
-    from DAECounterfactualLib.synthesis import make_spine_phantom
+    from DAECounterfactualResearch.synthesis import make_spine_phantom
 
     return make_spine_phantom(seed=1, shape=(64, 40, 40), spacing=(2.0, 2.0, 2.0), noise_hu=0.0)
 
@@ -90,7 +90,7 @@ def ijk_to_ras_of(node) -> np.ndarray:
 
 def scene_state(scene) -> tuple[list[str], list[int]]:
     """Node IDs and subject-hierarchy item IDs: equal states mean an identical scene for the rollback tests."""
-    from DAECounterfactualLib.scene import _hierarchy_items, node_ids
+    from DAECounterfactualLib.mrml.scene import _hierarchy_items, node_ids
 
     return node_ids(scene), sorted(_hierarchy_items(scene))
 

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from DAECounterfactualLib.benchmark import format_table, run_benchmark
-from DAECounterfactualLib.bundle import load_bundle
-from DAECounterfactualLib.pipeline import Explainer
+from DAECounterfactualLib.cli.bench import format_table, run_benchmark
+from DAECounterfactualLib.bundle.store import load_bundle
+from DAECounterfactualLib.inference.explainer import Explainer
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_tune_presets_counts_inversion_calls_and_parses_candidates(blob_bundle, 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     from tune_presets import measure, parse_candidate
 
-    from DAECounterfactualLib.bundle import StepPreset
+    from DAECounterfactualLib.bundle.store import StepPreset
 
     assert parse_candidate("10,10,12,0.002,quadratic") == StepPreset(10, 10, 12, 0.002, "quadratic")
     assert parse_candidate("250,100,0") == StepPreset(250, 100)
@@ -66,7 +66,7 @@ def test_tune_presets_counts_inversion_calls_and_parses_candidates(blob_bundle, 
     assert fixed["inversion_calls"] == 5 * 4 and early["inversion_calls"] == 5 * 2
     import torch
 
-    from DAECounterfactualLib.training import reconstruct
+    from DAECounterfactualResearch.training import reconstruct
 
     x = torch.from_numpy(images)
     expected = np.mean([float((reconstruct(explainer.model, x[i:i + 1], explainer.schedule, 5, 3).clamp(-1, 1)

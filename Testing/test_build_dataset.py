@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from DAECounterfactualLib.errors import InputError
-from DAECounterfactualLib.geometry import patch_pixel_to_ras
-from DAECounterfactualLib.synthesis import export_phantom, genant_grade, make_spine_phantom
+from DAECounterfactualLib.inference.geometry import patch_pixel_to_ras
+from DAECounterfactualResearch.synthesis import export_phantom, genant_grade, make_spine_phantom
 from script_loader import load_script
 from spine_testdata import real_data
 

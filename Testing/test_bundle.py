@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from DAECounterfactualLib.bundle import (BundleConfig, LatentStats, TaskSpec, add_task, available_bundles,
+from DAECounterfactualLib.bundle.store import (BundleConfig, LatentStats, TaskSpec, add_task, available_bundles,
                                          load_bundle, resolve_bundle, write_bundle)
-from DAECounterfactualLib.cli import main as cli_main
+from DAECounterfactualLib.cli.commands import main as cli_main
 from DAECounterfactualLib.errors import BundleError
-from DAECounterfactualLib.networks import make_model
-from DAECounterfactualLib.preprocessing import Preprocessing
-from DAECounterfactualLib.probe import fit_calibration, fit_probe
+from DAECounterfactualLib.model.networks import make_model
+from DAECounterfactualLib.model.preprocessing import Preprocessing
+from DAECounterfactualLib.model.probe import fit_calibration, fit_probe
 
 
 def _task(name, z_dim, seed=0, grades=("G0", "G1", "G2", "G3"), positive=2):
@@ -108,7 +108,7 @@ def test_unlisted_file_is_refused(bundle_dir):
 
 def _rewrite_with_valid_manifest(path, rel, mutate):
     """Change a file and re-sign the manifest: only the schema check can catch it now."""
-    from DAECounterfactualLib.bundle import _write_manifest
+    from DAECounterfactualLib.bundle.store import _write_manifest
 
     data = json.loads((path / rel).read_text())
     mutate(data)
@@ -214,8 +214,8 @@ def test_cli_verify_reports_ok_and_errors(bundle_dir, capsys):
 def test_user_step_counts_are_checked_against_the_model(tiny_config):
     """What the Logic and ``daecf explain --steps`` pass to the Explainer: 0, absurd or beyond the trained timesteps
     is an InputError before any diffusion step runs."""
-    from DAECounterfactualLib.bundle import StepPreset
-    from DAECounterfactualLib.diffusion import DiffusionConfig
+    from DAECounterfactualLib.bundle.store import StepPreset
+    from DAECounterfactualLib.model.diffusion import DiffusionConfig
     from DAECounterfactualLib.errors import InputError
 
     config = BundleConfig(name="short", modality="CT", model=tiny_config, preprocessing=Preprocessing(),

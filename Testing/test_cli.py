@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from DAECounterfactualLib.cli import main
-from DAECounterfactualLib.synthesis import export_phantom, make_spine_phantom
+from DAECounterfactualLib.cli.commands import main
+from DAECounterfactualResearch.synthesis import export_phantom, make_spine_phantom
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_score_points_and_npz(phantom_dir, blob_bundle, tmp_path):
 def test_explain_writes_strip_nrrds_and_summary(phantom_dir, blob_bundle, tmp_path, capsys):
     import SimpleITK as sitk
 
-    from DAECounterfactualLib.volumes import read_verse_centroids, read_volume
+    from DAECounterfactualLib.io.volumes import read_verse_centroids, read_volume
 
     volume = read_volume(phantom_dir / "ct.nii.gz")
     l2 = [p for p in read_verse_centroids(phantom_dir / "ctd.json", volume) if p.level == "L2"][0]
@@ -99,7 +99,7 @@ def test_bad_arguments_are_one_line_errors(phantom_dir, blob_bundle, tmp_path, c
 
 def test_score_a_rank_labelled_mask_names_ranks_not_levels(phantom_dir, blob_bundle, tmp_path):
     """Masks with non-VerSe ids (e.g. the VB1 MRIs' ranks) are scored with rank names, never guessed levels."""
-    from DAECounterfactualLib.volumes import Volume, read_volume, write_volume
+    from DAECounterfactualLib.io.volumes import Volume, read_volume, write_volume
 
     mask = read_volume(phantom_dir / "vert_msk.nii.gz")
     ranks = np.where(mask.array > 0, mask.array - 19 + 40, 0).astype(np.uint8)  # ids 41, 42, 43: not VerSe

@@ -12,7 +12,7 @@ slicer = pytest.importorskip("slicer")
 
 @pytest.fixture(scope="module")
 def demo(blob_bundle, tmp_path_factory):
-    from DAECounterfactualLib.demo import run_demo
+    from DAECounterfactualLib.cli.demo import run_demo
 
     out = tmp_path_factory.mktemp("demo")
     try:
@@ -43,7 +43,7 @@ def test_scores_cover_every_labelled_vertebra(demo):
 
 
 def test_scene_reopens_with_sequences_and_table(demo):
-    from DAECounterfactualLib import scene as mrml
+    from DAECounterfactualLib.mrml import scene as mrml
 
     out, _ = demo
     scene = mrml.load_scene(out / "scene.mrb", mrml.new_scene())

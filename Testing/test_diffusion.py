@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from DAECounterfactualLib.diffusion import (DiffusionConfig, NoiseSchedule, ddim_invert, ddim_move, ddim_sample,
+from DAECounterfactualLib.model.diffusion import (DiffusionConfig, NoiseSchedule, ddim_invert, ddim_move, ddim_sample,
                                             diffusion_loss)
 
 RECONSTRUCTION_MSE_AT_50_STEPS = 2e-3  # stated error for the overfitted tiny DAE (measured ~3e-4)
@@ -208,7 +208,7 @@ def test_refinement_log_records_each_steps_changes_where_the_tolerance_stops(ove
 
 
 def test_v_truncated_weights_emphasise_high_noise_and_average_one():
-    from DAECounterfactualLib.diffusion import loss_weights
+    from DAECounterfactualLib.model.diffusion import loss_weights
 
     s = NoiseSchedule()
     uniform = loss_weights(s, "eps")

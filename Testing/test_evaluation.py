@@ -8,8 +8,8 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from DAECounterfactualLib.bundle import load_bundle
-from DAECounterfactualLib.evaluation import (
+from DAECounterfactualLib.bundle.store import load_bundle
+from DAECounterfactualResearch.evaluation import (
     BodyMeasure,
     confusion_matrix,
     counterfactual_checks,
@@ -21,9 +21,9 @@ from DAECounterfactualLib.evaluation import (
     ruler_agreement,
     summarise_counterfactuals,
 )
-from DAECounterfactualLib.pipeline import Explainer
-from DAECounterfactualLib.synthesis import simulate_fracture
-from DAECounterfactualLib.task_fitting import TaskRecipe, grading_metrics
+from DAECounterfactualLib.inference.explainer import Explainer
+from DAECounterfactualResearch.synthesis import simulate_fracture
+from DAECounterfactualResearch.task_fitting import TaskRecipe, grading_metrics
 
 RECIPE = TaskRecipe(name="genant", grade_names=("G0", "G1", "G2", "G3"), positive_min_grade=2,
                     exclude_from_probe=(1,))
@@ -46,9 +46,9 @@ def test_recipe_from_an_experiment_config_task():
 
 
 def test_recipe_strata_come_from_the_named_training_set_column():
-    from DAECounterfactualLib.datasets import TrainingSet
+    from DAECounterfactualResearch.datasets import TrainingSet
     from DAECounterfactualLib.errors import InputError
-    from DAECounterfactualLib.task_fitting import fit_task
+    from DAECounterfactualResearch.task_fitting import fit_task
 
     z, grades = graded_latents(300, 0)
     grades[:5] = -1  # ungraded samples are dropped together with their strata
@@ -76,7 +76,7 @@ def test_probe_table_has_every_probe_and_calibration_and_auc_from_distances():
     rows = probe_table(RECIPE, z_train, g_train, z_eval, g_eval, c=1.0)
     assert [(r["probe"], r["calibration"]) for r in rows] == [
         (p, c) for p in ("svm", "logistic") for c in ("linear", "extremes", "poly3")]
-    from DAECounterfactualLib.probe import fit_probe
+    from DAECounterfactualLib.model.probe import fit_probe
 
     use = g_train != 1
     probe = fit_probe(z_train[use], g_train[use] >= 2, kind="svm", C=1.0)
@@ -220,7 +220,7 @@ def test_reconstruction_by_preset_reconstructs_like_an_explanation_with_each_pre
 
 
 def test_baseline_trains_and_scores_from_probabilities():
-    from DAECounterfactualLib.baseline import BaselineConfig, fit_size, scores_and_grades, train_baseline
+    from DAECounterfactualResearch.baseline import BaselineConfig, fit_size, scores_and_grades, train_baseline
 
     assert fit_size(torch.zeros(2, 3, 28, 28)).shape == (2, 3, 32, 32)
     assert fit_size(torch.zeros(2, 1, 64, 64)).shape == (2, 1, 64, 64)
@@ -238,7 +238,7 @@ def test_baseline_trains_and_scores_from_probabilities():
 
 
 def test_report_states_targets_and_paper_numbers(tmp_path):
-    from DAECounterfactualLib.results_report import write_results_markdown
+    from DAECounterfactualResearch.report import write_results_markdown
 
     row = {"probe": "svm", "calibration": "linear", "auc": 0.95, "mae": 0.4, "macro_f1": 0.5, "accuracy": 0.6}
     cf = {"n_cases": 4, "preset": "fast", "validity": 0.5, "validity_within_one": 1.0, "mean_abs_grade_error": 0.5,
@@ -261,7 +261,7 @@ def test_report_states_targets_and_paper_numbers(tmp_path):
 
 
 def test_report_puts_faithfulness_next_to_the_rulers_agreement_on_real_images():
-    from DAECounterfactualLib.results_report import task_section
+    from DAECounterfactualResearch.report import task_section
 
     cf = {"n_cases": 4, "preset": "fast", "validity": 0.5, "validity_within_one": 1.0, "mean_abs_grade_error": 0.5,
           "validity_by_target": [1, 0, 0, 1], "reflection_validity": 1.0, "edit_gain": 2.668,
@@ -301,7 +301,7 @@ def test_report_puts_faithfulness_next_to_the_rulers_agreement_on_real_images():
 
 
 def test_edit_gain_is_fitted_from_the_re_encoding_response(overfit_dae, blob_bundle):
-    from DAECounterfactualLib.task_fitting import (MIN_RESPONSE_CORRELATION, MIN_RESPONSE_SLOPE, edit_response,
+    from DAECounterfactualResearch.task_fitting import (MIN_RESPONSE_CORRELATION, MIN_RESPONSE_SLOPE, edit_response,
                                                    fit_edit_gain)
 
     explainer = Explainer(load_bundle(blob_bundle))
@@ -322,8 +322,8 @@ def test_edit_gain_is_fitted_from_the_re_encoding_response(overfit_dae, blob_bun
 def test_latent_geometry_finds_a_probe_along_a_faint_direction():
     """Latents on a 2-d plane of 64 dimensions plus faint noise: effective rank 2; a probe along the plane sees
     tens of times an average direction's variance, one across it almost none (the vcf-ct failure)."""
-    from DAECounterfactualLib.evaluation import latent_geometry
-    from DAECounterfactualLib.probe import LinearProbe
+    from DAECounterfactualResearch.evaluation import latent_geometry
+    from DAECounterfactualLib.model.probe import LinearProbe
 
     rng = np.random.default_rng(0)
     plane = np.linalg.qr(rng.normal(size=(64, 2)))[0]
@@ -355,9 +355,9 @@ def test_a_baseline_is_reused_only_for_the_same_data_content(tmp_path):
 def test_plots_replace_the_strips_of_an_earlier_run(overfit_dae, blob_bundle, tmp_path):
     """The report links every strip in the folder, so a strip left by an earlier run (another bundle's failure
     case) would be shown as this one's."""
-    from DAECounterfactualLib.datasets import TrainingSet
-    from DAECounterfactualLib.evaluation import roc_curve_points
-    from DAECounterfactualLib.results_report import write_plots
+    from DAECounterfactualResearch.datasets import TrainingSet
+    from DAECounterfactualResearch.evaluation import roc_curve_points
+    from DAECounterfactualResearch.report import write_plots
 
     explainer = Explainer(load_bundle(blob_bundle))
     spec = explainer.bundle.task("size")
@@ -379,7 +379,7 @@ def test_plots_replace_the_strips_of_an_earlier_run(overfit_dae, blob_bundle, tm
 
 
 def test_report_gives_each_target_its_interval_and_names_a_goal_inside_it():
-    from DAECounterfactualLib.results_report import task_section
+    from DAECounterfactualResearch.report import task_section
 
     cf = {"n_cases": 4, "preset": "fast", "validity": 0.76, "validity_within_one": 1.0, "mean_abs_grade_error": 0.5,
           "validity_by_target": [1, 0, 0, 1], "reflection_validity": 1.0, "intervals": {"validity": [0.7, 0.82]},
@@ -405,7 +405,7 @@ def test_report_gives_each_target_its_interval_and_names_a_goal_inside_it():
 
 
 def test_bootstrap_resamples_whole_cases_and_widens_intervals_for_correlated_samples():
-    from DAECounterfactualLib.bootstrap import bootstrap_intervals, case_resamples
+    from DAECounterfactualResearch.bootstrap import bootstrap_intervals, case_resamples
 
     groups = np.repeat(np.arange(10), 5)  # ten cases of five samples
     for indices in case_resamples(groups, 20, seed=1):
@@ -425,7 +425,7 @@ def test_bootstrap_resamples_whole_cases_and_widens_intervals_for_correlated_sam
 
 
 def test_grading_and_counterfactual_intervals_bracket_their_figures():
-    from DAECounterfactualLib.evaluation import counterfactual_intervals, grading_intervals, summarise_counterfactuals
+    from DAECounterfactualResearch.evaluation import counterfactual_intervals, grading_intervals, summarise_counterfactuals
 
     rng = np.random.default_rng(0)
     grades = rng.integers(0, 4, 200)
@@ -444,7 +444,7 @@ def test_grading_and_counterfactual_intervals_bracket_their_figures():
 
 
 def test_paired_difference_intervals_are_narrower_than_either_model_alone():
-    from DAECounterfactualLib.evaluation import difference_intervals, grading_intervals
+    from DAECounterfactualResearch.evaluation import difference_intervals, grading_intervals
 
     rng = np.random.default_rng(1)
     grades = rng.integers(0, 3, 300)

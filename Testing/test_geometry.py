@@ -9,14 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from DAECounterfactualLib.errors import InputError
-from DAECounterfactualLib.geometry import (
+from DAECounterfactualLib.inference.geometry import (
     extract_sagittal_patch,
     extract_sagittal_patches,
     patch_as_volume,
     patch_pixel_to_ras,
     ras_to_patch_pixel,
 )
-from DAECounterfactualLib.volumes import Volume, read_volume, write_volume
+from DAECounterfactualLib.io.volumes import Volume, read_volume, write_volume
 from spine_testdata import LPS_OBLIQUE, geometry, linear_field_volume, real_data, rotation
 
 GRADIENT = np.array([2.0, -3.0, 5.0])
@@ -161,7 +161,7 @@ def test_property_values_plane_and_fill_for_any_geometry(spacing, angles, mirror
 def test_real_pir_ct_patch_has_superior_up_and_anterior_left():
     root = real_data()
     case = root / "spine_ct" / "tptbox_sample"  # stored PIR, not RAS
-    from DAECounterfactualLib.volumes import read_verse_centroids
+    from DAECounterfactualLib.io.volumes import read_verse_centroids
 
     ct = read_volume(case / "ct.nii.gz")
     l3 = {p.level: p for p in read_verse_centroids(case / "ctd.json", ct)}["L3"]

@@ -8,16 +8,16 @@ import threading
 import numpy as np
 import pytest
 
-from DAECounterfactualLib.scoring import write_scores_csv
+from DAECounterfactualLib.inference.scores import write_scores_csv
 
 slicer = pytest.importorskip("slicer")
 
-from DAECounterfactualLib import scene as mrml  # noqa: E402
+from DAECounterfactualLib.mrml import scene as mrml  # noqa: E402
 from DAECounterfactualLib.errors import Cancelled, InputError  # noqa: E402
-from DAECounterfactualLib.geometry import extract_sagittal_patch, patch_pixel_to_ras  # noqa: E402
+from DAECounterfactualLib.inference.geometry import extract_sagittal_patch, patch_pixel_to_ras  # noqa: E402
 from DAECounterfactualLib.errors import BusyError  # noqa: E402
-from DAECounterfactualLib.logic import ExplanationLogic  # noqa: E402
-from DAECounterfactualLib.volumes import Volume, VertebraPosition  # noqa: E402
+from DAECounterfactualLib.mrml.logic import ExplanationLogic  # noqa: E402
+from DAECounterfactualLib.io.volumes import Volume, VertebraPosition  # noqa: E402
 from scene_fixtures import (  # noqa: E402,F401
     CT_WINDOW, GRADE_NAMES, LEVELS, PATCH_PX, PATCH_SPACING, add_linear_transform, add_points, add_volume_node,
     ct_bundle, ct_bundle_path, ijk_to_ras_of, logic, phantom, rotation_z, scene, scene_state, spine)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from DAECounterfactualLib.metrics import mse, psnr, ssim
+from DAECounterfactualLib.inference.metrics import mse, psnr, ssim
 
 
 def test_identical_images_are_perfect():

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from DAECounterfactualLib.config import ConfigError, DAEConfig
-from DAECounterfactualLib.networks import count_parameters, make_model, timestep_embedding
+from DAECounterfactualLib.model.config import ConfigError, DAEConfig
+from DAECounterfactualLib.model.networks import count_parameters, make_model, timestep_embedding
 
 
 def test_shapes_of_encoder_and_unet(tiny_config):
@@ -48,7 +48,7 @@ def test_config_round_trips_through_dict(tiny_config):
 
 
 def test_attention_layers_exist_only_at_requested_levels(tiny_config):
-    from DAECounterfactualLib.networks import SelfAttention
+    from DAECounterfactualLib.model.networks import SelfAttention
 
     model = make_model(tiny_config)
     # tiny config: attention at 8 px (level 1) in down and up paths, plus the middle block

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from DAECounterfactualLib.bundle import load_bundle
+from DAECounterfactualLib.bundle.store import load_bundle
 from DAECounterfactualLib.errors import InputError
-from DAECounterfactualLib.pipeline import Explainer
+from DAECounterfactualLib.inference.explainer import Explainer
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_explanation_has_every_grade_and_reconstructs(explainer):
 
 def test_inversion_is_cached_per_patch(explainer, monkeypatch):
     ex, images = explainer
-    import DAECounterfactualLib.pipeline as pipeline
+    import DAECounterfactualLib.inference.explainer as pipeline
 
     calls = []
     original = pipeline.ddim_invert
@@ -77,7 +77,7 @@ def test_bad_inputs_are_clear_errors(explainer):
 def test_strip_png_has_a_panel_per_grade(explainer, tmp_path):
     from PIL import Image
 
-    from DAECounterfactualLib.render import save_strip
+    from DAECounterfactualLib.cli.strips import save_strip
 
     ex, images = explainer
     e = ex.explain(images[1], "size", preset="fast", sweep_count=0)

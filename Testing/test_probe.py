@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from DAECounterfactualLib.probe import (Calibration, CalibrationError, LinearProbe, balanced_weights,
+from DAECounterfactualLib.model.probe import (Calibration, CalibrationError, LinearProbe, balanced_weights,
                                         fit_calibration, fit_probe, sweep_distances)
 
 DIM = 6

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from DAECounterfactualLib.task_fitting import TaskRecipe
+from DAECounterfactualResearch.task_fitting import TaskRecipe
 from script_loader import load_script
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bundle_fixtures import CT_WINDOW, GRADE_NAMES, PATCH_PX, PATCH_SPACING, ct_bundle_path  # noqa: F401
-from DAECounterfactualLib.bundle import load_bundle
-from DAECounterfactualLib.datasets import TrainingSet
+from DAECounterfactualLib.bundle.store import load_bundle
+from DAECounterfactualResearch.datasets import TrainingSet
 from script_loader import load_script
 
 CARD = """# x

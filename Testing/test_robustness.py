@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 
 from bundle_fixtures import (EXTENT_MM, FIELD_OFFSET, GRADIENT, ct_bundle_path,  # noqa: F401  (fixture)
                              field_model_input)
-from DAECounterfactualLib.cli import _write_batches, main
+from DAECounterfactualLib.cli.commands import _write_batches, main
 from DAECounterfactualLib.errors import InputError
-from DAECounterfactualLib.scoring import ScoresFile, iter_volume_rows
-from DAECounterfactualLib.synthesis import export_phantom, make_spine_phantom
-from DAECounterfactualLib.volumes import Volume, read_verse_centroids, read_volume, write_volume
+from DAECounterfactualLib.inference.scores import ScoresFile, iter_volume_rows
+from DAECounterfactualResearch.synthesis import export_phantom, make_spine_phantom
+from DAECounterfactualLib.io.volumes import Volume, read_verse_centroids, read_volume, write_volume
 from spine_testdata import centred_field_volume, real_data, rotation
 
 
@@ -113,9 +113,9 @@ def test_mri_given_to_a_ct_bundle_is_graded_with_a_warning_and_the_ood_flag(ct_b
 
 def test_a_ct_given_to_an_mri_bundle_warns(ct, tiny_config):
     """No MRI bundle ships; the screening needs only the bundle's config to tell a CT (air at -1000) from an MRI."""
-    from DAECounterfactualLib.bundle import BundleConfig
-    from DAECounterfactualLib.preprocessing import Preprocessing
-    from DAECounterfactualLib.screening import screen_volume
+    from DAECounterfactualLib.bundle.store import BundleConfig
+    from DAECounterfactualLib.model.preprocessing import Preprocessing
+    from DAECounterfactualLib.inference.screening import screen_volume
 
     mri = BundleConfig(name="mri", modality="MR", model=tiny_config, preprocessing=Preprocessing("percentile", 1, 99),
                        patch_size_px=16, patch_spacing_mm=3.0)
@@ -236,8 +236,8 @@ def reference_scores(ct_bundle_path, phantom_dir, tmp_path_factory):
 
 def _interrupted_run(bundle_path, phantom_dir, out, after_rows: int) -> None:
     """What Ctrl-C does to ``daecf score`` after ``after_rows`` rows: KeyboardInterrupt between two batches."""
-    from DAECounterfactualLib.bundle import load_bundle
-    from DAECounterfactualLib.pipeline import Explainer
+    from DAECounterfactualLib.bundle.store import load_bundle
+    from DAECounterfactualLib.inference.explainer import Explainer
 
     volume = read_volume(phantom_dir / "ct.nii.gz")
     positions = read_verse_centroids(phantom_dir / "ctd.json", volume)
@@ -317,8 +317,8 @@ def test_cli_scores_any_geometry_like_the_field_it_samples(ct_bundle_path, tmp_p
                                                            mirror, fraction):
     """Extreme anisotropy (0.3 x 0.3 x 6 mm), oblique and left-handed direction matrices are handled, not refused:
     a volume holding a linear HU field grades exactly like the field sampled on the patch plane directly."""
-    from DAECounterfactualLib.bundle import load_bundle
-    from DAECounterfactualLib.pipeline import Explainer
+    from DAECounterfactualLib.bundle.store import load_bundle
+    from DAECounterfactualLib.inference.explainer import Explainer
 
     folder = tmp_path_factory.mktemp("geometry")
     direction = rotation(angles) @ np.diag([1.0, 1.0, -1.0 if mirror else 1.0])

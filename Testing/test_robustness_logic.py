@@ -9,8 +9,8 @@ import pytest
 slicer = pytest.importorskip("slicer", reason="slicer-core (a test extra) is needed for MRML scenes")
 
 from DAECounterfactualLib.errors import BundleError, Cancelled, InputError  # noqa: E402
-from DAECounterfactualLib.logic import WARNING_ATTRIBUTE  # noqa: E402
-from DAECounterfactualLib.volumes import Volume  # noqa: E402
+from DAECounterfactualLib.mrml.logic import WARNING_ATTRIBUTE  # noqa: E402
+from DAECounterfactualLib.io.volumes import Volume  # noqa: E402
 from scene_fixtures import (  # noqa: E402,F401
     add_points, add_volume_node, ct_bundle, ct_bundle_path, logic, phantom, scene, scene_state, spine)
 from bundle_fixtures import EXTENT_MM, FIELD_OFFSET, GRADIENT, field_model_input  # noqa: E402
@@ -106,7 +106,7 @@ def test_anisotropic_oblique_and_left_handed_nodes_grade_like_the_field_they_hol
 def test_repeated_scoring_leaks_no_nodes_once_results_are_removed(scene, logic, spine, phantom):
     """What scripts/soak_score.py does 20 times: add a CT, score, remove table and CT with their display and
     storage nodes; the scene ends as it began (scene.RemoveNode alone would orphan the display node)."""
-    from DAECounterfactualLib.scene import remove_node
+    from DAECounterfactualLib.mrml.scene import remove_node
 
     before = scene_state(scene)
     for _ in range(3):

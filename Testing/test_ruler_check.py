@@ -6,8 +6,8 @@ from script_loader import load_script
 
 
 def test_reference_ruler_reads_a_phantom_crush_that_the_ratio_misses():
-    from DAECounterfactualLib.bundle import load_bundle, resolve_bundle
-    from DAECounterfactualLib.evaluation import ct_body_measure
+    from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle
+    from DAECounterfactualResearch.evaluation import ct_body_measure
 
     check = load_script("ruler_check")
     config = load_bundle(resolve_bundle("vcf-ct")).config

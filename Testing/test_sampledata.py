@@ -3,7 +3,7 @@ import zipfile
 
 import pytest
 
-from DAECounterfactualLib import sampledata
+from DAECounterfactualLib.io import sampledata
 from DAECounterfactualLib.errors import DAECFError
 
 

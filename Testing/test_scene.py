@@ -8,17 +8,17 @@ import csv
 import numpy as np
 import pytest
 
-from DAECounterfactualLib.scoring import write_scores_csv
+from DAECounterfactualLib.inference.scores import write_scores_csv
 
 slicer = pytest.importorskip("slicer")
 
-from DAECounterfactualLib import scene as mrml  # noqa: E402
-from DAECounterfactualLib.bundle import StepPreset  # noqa: E402
+from DAECounterfactualLib.mrml import scene as mrml  # noqa: E402
+from DAECounterfactualLib.bundle.store import StepPreset  # noqa: E402
 from DAECounterfactualLib.errors import Cancelled, InputError  # noqa: E402
-from DAECounterfactualLib.geometry import extract_sagittal_patch, patch_pixel_to_ras  # noqa: E402
-from DAECounterfactualLib.pipeline import Explanation, Grades  # noqa: E402
-from DAECounterfactualLib.preprocessing import Preprocessing  # noqa: E402
-from DAECounterfactualLib.volumes import Volume  # noqa: E402
+from DAECounterfactualLib.inference.geometry import extract_sagittal_patch, patch_pixel_to_ras  # noqa: E402
+from DAECounterfactualLib.inference.explainer import Explanation, Grades  # noqa: E402
+from DAECounterfactualLib.model.preprocessing import Preprocessing  # noqa: E402
+from DAECounterfactualLib.io.volumes import Volume  # noqa: E402
 from scene_fixtures import (  # noqa: E402,F401
     add_linear_transform, add_nonlinear_transform, add_points, add_volume_node, ijk_to_ras_of, phantom, rotation_z,
     scene, scene_state)

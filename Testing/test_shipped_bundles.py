@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from DAECounterfactualLib.bundle import WEIGHTS, load_bundle, resolve_bundle
-from DAECounterfactualLib.pipeline import Explainer
+from DAECounterfactualLib.bundle.store import WEIGHTS, load_bundle, resolve_bundle
+from DAECounterfactualLib.inference.explainer import Explainer
 
 SHIPPED = {"vcf-ct": "genant", "dr-retina": "dr", "vertebra-mri": "genant"}
 MAX_WEIGHTS_MB = 20
@@ -46,8 +46,8 @@ def test_bundle_grades_and_explains_an_image(shipped):
 
 def test_bundle_loads_by_name_in_the_slicer_logic(shipped):
     pytest.importorskip("slicer")
-    from DAECounterfactualLib.logic import ExplanationLogic
-    from DAECounterfactualLib.scene import new_scene
+    from DAECounterfactualLib.mrml.logic import ExplanationLogic
+    from DAECounterfactualLib.mrml.scene import new_scene
 
     name, _ = shipped
     logic = ExplanationLogic(new_scene(), bundle=name)
@@ -61,7 +61,7 @@ def test_fast_presets_draw_the_counterfactual_grades_of_the_reference_preset():
     measured on three validation images: 13 of 15 re-encoded counterfactual grades equal the reference preset's
     for both presets, standard always within one grade; fast once two grades off, at the far G0 edit."""
     from conftest import SHARED_DATA
-    from DAECounterfactualLib.datasets import medmnist_training_set
+    from DAECounterfactualResearch.datasets import medmnist_training_set
 
     path = SHARED_DATA / "retinamnist" / "retinamnist.npz"
     if not path.exists():
@@ -85,8 +85,8 @@ def test_ct_counterfactuals_change_the_reencoded_grade():
     draws: the G2 counterfactual of an intact phantom vertebra re-encodes at least half the requested step above
     the G0 one (before the GPU-trained DAE and the restricted probe, every counterfactual re-encoded like the
     reconstruction; measured here with the fast preset on vcf-ct@fe3c36c68b3b: 14.0 and 13.2 of 11.5 requested)."""
-    from DAECounterfactualLib.scoring import model_input
-    from DAECounterfactualLib.synthesis import make_spine_phantom
+    from DAECounterfactualLib.inference.scores import model_input
+    from DAECounterfactualResearch.synthesis import make_spine_phantom
 
     bundle = load_bundle(resolve_bundle("vcf-ct"))
     explainer = Explainer(bundle)

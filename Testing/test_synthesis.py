@@ -9,8 +9,8 @@ import pytest
 from scipy import ndimage
 
 from DAECounterfactualLib.errors import InputError
-from DAECounterfactualLib.geometry import extract_sagittal_patch
-from DAECounterfactualLib.synthesis import (
+from DAECounterfactualLib.inference.geometry import extract_sagittal_patch
+from DAECounterfactualResearch.synthesis import (
     HU,
     export_phantom,
     genant_grade,
@@ -19,7 +19,7 @@ from DAECounterfactualLib.synthesis import (
     morphometry_from_image,
     simulate_fracture,
 )
-from DAECounterfactualLib.volumes import read_grade_table, read_verse_centroids, read_volume
+from DAECounterfactualLib.io.volumes import read_grade_table, read_verse_centroids, read_volume
 
 ROWS, COLUMNS = np.mgrid[0:64, 0:64]
 

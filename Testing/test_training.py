@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from conftest import blob_images
-from DAECounterfactualLib.checkpoint import META, TENSORS
-from DAECounterfactualLib.datasets import TrainingSet, load_training_set, medmnist_training_set
+from DAECounterfactualResearch.checkpoint import META, TENSORS
+from DAECounterfactualResearch.datasets import TrainingSet, load_training_set, medmnist_training_set
 from DAECounterfactualLib.errors import DAECFError, InputError
-from DAECounterfactualLib.training import Trainer, TrainConfig, batch_indices
+from DAECounterfactualResearch.training import Trainer, TrainConfig, batch_indices
 
 FAST = dict(batch_size=8, lr=1e-3, warmup_samples=16, validate_every_samples=10_000, validation_images=2,
             validation_steps=3, checkpoint_minutes=1e9, precision="fp32")
@@ -36,7 +36,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tiny_config, tm
 
 def test_max_minutes_counts_from_the_start_of_the_call_not_from_the_last_checkpoint(tiny_config, tmp_path,
                                                                                     monkeypatch):
-    import DAECounterfactualLib.training as training
+    import DAECounterfactualResearch.training as training
 
     class Clock:  # every reading advances 10 s: checkpoints fall due every 3 steps, the time limit after 6
         now = 0.0
@@ -89,7 +89,7 @@ def test_training_reduces_the_loss_and_records_history(tiny_config, tmp_path):
 
 
 def test_resume_refuses_another_architecture(tiny_config, tmp_path):
-    from DAECounterfactualLib.config import DAEConfig
+    from DAECounterfactualLib.model.config import DAEConfig
 
     _trainer(tiny_config, tmp_path / "run", 8).run(progress=False)
     other = DAEConfig(**{**tiny_config.to_dict(), "num_res_blocks": 2})
@@ -171,7 +171,7 @@ def test_extending_a_finished_run_drops_its_outdated_export(tiny_config, tmp_pat
 
 
 def test_auto_precision_uses_bf16_only_where_the_cpu_has_it(tmp_path):
-    from DAECounterfactualLib import precision
+    from DAECounterfactualResearch import precision
 
     with_bf16 = tmp_path / "bf16.txt"
     with_bf16.write_text("processor : 0\nflags : fpu avx512f avx512_bf16\n")

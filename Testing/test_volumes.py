@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from DAECounterfactualLib.errors import InputError
-from DAECounterfactualLib.volumes import (
+from DAECounterfactualLib.io.volumes import (
     Volume,
     centroids_from_mask,
     join_grades,

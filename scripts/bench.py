@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "DAECounterfactual"))
 
-from DAECounterfactualLib.cli import main  # noqa: E402
+from DAECounterfactualLib.cli.commands import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(["bench", *sys.argv[1:]]))

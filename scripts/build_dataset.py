@@ -30,14 +30,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "DAECounterfactual"))
 
 from DAECounterfactualLib import __version__  # noqa: E402
-from DAECounterfactualLib.datasets import REQUIRED, TrainingSet, medmnist_training_set  # noqa: E402
+from DAECounterfactualResearch.datasets import REQUIRED, TrainingSet, medmnist_training_set  # noqa: E402
 from DAECounterfactualLib.errors import InputError  # noqa: E402
-from DAECounterfactualLib.files import sha256_file  # noqa: E402
-from DAECounterfactualLib.geometry import extract_sagittal_patch  # noqa: E402
-from DAECounterfactualLib.preprocessing import Preprocessing  # noqa: E402
-from DAECounterfactualLib.synthesis import (  # noqa: E402
+from DAECounterfactualLib.io.files import sha256_file  # noqa: E402
+from DAECounterfactualLib.inference.geometry import extract_sagittal_patch  # noqa: E402
+from DAECounterfactualLib.model.preprocessing import Preprocessing  # noqa: E402
+from DAECounterfactualResearch.synthesis import (  # noqa: E402
     FRACTURE_KINDS, achieved_height_loss, genant_grade, make_spine_phantom, simulate_fracture)
-from DAECounterfactualLib.volumes import (  # noqa: E402
+from DAECounterfactualLib.io.volumes import (  # noqa: E402
     Volume,
     VertebraPosition,
     read_grade_table,

@@ -25,10 +25,10 @@ sys.path.insert(0, str(REPO / "scripts"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from DAECounterfactualLib.baseline import BaselineConfig, scores_and_grades  # noqa: E402
-from DAECounterfactualLib.baseline import predict_probabilities, train_baseline  # noqa: E402
-from DAECounterfactualLib.bundle import load_bundle, resolve_bundle  # noqa: E402
-from DAECounterfactualLib.evaluation import (  # noqa: E402
+from DAECounterfactualResearch.baseline import BaselineConfig, scores_and_grades  # noqa: E402
+from DAECounterfactualResearch.baseline import predict_probabilities, train_baseline  # noqa: E402
+from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle  # noqa: E402
+from DAECounterfactualResearch.evaluation import (  # noqa: E402
     confusion_matrix,
     counterfactual_checks,
     counterfactual_intervals,
@@ -43,10 +43,10 @@ from DAECounterfactualLib.evaluation import (  # noqa: E402
     reconstruction_by_preset,
     ruler_agreement,
 )
-from DAECounterfactualLib.files import sha256_file  # noqa: E402
-from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
-from DAECounterfactualLib.results_report import write_plots, write_results_markdown  # noqa: E402
-from DAECounterfactualLib.task_fitting import TaskRecipe, grading_metrics  # noqa: E402
+from DAECounterfactualLib.io.files import sha256_file  # noqa: E402
+from DAECounterfactualLib.inference.explainer import Explainer  # noqa: E402
+from DAECounterfactualResearch.report import write_plots, write_results_markdown  # noqa: E402
+from DAECounterfactualResearch.task_fitting import TaskRecipe, grading_metrics  # noqa: E402
 from train_dae import DEFAULT_DATA_ROOT, load_data, load_experiment  # noqa: E402
 
 

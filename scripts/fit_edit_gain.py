@@ -23,9 +23,9 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import numpy as np  # noqa: E402
 
-from DAECounterfactualLib.bundle import add_task, load_bundle, resolve_bundle  # noqa: E402
-from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
-from DAECounterfactualLib.task_fitting import (  # noqa: E402
+from DAECounterfactualLib.bundle.store import add_task, load_bundle, resolve_bundle  # noqa: E402
+from DAECounterfactualLib.inference.explainer import Explainer  # noqa: E402
+from DAECounterfactualResearch.task_fitting import (  # noqa: E402
     MIN_RESPONSE_CORRELATION, MIN_RESPONSE_SLOPE, edit_response, fit_edit_gain)
 from experiment_cli import add_bundle_arguments  # noqa: E402
 from train_dae import load_data, load_experiment  # noqa: E402

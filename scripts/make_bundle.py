@@ -25,17 +25,17 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from DAECounterfactualLib.benchmark import preset_label  # noqa: E402
-from DAECounterfactualLib.bundle import (  # noqa: E402
+from DAECounterfactualLib.cli.bench import preset_label  # noqa: E402
+from DAECounterfactualLib.bundle.store import (  # noqa: E402
     BundleConfig, LatentStats, StepPreset, TaskSpec, add_task, load_bundle, write_bundle)
-from DAECounterfactualLib.config import DAEConfig  # noqa: E402
-from DAECounterfactualLib.diffusion import NoiseSchedule  # noqa: E402
-from DAECounterfactualLib.evaluation import latent_geometry  # noqa: E402
-from DAECounterfactualLib.networks import count_parameters, make_model  # noqa: E402
-from DAECounterfactualLib.pipeline import Explainer, encode_images  # noqa: E402
-from DAECounterfactualLib.preprocessing import Preprocessing  # noqa: E402
-from DAECounterfactualLib.task_fitting import TaskRecipe, fit_task  # noqa: E402
-from DAECounterfactualLib.training import default_cache_dir, reconstruct, semantic_reliance  # noqa: E402
+from DAECounterfactualLib.model.config import DAEConfig  # noqa: E402
+from DAECounterfactualLib.model.diffusion import NoiseSchedule  # noqa: E402
+from DAECounterfactualResearch.evaluation import latent_geometry  # noqa: E402
+from DAECounterfactualLib.model.networks import count_parameters, make_model  # noqa: E402
+from DAECounterfactualLib.inference.explainer import Explainer, encode_images  # noqa: E402
+from DAECounterfactualLib.model.preprocessing import Preprocessing  # noqa: E402
+from DAECounterfactualResearch.task_fitting import TaskRecipe, fit_task  # noqa: E402
+from DAECounterfactualResearch.training import default_cache_dir, reconstruct, semantic_reliance  # noqa: E402
 from fit_edit_gain import fitted_tasks, gain_images, with_gain_section  # noqa: E402
 from train_dae import DEFAULT_DATA_ROOT, load_data, load_experiment  # noqa: E402
 

@@ -22,10 +22,10 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import numpy as np  # noqa: E402
 
-from DAECounterfactualLib.bundle import load_bundle, resolve_bundle  # noqa: E402
-from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
-from DAECounterfactualLib.probe import fit_probe  # noqa: E402
-from DAECounterfactualLib.task_fitting import TaskRecipe  # noqa: E402
+from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle  # noqa: E402
+from DAECounterfactualLib.inference.explainer import Explainer  # noqa: E402
+from DAECounterfactualLib.model.probe import fit_probe  # noqa: E402
+from DAECounterfactualResearch.task_fitting import TaskRecipe  # noqa: E402
 from experiment_cli import add_bundle_arguments  # noqa: E402
 from train_dae import load_data, load_experiment  # noqa: E402
 

@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "DAECounterfactual"))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from DAECounterfactualLib.bundle import add_task, load_bundle, resolve_bundle  # noqa: E402
-from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
+from DAECounterfactualLib.bundle.store import add_task, load_bundle, resolve_bundle  # noqa: E402
+from DAECounterfactualLib.inference.explainer import Explainer  # noqa: E402
 from experiment_cli import add_bundle_arguments  # noqa: E402
 from fit_edit_gain import GAIN_HEADING, fitted_tasks, gain_images, with_gain_section  # noqa: E402
 from make_bundle import fit_tasks, task_card_lines  # noqa: E402

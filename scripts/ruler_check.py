@@ -22,10 +22,10 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import numpy as np  # noqa: E402
 
-from DAECounterfactualLib.bundle import load_bundle, resolve_bundle  # noqa: E402
-from DAECounterfactualLib.evaluation import BodyMeasure, ct_body_measure, reference_height_loss  # noqa: E402
-from DAECounterfactualLib.scoring import cut_patch, to_model_input, volume_value_range  # noqa: E402
-from DAECounterfactualLib.synthesis import FRACTURE_KINDS, genant_grade, make_spine_phantom  # noqa: E402
+from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle  # noqa: E402
+from DAECounterfactualResearch.evaluation import BodyMeasure, ct_body_measure, reference_height_loss  # noqa: E402
+from DAECounterfactualLib.inference.scores import cut_patch, to_model_input, volume_value_range  # noqa: E402
+from DAECounterfactualResearch.synthesis import FRACTURE_KINDS, genant_grade, make_spine_phantom  # noqa: E402
 from experiment_cli import add_bundle_arguments  # noqa: E402
 from train_dae import load_experiment  # noqa: E402
 

@@ -23,10 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "DAECounterfactual"))
 
-from DAECounterfactualLib import scene as mrml  # noqa: E402
-from DAECounterfactualLib.logic import ExplanationLogic  # noqa: E402
-from DAECounterfactualLib.synthesis import make_spine_phantom  # noqa: E402
-from DAECounterfactualLib.volumes import VertebraPosition  # noqa: E402
+from DAECounterfactualLib.mrml import scene as mrml  # noqa: E402
+from DAECounterfactualLib.mrml.logic import ExplanationLogic  # noqa: E402
+from DAECounterfactualResearch.synthesis import make_spine_phantom  # noqa: E402
+from DAECounterfactualLib.io.volumes import VertebraPosition  # noqa: E402
 
 
 def rss_mib() -> float:

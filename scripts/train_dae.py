@@ -26,12 +26,12 @@ sys.path.insert(0, str(REPO / "DAECounterfactual"))
 
 import torch  # noqa: E402
 
-from DAECounterfactualLib.config import DAEConfig  # noqa: E402
-from DAECounterfactualLib.files import sha256_file  # noqa: E402
-from DAECounterfactualLib.datasets import TrainingSet, load_training_set, medmnist_training_set  # noqa: E402
+from DAECounterfactualLib.model.config import DAEConfig  # noqa: E402
+from DAECounterfactualLib.io.files import sha256_file  # noqa: E402
+from DAECounterfactualResearch.datasets import TrainingSet, load_training_set, medmnist_training_set  # noqa: E402
 from DAECounterfactualLib.errors import InputError  # noqa: E402
-from DAECounterfactualLib.preprocessing import Preprocessing  # noqa: E402
-from DAECounterfactualLib.training import Trainer, TrainConfig, default_cache_dir  # noqa: E402
+from DAECounterfactualLib.model.preprocessing import Preprocessing  # noqa: E402
+from DAECounterfactualResearch.training import Trainer, TrainConfig, default_cache_dir  # noqa: E402
 
 DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
 

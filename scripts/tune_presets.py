@@ -23,10 +23,10 @@ sys.path.insert(0, str(REPO / "scripts"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from DAECounterfactualLib.benchmark import counting_unet_calls, preset_label  # noqa: E402
-from DAECounterfactualLib.bundle import StepPreset, load_bundle, resolve_bundle  # noqa: E402
-from DAECounterfactualLib.diffusion import ddim_invert, ddim_sample  # noqa: E402
-from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
+from DAECounterfactualLib.cli.bench import counting_unet_calls, preset_label  # noqa: E402
+from DAECounterfactualLib.bundle.store import StepPreset, load_bundle, resolve_bundle  # noqa: E402
+from DAECounterfactualLib.model.diffusion import ddim_invert, ddim_sample  # noqa: E402
+from DAECounterfactualLib.inference.explainer import Explainer  # noqa: E402
 from fit_edit_gain import gain_images  # noqa: E402
 from experiment_cli import add_bundle_arguments  # noqa: E402
 from train_dae import load_data, load_experiment  # noqa: E402

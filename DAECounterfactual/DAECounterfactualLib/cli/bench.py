@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .metrics import mse, ssim
-from .pipeline import Explainer
+from ..inference.metrics import mse, ssim
+from ..inference.explainer import Explainer
 
 
 def peak_rss_mb() -> float:
@@ -188,9 +188,9 @@ def format_table(report: dict[str, Any]) -> str:
 
 def sample_ct_patches(config, count: int = 64) -> np.ndarray:
     """Model inputs cut from the sample CT around its labelled vertebrae, shifted by a few mm to get ``count``."""
-    from .sampledata import sample_files
-    from .scoring import model_input, volume_value_range
-    from .volumes import centroids_from_mask, read_volume
+    from ..io.sampledata import sample_files
+    from ..inference.scores import model_input, volume_value_range
+    from ..io.volumes import centroids_from_mask, read_volume
 
     files = sample_files("spine-ct")
     volume = read_volume(files["image"])

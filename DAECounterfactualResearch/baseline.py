@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError
+from DAECounterfactualLib.errors import InputError
 from .task_fitting import grading_metrics
 
 MIN_SIZE = 32  # DenseNet121 halves the image five times

@@ -22,8 +22,8 @@ from typing import Iterable
 
 import numpy as np
 
-from .errors import InputError
-from .volumes import Volume
+from ..errors import InputError
+from ..io.volumes import Volume
 
 COLUMN_DIRECTION = np.array([0.0, -1.0, 0.0])  # anterior -> posterior
 ROW_DIRECTION = np.array([0.0, 0.0, -1.0])  # superior -> inferior

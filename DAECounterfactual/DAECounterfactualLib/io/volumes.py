@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 ORTHONORMAL_TOLERANCE = 1e-4

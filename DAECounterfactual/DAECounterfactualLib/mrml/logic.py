@@ -20,12 +20,12 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from . import scene as mrml
-from .bundle import Bundle, load_bundle, resolve_bundle
-from .errors import BusyError, Cancelled, InputError
-from .geometry import Patch
-from .scoring import check_positions_inside, cut_patch, grade_row, to_model_input, volume_value_range
-from .screening import screen_volume
-from .volumes import LABELS_BY_LEVEL, Volume, VertebraPosition, positions_from_mask
+from ..bundle.store import Bundle, load_bundle, resolve_bundle
+from ..errors import BusyError, Cancelled, InputError
+from ..inference.geometry import Patch
+from ..inference.scores import check_positions_inside, cut_patch, grade_row, to_model_input, volume_value_range
+from ..inference.screening import screen_volume
+from ..io.volumes import LABELS_BY_LEVEL, Volume, VertebraPosition, positions_from_mask
 
 WARNING_ATTRIBUTE = "DAECounterfactual.warning"  # on a scores table whose image raised a screening warning
 MAX_SWEEP = 64  # sweep images per explanation
@@ -71,7 +71,7 @@ class ExplanationLogic:
     @property
     def explainer(self):
         if self._explainer is None:
-            from .pipeline import Explainer
+            from ..inference.explainer import Explainer
 
             if self._bundle_source is None:
                 raise InputError("no model bundle chosen")

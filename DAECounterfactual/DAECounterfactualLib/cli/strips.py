@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .pipeline import Explanation
+from ..inference.explainer import Explanation
 
 
 def _to_display(image: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from .errors import DAECFError
+from ..errors import DAECFError
 from .files import sha256_file
 
 WHEEL_REQUIREMENT = "tptbox==1.1.0"

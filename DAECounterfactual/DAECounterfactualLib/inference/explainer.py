@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .bundle import Bundle, StepPreset, TaskSpec
-from .diffusion import NoiseSchedule, StepCallback, ddim_invert, ddim_sample
-from .errors import InputError
+from ..bundle.store import Bundle, StepPreset, TaskSpec
+from ..model.diffusion import NoiseSchedule, StepCallback, ddim_invert, ddim_sample
+from ..errors import InputError
 
 
 @dataclass

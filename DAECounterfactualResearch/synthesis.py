@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .errors import InputError
-from .volumes import LEVEL_NAMES, Volume, VertebraPosition, centroids_from_mask, write_volume
+from DAECounterfactualLib.errors import InputError
+from DAECounterfactualLib.io.volumes import LEVEL_NAMES, Volume, VertebraPosition, centroids_from_mask, write_volume
 
 GENANT_CUTOFFS = (0.20, 0.25, 0.40)
 FRACTURE_KINDS = ("wedge", "biconcave", "crush")

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .benchmark import preset_label
+from DAECounterfactualLib.cli.bench import preset_label
 from .bootstrap import RESAMPLES
-from .render import save_strip
+from DAECounterfactualLib.cli.strips import save_strip
 
 # (task, metric) -> the paper's figure: Table 3 (VerSe VCF, 96 px) and Table 4 (RetinaMNIST, 128 px)
 PAPER = {

@@ -15,8 +15,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .errors import DAECFError
-from .files import atomic_write
+from DAECounterfactualLib.errors import DAECFError
+from DAECounterfactualLib.io.files import atomic_write
 
 TENSORS = "checkpoint.safetensors"
 META = "checkpoint.json"

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .bundle import MAX_EDIT_GAIN, TaskSpec
-from .errors import InputError
-from .probe import fit_calibration, fit_probe
+from DAECounterfactualLib.bundle.store import MAX_EDIT_GAIN, TaskSpec
+from DAECounterfactualLib.errors import InputError
+from DAECounterfactualLib.model.probe import fit_calibration, fit_probe
 
 
 @dataclass(frozen=True)

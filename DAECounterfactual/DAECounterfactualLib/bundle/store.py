@@ -26,12 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from .config import ConfigError, DAEConfig
-from .diffusion import SPACINGS, DiffusionConfig, NoiseSchedule
-from .errors import BundleError, InputError
-from .files import atomic_write_bytes
-from .preprocessing import Preprocessing
-from .probe import Calibration, LinearProbe
+from ..model.config import ConfigError, DAEConfig
+from ..model.diffusion import SPACINGS, DiffusionConfig, NoiseSchedule
+from ..errors import BundleError, InputError
+from ..io.files import atomic_write_bytes
+from ..model.preprocessing import Preprocessing
+from ..model.probe import Calibration, LinearProbe
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -411,7 +411,7 @@ def _load_model(root: Path, data: bytes, config: DAEConfig):
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from .networks import make_model
+    from ..model.networks import make_model
 
     try:
         state = load(data)
@@ -517,9 +517,9 @@ def add_task(path: str | os.PathLike, task: TaskSpec, overwrite: bool = False, m
 def bundled_model_dirs() -> list[Path]:
     """Where named bundles live: $DAECF_MODELS (os.pathsep-separated), then the repository's or the installed
     extension's Resources/Models."""
-    here = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # DAECounterfactualLib
     extra = [Path(p) for p in os.environ.get("DAECF_MODELS", "").split(os.pathsep) if p]
-    candidates = extra + [here.parent.parent / "Resources" / "Models", here.parent / "Resources" / "Models"]
+    candidates = extra + [package.parent.parent / "Resources" / "Models", package.parent / "Resources" / "Models"]
     return [p for p in dict.fromkeys(candidates) if p.is_dir()]
 
 

@@ -24,10 +24,10 @@ import torch
 import torch.distributed as dist
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import DAEConfig
-from .diffusion import NoiseSchedule, ddim_invert, ddim_sample, diffusion_loss, loss_weights, predict_x0
-from .files import sha256_file
-from .networks import count_parameters, make_model
+from DAECounterfactualLib.model.config import DAEConfig
+from DAECounterfactualLib.model.diffusion import NoiseSchedule, ddim_invert, ddim_sample, diffusion_loss, loss_weights, predict_x0
+from DAECounterfactualLib.io.files import sha256_file
+from DAECounterfactualLib.model.networks import count_parameters, make_model
 from .precision import autocast_dtype
 
 
@@ -287,7 +287,7 @@ def save_strip(path: Path, originals: torch.Tensor, reconstructions: torch.Tenso
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .render import show_image
+    from DAECounterfactualLib.cli.strips import show_image
 
     n = originals.shape[0]
     fig, axes = plt.subplots(2, n, figsize=(1.3 * n, 2.9), squeeze=False)

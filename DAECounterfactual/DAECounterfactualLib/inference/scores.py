@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import BundleConfig
-from .errors import Cancelled, DAECFError, InputError
-from .files import atomic_write
+from ..bundle.store import BundleConfig
+from ..errors import Cancelled, DAECFError, InputError
+from ..io.files import atomic_write
 from .geometry import Patch, extract_sagittal_patch
-from .pipeline import Explainer, Grades
+from .explainer import Explainer, Grades
 from .screening import check_on_tissue, screen_volume
-from .volumes import Volume, VertebraPosition
+from ..io.volumes import Volume, VertebraPosition
 
 SCORE_COLUMNS = ("id", "level", "r", "a", "s", "distance", "probability", "score", "grade", "grade_name", "ood",
                  "ood_score")

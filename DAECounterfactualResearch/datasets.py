@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .preprocessing import Preprocessing
+from DAECounterfactualLib.errors import InputError
+from DAECounterfactualLib.model.preprocessing import Preprocessing
 
 REQUIRED = ("images", "grades", "split", "case_id")
 FIXED_8BIT = Preprocessing("fixed_range", 0.0, 255.0)
@@ -70,7 +70,7 @@ def load_training_set(path: str | Path) -> TrainingSet:
 
 def medmnist_training_set(path: str | Path, splits: tuple[str, ...] = ("train", "val")) -> TrainingSet:
     """A MedMNIST ``.npz`` (8-bit images, labels N×1) as a training set; each image is its own case."""
-    from .volumes import read_npz_dataset
+    from DAECounterfactualLib.io.volumes import read_npz_dataset
 
     parts = [(split, read_npz_dataset(path, split)) for split in splits]
     images = np.concatenate([FIXED_8BIT.apply(data.images) for _, data in parts])

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from ..errors import InputError
 
 
 @contextmanager
@@ -27,12 +27,12 @@ def _timed(timings: dict[str, float], name: str):
 
 def run_demo(out: str | Path, bundle: str = "vcf-ct", task: str = "genant", preset: str = "standard",
              level: str = "L3", device: str = "cpu") -> dict[str, Any]:
-    from . import scene as mrml
-    from .logic import ExplanationLogic
-    from .render import save_strip
-    from .sampledata import sample_files
-    from .scoring import model_input, write_scores_csv
-    from .volumes import centroids_from_mask, read_volume
+    from ..mrml import scene as mrml
+    from ..mrml.logic import ExplanationLogic
+    from .strips import save_strip
+    from ..io.sampledata import sample_files
+    from ..inference.scores import model_input, write_scores_csv
+    from ..io.volumes import centroids_from_mask, read_volume
 
     out = Path(out)
     try:

@@ -20,11 +20,11 @@ import vtk
 
 import slicer
 
-from .errors import DAECFError, InputError
-from .pipeline import Explanation
-from .preprocessing import Preprocessing
-from .scoring import SCORE_COLUMNS
-from .volumes import LABELS_BY_LEVEL, Volume
+from ..errors import DAECFError, InputError
+from ..inference.explainer import Explanation
+from ..model.preprocessing import Preprocessing
+from ..inference.scores import SCORE_COLUMNS
+from ..io.volumes import LABELS_BY_LEVEL, Volume
 
 _COLUMN_TYPES = {"id": "int", "level": "string", "grade": "int", "grade_name": "string", "ood": "int"}
 DIFFERENCE_COLOR_ID = "vtkMRMLColorTableNodeFileDivergingBlueRed.txt"  # present in a full Slicer scene only

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bundle import BundleConfig
-from .errors import InputError
+from ..bundle.store import BundleConfig
+from ..errors import InputError
 from .geometry import Patch
-from .volumes import Volume
+from ..io.volumes import Volume
 
 MAX_INTENSITY = 1e7          # CT numbers and scanner MRI magnitudes fit in 16 bits; far beyond that means overflow
 MAX_LABEL_IDS = 64           # an image of fewer distinct non-negative integers is a label map (vertebrae: <= 28)

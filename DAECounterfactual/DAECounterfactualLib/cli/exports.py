@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .geometry import Patch, patch_as_volume
-from .pipeline import Explainer, Explanation
-from .render import save_strip
-from .scoring import volume_value_range
-from .volumes import Volume, write_volume
+from ..errors import InputError
+from ..inference.geometry import Patch, patch_as_volume
+from ..inference.explainer import Explainer, Explanation
+from .strips import save_strip
+from ..inference.scores import volume_value_range
+from ..io.volumes import Volume, write_volume
 
 
 def _safe(name: str) -> str:
