@@ -23,7 +23,7 @@ from DAECounterfactualLib.errors import DAECFError
 
 MODULE_DIR = os.path.dirname(__file__)
 REQUIREMENTS_FILE = os.path.join(MODULE_DIR, "Resources", "requirements-slicer.txt")
-IMPORT_NAMES = ("torch", "safetensors", "sklearn", "nrrd", "tqdm", "matplotlib", "PIL")
+IMPORT_NAMES = ("torch", "safetensors")
 LAYOUT_ID = 50500
 VIEW_PREFIX = "DAECF"
 

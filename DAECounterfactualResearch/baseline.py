@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from DAECounterfactualLib.errors import InputError
+
 from .task_fitting import grading_metrics
 
 MIN_SIZE = 32  # DenseNet121 halves the image five times

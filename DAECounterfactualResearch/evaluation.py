@@ -14,10 +14,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .bootstrap import bootstrap_intervals
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.metrics import mse, psnr, ssim
-from DAECounterfactualLib.model.probe import CalibrationError, fit_calibration, fit_probe
+from DAECounterfactualLib.model.probe import CalibrationError
+
+from .bootstrap import bootstrap_intervals
+from .probe_fitting import fit_calibration, fit_probe
 from .synthesis import Heights, component_at_centre, genant_grade, morphometry
 from .task_fitting import TaskRecipe, grading_metrics
 

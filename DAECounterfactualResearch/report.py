@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from DAECounterfactualLib.cli.bench import preset_label
-from .bootstrap import RESAMPLES
 from DAECounterfactualLib.cli.strips import save_strip
+
+from .bootstrap import RESAMPLES
 
 # (task, metric) -> the paper's figure: Table 3 (VerSe VCF, 96 px) and Table 4 (RetinaMNIST, 128 px)
 PAPER = {

@@ -15,7 +15,8 @@ import numpy as np
 
 from DAECounterfactualLib.bundle.store import MAX_EDIT_GAIN, TaskSpec
 from DAECounterfactualLib.errors import InputError
-from DAECounterfactualLib.model.probe import fit_calibration, fit_probe
+
+from .probe_fitting import fit_calibration, fit_probe
 
 
 @dataclass(frozen=True)

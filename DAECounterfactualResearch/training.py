@@ -23,11 +23,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from DAECounterfactualLib.model.config import DAEConfig
-from DAECounterfactualLib.model.diffusion import NoiseSchedule, ddim_invert, ddim_sample, diffusion_loss, loss_weights, predict_x0
 from DAECounterfactualLib.io.files import sha256_file
+from DAECounterfactualLib.model.config import DAEConfig
+from DAECounterfactualLib.model.diffusion import (NoiseSchedule, ddim_invert, ddim_sample, diffusion_loss, loss_weights,
+                                                  predict_x0)
 from DAECounterfactualLib.model.networks import count_parameters, make_model
+
+from .checkpoint import load_checkpoint, save_checkpoint
 from .precision import autocast_dtype
 
 

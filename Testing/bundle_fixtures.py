@@ -29,7 +29,7 @@ def write_ct_bundle(model, images: np.ndarray, tiny_config, folder):
     from DAECounterfactualLib.bundle.store import BundleConfig, LatentStats, StepPreset, TaskSpec, write_bundle
     from DAECounterfactualLib.inference.explainer import encode_images
     from DAECounterfactualLib.model.preprocessing import Preprocessing
-    from DAECounterfactualLib.model.probe import fit_calibration, fit_probe
+    from DAECounterfactualResearch.probe_fitting import fit_calibration, fit_probe
 
     z = encode_images(model, images)
     grades = np.array([1, 3, 0, 2])

@@ -66,7 +66,7 @@ def blob_bundle(overfit_dae, tiny_config, tmp_path_factory):
     from DAECounterfactualLib.bundle.store import BundleConfig, LatentStats, StepPreset, TaskSpec, write_bundle
     from DAECounterfactualLib.inference.explainer import encode_images
     from DAECounterfactualLib.model.preprocessing import Preprocessing
-    from DAECounterfactualLib.model.probe import fit_calibration, fit_probe
+    from DAECounterfactualResearch.probe_fitting import fit_calibration, fit_probe
 
     model, images = overfit_dae
     z = encode_images(model, images.numpy())

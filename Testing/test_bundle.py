@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from DAECounterfactualLib.bundle.store import (BundleConfig, LatentStats, TaskSpec, add_task, available_bundles,
-                                         load_bundle, resolve_bundle, write_bundle)
+                                               load_bundle, resolve_bundle, write_bundle)
 from DAECounterfactualLib.cli.commands import main as cli_main
 from DAECounterfactualLib.errors import BundleError
 from DAECounterfactualLib.model.networks import make_model
 from DAECounterfactualLib.model.preprocessing import Preprocessing
-from DAECounterfactualLib.model.probe import fit_calibration, fit_probe
+from DAECounterfactualResearch.probe_fitting import fit_calibration, fit_probe
 
 
 def _task(name, z_dim, seed=0, grades=("G0", "G1", "G2", "G3"), positive=2):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from DAECounterfactualLib.model.diffusion import (DiffusionConfig, NoiseSchedule, ddim_invert, ddim_move, ddim_sample,
-                                            diffusion_loss)
+                                                  diffusion_loss)
 
 RECONSTRUCTION_MSE_AT_50_STEPS = 2e-3  # stated error for the overfitted tiny DAE (measured ~3e-4)
 

@@ -76,7 +76,7 @@ def test_probe_table_has_every_probe_and_calibration_and_auc_from_distances():
     rows = probe_table(RECIPE, z_train, g_train, z_eval, g_eval, c=1.0)
     assert [(r["probe"], r["calibration"]) for r in rows] == [
         (p, c) for p in ("svm", "logistic") for c in ("linear", "extremes", "poly3")]
-    from DAECounterfactualLib.model.probe import fit_probe
+    from DAECounterfactualResearch.probe_fitting import fit_probe
 
     use = g_train != 1
     probe = fit_probe(z_train[use], g_train[use] >= 2, kind="svm", C=1.0)
@@ -302,7 +302,7 @@ def test_report_puts_faithfulness_next_to_the_rulers_agreement_on_real_images():
 
 def test_edit_gain_is_fitted_from_the_re_encoding_response(overfit_dae, blob_bundle):
     from DAECounterfactualResearch.task_fitting import (MIN_RESPONSE_CORRELATION, MIN_RESPONSE_SLOPE, edit_response,
-                                                   fit_edit_gain)
+                                                        fit_edit_gain)
 
     explainer = Explainer(load_bundle(blob_bundle))
     spec = explainer.bundle.task("size")

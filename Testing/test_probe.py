@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from DAECounterfactualLib.model.probe import (Calibration, CalibrationError, LinearProbe, balanced_weights,
-                                        fit_calibration, fit_probe, sweep_distances)
+from DAECounterfactualLib.model.probe import Calibration, CalibrationError, LinearProbe, sweep_distances
+from DAECounterfactualResearch.probe_fitting import balanced_weights, fit_calibration, fit_probe
 
 DIM = 6
 finite = st.floats(-5, 5, allow_nan=False, allow_infinity=False)

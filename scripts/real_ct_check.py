@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 
 from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle  # noqa: E402
 from DAECounterfactualLib.inference.explainer import Explainer  # noqa: E402
-from DAECounterfactualLib.model.probe import fit_probe  # noqa: E402
+from DAECounterfactualResearch.probe_fitting import fit_probe  # noqa: E402
 from DAECounterfactualResearch.task_fitting import TaskRecipe  # noqa: E402
 from experiment_cli import add_bundle_arguments  # noqa: E402
 from train_dae import load_data, load_experiment  # noqa: E402
