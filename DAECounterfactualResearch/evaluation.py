@@ -8,22 +8,27 @@ height loss give that grade (faithfulness), and how much of the image outside th
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from DAECounterfactualLib.errors import InputError
+from DAECounterfactualLib.inference.scores import cut_patch, to_model_input, volume_value_range
 from DAECounterfactualLib.inference.metrics import mse, psnr, ssim
 from DAECounterfactualLib.model.probe import CalibrationError
 
 from .bootstrap import bootstrap_intervals
 from .probe_fitting import fit_calibration, fit_probe
-from .synthesis import Heights, component_at_centre, genant_grade, morphometry
+from .synthesis import (FRACTURE_KINDS, Heights, component_at_centre, genant_grade, make_spine_phantom,
+                        morphometry)
 from .task_fitting import TaskRecipe, grading_metrics
 
 CALIBRATIONS = ("linear", "extremes", "poly")
+CV_METRICS = ("auc", "mae", "macro_f1")
 PROBES = ("svm", "logistic")
 
 
@@ -77,6 +82,21 @@ def probe_table(recipe: TaskRecipe, z_train: np.ndarray, g_train: np.ndarray, z_
             rows.append(row)
     return rows
 
+
+def cross_validated_rows(recipe: TaskRecipe, z: np.ndarray, grades: np.ndarray, c: float, folds: int,
+                         groups: np.ndarray, strata: np.ndarray | None = None) -> list[dict]:
+    """probe_table's rows averaged over folds that keep each group (case) in one fold, stratified by grade."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    per_fold = []
+    for train, held in StratifiedGroupKFold(folds, shuffle=True, random_state=0).split(z, grades, groups):
+        fold_strata = None if strata is None else strata[train]
+        per_fold.append(probe_table(recipe, z[train], grades[train], z[held], grades[held], c, fold_strata))
+    rows = []
+    for k, first in enumerate(per_fold[0]):
+        rows.append({"probe": first["probe"], "calibration": first["calibration"],
+                     **{m: float(np.mean([fold[k][m] for fold in per_fold])) for m in CV_METRICS}})
+    return rows
 
 INTERVAL_FIGURES = ("auc", "mae", "macro_f1", "accuracy", "validity", "reflection_validity", "faithfulness")
 
@@ -164,6 +184,9 @@ def reconstruction_by_preset(explainer, images: np.ndarray) -> dict[str, dict[st
         results[name] = reconstruction_quality(images, np.stack(reconstructions)) | {
             "steps": vars(steps).copy(), "seconds_per_image": (time.perf_counter() - started) / len(images)}
     return results
+
+
+RULER_LABEL = 21  # the middle vertebra of a phantom (T9-T11 by default)
 
 
 @dataclass(frozen=True)
@@ -255,6 +278,41 @@ def ruler_agreement(measure: BodyMeasure, images: np.ndarray, grades: np.ndarray
             "agreement_by_grade": by_grade,
             "agreement_grade_balanced": float(np.nanmean(by_grade)),  # counterfactuals target every grade alike
             "mean_loss_by_grade": _mean_by_grade(losses, grades, n_grades)}
+
+
+def _phantom_patch(config, phantom, offset: float) -> np.ndarray:
+    """The model input of the middle vertebra, cut as the module cuts it but ``offset`` mm off its centre."""
+    ras = next(p.ras for p in phantom.positions if p.label == RULER_LABEL)
+    patch = cut_patch(config, phantom.volume, ras, offset)
+    return to_model_input(config, [patch], volume_value_range(config, phantom.volume))[0]
+
+
+def pair_readings(config, measure: BodyMeasure, seed: int, loss: float, kind: str,
+                  offsets: tuple[float, ...]) -> list[dict]:
+    """Both rulers' height loss of one fractured phantom vertebra, at each lateral offset."""
+    intact, fractured = make_spine_phantom(seed=seed), make_spine_phantom(seed=seed, fractures={RULER_LABEL: (loss, kind)})
+    readings = []
+    for offset in offsets:
+        before, after = measure.heights(_phantom_patch(config, intact, offset)), measure.heights(_phantom_patch(config, fractured, offset))
+        if before is None or after is None:
+            continue
+        readings.append({"kind": kind, "loss": loss, "offset": offset, "ratio": after.height_loss,
+                         "reference": reference_height_loss(after, before)})
+    return readings
+
+
+def ruler_summary_rows(readings: list[dict]) -> list[str]:
+    """Per ruler and fracture kind: patches, grade agreement, mean and SD of the height-loss error."""
+    rows = []
+    for ruler in ("ratio", "reference"):
+        for kind in FRACTURE_KINDS:
+            sample = [r for r in readings if r["kind"] == kind]
+            if not sample:
+                continue
+            error = np.array([r[ruler] - r["loss"] for r in sample])
+            agree = np.mean([genant_grade(r[ruler]) == genant_grade(r["loss"]) for r in sample])
+            rows.append(f"{ruler} | {kind} | {len(sample)} | {agree:.2f} | {error.mean():+.3f} | {error.std():.3f}")
+    return rows
 
 
 def proximity(counterfactual: np.ndarray, reconstruction: np.ndarray, body: np.ndarray,
@@ -362,3 +420,40 @@ def _from_intact_summary(cases: list[dict[str, Any]], n_grades: int) -> dict[str
     return {"faithfulness_from_intact": float(np.mean(measured[ok] == targets[ok])),
             "faithfulness_from_intact_cases": len(cases),
             "faithfulness_from_intact_by_target": _agreement_by_grade(measured[ok], targets[ok], n_grades)}
+
+
+def spread(n: int, grades: np.ndarray) -> np.ndarray:
+    """Indices of ``n`` cases spread over every grade (round robin over grades, evenly within each)."""
+    by_grade = [np.flatnonzero(grades == g) for g in np.unique(grades[grades >= 0])]
+    picks = [part[np.linspace(0, len(part) - 1, min(len(part), n)).round().astype(int)] for part in by_grade]
+    order = [p[k] for k in range(max(map(len, picks))) for p in picks if k < len(p)]
+    return np.array(sorted(order[:n]), dtype=int)
+
+
+def previous_baseline(out: Path, results: dict, task: str) -> dict | None:
+    """The baseline entry of an earlier evaluation of the same data (by content, not file name) and split."""
+    path = out / "results.json"
+    if not path.exists():
+        return None
+    earlier = json.loads(path.read_text(encoding="utf-8"))
+    if (earlier.get("data_sha256"), earlier.get("split")) != (results["data_sha256"], results["split"]):
+        return None
+    return earlier.get("tasks", {}).get(task, {}).get("baseline")
+
+
+def grouped_auc(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, fit) -> float:
+    """AUC of out-of-fold scores, folds by group; ``fit(x, y)`` returns a scoring function."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import GroupKFold
+
+    scores = np.zeros(len(labels))
+    for train, held in GroupKFold(min(5, len(set(groups)))).split(features, labels, groups):
+        scores[held] = fit(features[train], labels[train])(features[held])
+    return float(roc_auc_score(labels, scores))
+
+
+def pixel_change(images: np.ndarray, keys: np.ndarray, simulated: np.ndarray, fractured: np.ndarray) -> float:
+    """Mean |simulated fracture - the same body's intact patch| over pixels and fractured patches."""
+    intact = {k: i for i, k in enumerate(keys) if not simulated[i]}
+    pairs = [(i, intact[keys[i]]) for i in np.flatnonzero(simulated & fractured) if keys[i] in intact]
+    return float(np.mean([np.abs(images[i] - images[j]).mean() for i, j in pairs]))

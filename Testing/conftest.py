@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "DAECounterfactual"))
 
 SHARED_DATA = REPO.parent / "shared" / "data"
+SCRIPTS = REPO / "scripts"
 
 
 def pytest_configure(config):
     import torch
 
     torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def script_main():
+    """``script_main("build_dataset")``: the ``main(argv)`` of scripts/build_dataset.py (or scripts/studies/...), to
+    run a documented command in-process; what it is built of is imported from DAECounterfactualResearch."""
+    import runpy
+
+    def load(name: str):
+        (path,) = SCRIPTS.rglob(f"{name}.py")
+        return runpy.run_path(str(path), run_name=f"script_{name}")["main"]
+
+    return load
 
 
 @pytest.fixture(scope="session")

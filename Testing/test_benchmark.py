@@ -49,11 +49,7 @@ def test_table_lists_every_preset(report):
 
 
 def test_tune_presets_counts_inversion_calls_and_parses_candidates(blob_bundle, overfit_dae):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from tune_presets import measure, parse_candidate
+    from DAECounterfactualResearch.preset_tuning import measure, parse_candidate
 
     from DAECounterfactualLib.bundle.store import StepPreset
 

@@ -14,7 +14,6 @@ import pytest
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.geometry import patch_pixel_to_ras
 from DAECounterfactualResearch.synthesis import export_phantom, genant_grade, make_spine_phantom
-from script_loader import load_script
 from spine_testdata import real_data
 
 SMALL = {"shape": (96, 80, 72), "labels": (20, 21, 22)}
@@ -22,7 +21,14 @@ SMALL = {"shape": (96, 80, 72), "labels": (20, 21, 22)}
 
 @pytest.fixture(scope="module")
 def build():
-    return load_script("build_dataset")
+    import DAECounterfactualResearch.dataset_building as build
+
+    return build
+
+
+@pytest.fixture(scope="module")
+def build_main(script_main):
+    return script_main("build_dataset")
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -62,12 +68,12 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
-def test_ct_preset_builds_a_consistent_patient_split_dataset(build, fake_root, tmp_path):
+def test_ct_preset_builds_a_consistent_patient_split_dataset(fake_root, tmp_path, build_main):
     out = tmp_path / "ct"
     argv = ["--preset", "ct", "--data-root", str(fake_root), "--out", str(out), "--size-px", "48",
             "--lateral-offsets=-3,0,3", "--fracture-losses", "0.3", "--fracture-kinds", "wedge,crush",
             "--phantoms", "2", "--split-fractions", "0.5,0.25,0.25"]
-    assert build.main(argv) == 0
+    assert build_main(argv) == 0
     data = load_npz(out / "dataset.npz")
     n = len(data["images"])
     assert data["images"].dtype == np.float16 and data["images"].shape[1:] == (1, 48, 48)
@@ -109,12 +115,12 @@ def test_ct_preset_builds_a_consistent_patient_split_dataset(build, fake_root, t
     assert manifest["settings"]["preprocessing"] == {"kind": "ct_window", "low": -1000.0, "high": 1500.0}
 
 
-def test_mri_preset_keeps_subject_groups_together_and_skips_duplicates(build, fake_root, tmp_path):
+def test_mri_preset_keeps_subject_groups_together_and_skips_duplicates(fake_root, tmp_path, build_main):
     out = tmp_path / "mri"
     for seed in range(4):  # whatever the shuffle, the two cases of one subject share a split
         argv = ["--preset", "mri", "--data-root", str(fake_root), "--out", str(out), "--size-px", "32",
                 "--lateral-offsets", "0", "--fracture-losses=", "--seed", str(seed)]
-        assert build.main(argv) == 0
+        assert build_main(argv) == 0
         data = load_npz(out / "dataset.npz")
         assert sorted(set(data["case_id"])) == ["vb3_00", "vb3_01", "vb3_02"]
         splits = {case: set(data["split"][data["case_id"] == case]) for case in ("vb3_00", "vb3_01")}
@@ -123,24 +129,24 @@ def test_mri_preset_keeps_subject_groups_together_and_skips_duplicates(build, fa
     assert json.loads((out / "manifest.json").read_text())["settings"]["preprocessing"]["kind"] == "percentile"
 
 
-def test_mri_preset_simulates_fractures_on_intact_bodies_from_their_masks(build, fake_root, tmp_path):
+def test_mri_preset_simulates_fractures_on_intact_bodies_from_their_masks(fake_root, tmp_path, build_main):
     out = tmp_path / "mri-fractures"
     argv = ["--preset", "mri", "--data-root", str(fake_root), "--out", str(out), "--size-px", "32",
             "--lateral-offsets", "0", "--fracture-losses", "0.45", "--fracture-kinds", "wedge"]
-    assert build.main(argv) == 0
+    assert build_main(argv) == 0
     data = load_npz(out / "dataset.npz")
     simulated = data["simulated"]
     assert simulated.sum() > 0 and set(data["grades"][simulated].tolist()) == {3}
     assert set(data["label"][simulated].tolist()) <= {20, 22}  # only the intact (grade 0) bodies are fractured
 
 
-def test_simulations_per_body_keeps_one_fracture_per_intact_body_and_repeats_its_draw(build, fake_root, tmp_path):
+def test_simulations_per_body_keeps_one_fracture_per_intact_body_and_repeats_its_draw(fake_root, tmp_path, build_main):
     argv = ["--preset", "ct", "--data-root", str(fake_root), "--size-px", "48", "--lateral-offsets=-3,0,3",
             "--fracture-losses", "0.22,0.45", "--fracture-kinds", "wedge,crush", "--phantoms", "0",
             "--simulations-per-body", "1"]
     built = []
     for name in ("a", "b"):
-        assert build.main(argv + ["--out", str(tmp_path / name)]) == 0
+        assert build_main(argv + ["--out", str(tmp_path / name)]) == 0
         built.append(load_npz(tmp_path / name / "dataset.npz"))
     data = built[0]
     intact = ~data["simulated"] & (data["grades"] == 0)
@@ -174,12 +180,12 @@ def test_assign_splits_is_deterministic_by_group(build):
     assert build.assign_splits(groups, (0.7, 0.15, 0.15), seed=2) != first
 
 
-def test_intensity_range_rewindows_the_same_patches(build, fake_root, tmp_path):
+def test_intensity_range_rewindows_the_same_patches(fake_root, tmp_path, build_main):
     """A bone window (-200..800 HU) gives the same patches as the default window, only rescaled and clipped."""
     common = ["--preset", "ct", "--data-root", str(fake_root), "--size-px", "32", "--lateral-offsets=0",
               "--fracture-losses", "0.3", "--fracture-kinds", "wedge", "--phantoms", "1", "--limit-cases", "1"]
-    assert build.main(common + ["--out", str(tmp_path / "wide")]) == 0
-    assert build.main(common + ["--out", str(tmp_path / "bone"), "--intensity-range=-200,800"]) == 0
+    assert build_main(common + ["--out", str(tmp_path / "wide")]) == 0
+    assert build_main(common + ["--out", str(tmp_path / "bone"), "--intensity-range=-200,800"]) == 0
     wide, bone = load_npz(tmp_path / "wide" / "dataset.npz"), load_npz(tmp_path / "bone" / "dataset.npz")
     assert json.loads((tmp_path / "bone" / "manifest.json").read_text())["settings"]["preprocessing"] == {
         "kind": "ct_window", "low": -200.0, "high": 800.0}
@@ -192,20 +198,20 @@ def test_intensity_range_rewindows_the_same_patches(build, fake_root, tmp_path):
 
 
 @pytest.mark.parametrize("text", ["800,-200", "100", "a,b"])
-def test_intensity_range_must_be_an_increasing_pair(build, fake_root, tmp_path, text):
+def test_intensity_range_must_be_an_increasing_pair(fake_root, tmp_path, text, build_main):
     with pytest.raises(InputError, match="--intensity-range needs LOW,HIGH"):
-        build.main(["--preset", "ct", "--data-root", str(fake_root), "--out", str(tmp_path / "o"),
+        build_main(["--preset", "ct", "--data-root", str(fake_root), "--out", str(tmp_path / "o"),
                     f"--intensity-range={text}"])
 
 
-def test_missing_data_root_is_a_clear_error(build, tmp_path):
+def test_missing_data_root_is_a_clear_error(tmp_path, build_main):
     with pytest.raises(InputError, match="vertebrae.csv: no such file \\(is --data-root right\\?\\)"):
-        build.main(["--preset", "ct", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])
+        build_main(["--preset", "ct", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])
 
 
-def test_retina_preset_on_the_real_data(build, tmp_path):
+def test_retina_preset_on_the_real_data(tmp_path, build_main):
     root = real_data()
-    assert build.main(["--preset", "retina", "--data-root", str(root), "--out", str(tmp_path)]) == 0
+    assert build_main(["--preset", "retina", "--data-root", str(root), "--out", str(tmp_path)]) == 0
     data = load_npz(tmp_path / "dataset.npz")
     assert data["images"].shape == (1200, 3, 28, 28)
     val = data["split"] == "val"
@@ -215,11 +221,11 @@ def test_retina_preset_on_the_real_data(build, tmp_path):
     assert manifest["inputs"][0]["path"] == "retinamnist/retinamnist.npz"
 
 
-def test_ct_preset_on_the_real_data(build, tmp_path):
+def test_ct_preset_on_the_real_data(tmp_path, build_main):
     root = real_data()
     argv = ["--preset", "ct", "--data-root", str(root), "--out", str(tmp_path), "--phantoms", "0",
             "--lateral-offsets", "0", "--fracture-losses", "0.3", "--fracture-kinds", "wedge"]
-    assert build.main(argv) == 0
+    assert build_main(argv) == 0
     data = load_npz(tmp_path / "dataset.npz")
     assert set(data["case_id"]) == {"totalseg_example", "tptbox_sample"}
     plain = ~data["simulated"]

@@ -339,17 +339,16 @@ def test_latent_geometry_finds_a_probe_along_a_faint_direction():
 
 
 def test_a_baseline_is_reused_only_for_the_same_data_content(tmp_path):
-    from script_loader import load_script
+    from DAECounterfactualResearch.evaluation import previous_baseline
 
-    module = load_script("evaluate")
     earlier = {"data": "dataset.npz", "data_sha256": "a" * 64, "split": "test",
                "tasks": {"genant": {"baseline": {"auc": 0.99}}}}
     (tmp_path / "results.json").write_text(json.dumps(earlier))
     same = {"data": "dataset.npz", "data_sha256": "a" * 64, "split": "test"}
-    assert module.previous_baseline(tmp_path, same, "genant") == {"auc": 0.99}
+    assert previous_baseline(tmp_path, same, "genant") == {"auc": 0.99}
     rebuilt = {**same, "data_sha256": "b" * 64}  # same file name, other content: its baseline does not apply
-    assert module.previous_baseline(tmp_path, rebuilt, "genant") is None
-    assert module.previous_baseline(tmp_path, {**same, "split": "val"}, "genant") is None
+    assert previous_baseline(tmp_path, rebuilt, "genant") is None
+    assert previous_baseline(tmp_path, {**same, "split": "val"}, "genant") is None
 
 
 def test_plots_replace_the_strips_of_an_earlier_run(overfit_dae, blob_bundle, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from bundle_fixtures import CT_WINDOW, GRADE_NAMES, PATCH_PX, PATCH_SPACING, ct_bundle_path  # noqa: F401
 from DAECounterfactualLib.bundle.store import load_bundle
 from DAECounterfactualResearch.datasets import TrainingSet
-from script_loader import load_script
+from DAECounterfactualResearch.model_card import with_task_lines
 
 CARD = """# x
 
@@ -27,18 +27,17 @@ Small.
 
 
 def test_task_lines_are_replaced_and_the_rest_of_the_card_kept():
-    refit = load_script("refit_tasks")
-    card = refit.with_task_lines(CARD, ["- Tasks refitted by a script.", "- Task `a` (new): validation AUC 0.9."])
+    card = with_task_lines(CARD, ["- Tasks refitted by a script.", "- Task `a` (new): validation AUC 0.9."])
     assert card == CARD.replace("""- Task `a` (grade >= 1 positive; probe svm): validation AUC 0.5.
   Counterfactual edits move along the normal's projection.
 - Task `b` (grade >= 1 positive; probe svm): validation AUC 0.6.
 """, """- Tasks refitted by a script.
 - Task `a` (new): validation AUC 0.9.
 """)
-    assert refit.with_task_lines(card, ["- Task `a` (again)."]).count("- Task") == 1  # a second refit: no leftovers
+    assert with_task_lines(card, ["- Task `a` (again)."]).count("- Task") == 1  # a second refit: no leftovers
     last = CARD.split("\n## Limitations")[0] + "\n"  # Validation as the card's last section
-    assert refit.with_task_lines(last, ["- Task `c`."]).endswith("- EMA reconstruction MSE 1e-5.\n- Task `c`.\n")
-    assert refit.with_task_lines("# x\nby hand\n", ["- Task `c`."]) == "# x\nby hand\n\n## Validation\n- Task `c`.\n"
+    assert with_task_lines(last, ["- Task `c`."]).endswith("- EMA reconstruction MSE 1e-5.\n- Task `c`.\n")
+    assert with_task_lines("# x\nby hand\n", ["- Task `c`."]) == "# x\nby hand\n\n## Validation\n- Task `c`.\n"
 
 
 def _experiment(tmp_path, tasks):
@@ -58,14 +57,15 @@ def _experiment(tmp_path, tasks):
     return tmp_path / "experiment.json"
 
 
-def test_refit_writes_a_copy_with_the_config_recipe_and_leaves_the_source(ct_bundle_path, tmp_path):  # noqa: F811
-    refit = load_script("refit_tasks")
+def test_refit_writes_a_copy_with_the_config_recipe_and_leaves_the_source(ct_bundle_path, tmp_path,  # noqa: F811
+                                                                          script_main):
+    refit = script_main("refit_tasks")
     task = {"name": "genant", "grade_names": list(GRADE_NAMES), "positive_min_grade": 2, "calibration": "extremes",
             "probe_components": 4, "edit_components": 2, "c_grid": [0.1]}
     config = _experiment(tmp_path, [task])
     source = load_bundle(ct_bundle_path)
     out = tmp_path / "refitted"
-    assert refit.main([str(config), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
+    assert refit([str(config), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
                        "--out", str(out), "--gain-images", "0"]) == 0
     copy, again = load_bundle(out), load_bundle(ct_bundle_path)
     assert again.bundle_id == source.bundle_id and copy.bundle_id != source.bundle_id  # source untouched
@@ -79,7 +79,7 @@ def test_refit_writes_a_copy_with_the_config_recipe_and_leaves_the_source(ct_bun
     assert "top 2 principal directions" in card and f"the DAE is that of `{source.bundle_id}`" in card
     assert "## Counterfactual edit gain" not in card
     np.testing.assert_array_equal(copy.latent_stats.mean, source.latent_stats.mean)  # same encoder, same stats
-    assert refit.main([str(config), "--data-root", str(tmp_path), "--bundle", str(out),  # a refit of a refit
+    assert refit([str(config), "--data-root", str(tmp_path), "--bundle", str(out),  # a refit of a refit
                        "--out", str(tmp_path / "gained"), "--gain-images", "2"]) == 0
     gained = load_bundle(tmp_path / "gained")
     card = gained.model_card
@@ -89,16 +89,16 @@ def test_refit_writes_a_copy_with_the_config_recipe_and_leaves_the_source(ct_bun
 
 
 def test_refit_refuses_an_existing_folder_and_a_config_of_another_bundle(ct_bundle_path, tmp_path,  # noqa: F811
-                                                                           capsys):
-    refit = load_script("refit_tasks")
+                                                                           capsys, script_main):
+    refit = script_main("refit_tasks")
     task = {"name": "other", "grade_names": list(GRADE_NAMES), "positive_min_grade": 2}
     config = _experiment(tmp_path, [task])
     with pytest.raises(SystemExit):
-        refit.main([str(config), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
+        refit([str(config), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
                     "--out", str(tmp_path / "new")])
     assert "names tasks ['other'] but" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        refit.main([str(config), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
+        refit([str(config), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
                     "--out", str(tmp_path)])
     assert "exists; name a new folder" in capsys.readouterr().err
     task["name"] = "genant"
@@ -107,22 +107,22 @@ def test_refit_refuses_an_existing_folder_and_a_config_of_another_bundle(ct_bund
     experiment["bundle"]["preprocessing"]["high"] = 1500.0
     other_window.write_text(json.dumps(experiment))
     with pytest.raises(SystemExit):
-        refit.main([str(other_window), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
+        refit([str(other_window), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
                     "--out", str(tmp_path / "new")])
     assert "preprocessing {'kind': 'ct_window', 'low': -200.0, 'high': 800.0} (config:" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset.npz", "experiment.json"]  # nothing written
 
 
-def test_a_failed_refit_leaves_no_folder_behind(ct_bundle_path, tmp_path, monkeypatch):  # noqa: F811
-    refit = load_script("refit_tasks")
+def test_a_failed_refit_leaves_no_folder_behind(ct_bundle_path, tmp_path, monkeypatch, script_main):  # noqa: F811
+    refit = script_main("refit_tasks")
     task = {"name": "genant", "grade_names": list(GRADE_NAMES), "positive_min_grade": 2}
     config = _experiment(tmp_path, [task])
 
     def broken(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(refit, "fit_tasks", broken)
+    monkeypatch.setitem(refit.__globals__, "fit_tasks", broken)
     with pytest.raises(RuntimeError, match="interrupted"):
-        refit.main([str(config), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
+        refit([str(config), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
                     "--out", str(tmp_path / "new")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset.npz", "experiment.json"]

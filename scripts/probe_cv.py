@@ -13,38 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "DAECounterfactual"))
-sys.path.insert(0, str(REPO / "scripts"))
-
-import numpy as np  # noqa: E402
-
-from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle  # noqa: E402
-from DAECounterfactualResearch.evaluation import probe_table  # noqa: E402
-from DAECounterfactualLib.inference.explainer import Explainer  # noqa: E402
-from DAECounterfactualResearch.task_fitting import TaskRecipe  # noqa: E402
-from experiment_cli import add_bundle_arguments, chosen_task  # noqa: E402
-from train_dae import load_data, load_experiment  # noqa: E402
-
-METRICS = ("auc", "mae", "macro_f1")
-
-
-def cross_validated_rows(recipe: TaskRecipe, z: np.ndarray, grades: np.ndarray, c: float, folds: int,
-                         groups: np.ndarray, strata: np.ndarray | None = None) -> list[dict]:
-    """probe_table's rows averaged over folds that keep each group (case) in one fold, stratified by grade."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    per_fold = []
-    for train, held in StratifiedGroupKFold(folds, shuffle=True, random_state=0).split(z, grades, groups):
-        fold_strata = None if strata is None else strata[train]
-        per_fold.append(probe_table(recipe, z[train], grades[train], z[held], grades[held], c, fold_strata))
-    rows = []
-    for k, first in enumerate(per_fold[0]):
-        rows.append({"probe": first["probe"], "calibration": first["calibration"],
-                     **{m: float(np.mean([fold[k][m] for fold in per_fold])) for m in METRICS}})
-    return rows
+from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle
+from DAECounterfactualLib.inference.explainer import Explainer
+from DAECounterfactualResearch.evaluation import cross_validated_rows
+from DAECounterfactualResearch.experiment import add_bundle_arguments, chosen_task, load_data, load_experiment
+from DAECounterfactualResearch.task_fitting import TaskRecipe
 
 
 def main(argv: list[str] | None = None) -> int:

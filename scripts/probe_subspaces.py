@@ -17,20 +17,14 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "DAECounterfactual"))
-sys.path.insert(0, str(REPO / "scripts"))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle  # noqa: E402
-from DAECounterfactualLib.inference.explainer import Explainer  # noqa: E402
-from DAECounterfactualResearch.task_fitting import TaskRecipe, edit_response, fit_task  # noqa: E402
-from fit_edit_gain import gain_images  # noqa: E402
-from experiment_cli import add_bundle_arguments, chosen_task  # noqa: E402
-from train_dae import load_data, load_experiment  # noqa: E402
+from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle
+from DAECounterfactualLib.inference.explainer import Explainer
+from DAECounterfactualResearch.bundle_making import gain_images
+from DAECounterfactualResearch.experiment import add_bundle_arguments, chosen_task, load_data, load_experiment
+from DAECounterfactualResearch.task_fitting import TaskRecipe, edit_response, fit_task
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,38 +14,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "DAECounterfactual"))
-sys.path.insert(0, str(REPO / "scripts"))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle  # noqa: E402
-from DAECounterfactualLib.inference.explainer import Explainer  # noqa: E402
-from DAECounterfactualResearch.probe_fitting import fit_probe  # noqa: E402
-from DAECounterfactualResearch.task_fitting import TaskRecipe  # noqa: E402
-from experiment_cli import add_bundle_arguments  # noqa: E402
-from train_dae import load_data, load_experiment  # noqa: E402
-
-
-def grouped_auc(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, fit) -> float:
-    """AUC of out-of-fold scores, folds by group; ``fit(x, y)`` returns a scoring function."""
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import GroupKFold
-
-    scores = np.zeros(len(labels))
-    for train, held in GroupKFold(min(5, len(set(groups)))).split(features, labels, groups):
-        scores[held] = fit(features[train], labels[train])(features[held])
-    return float(roc_auc_score(labels, scores))
-
-
-def pixel_change(images: np.ndarray, keys: np.ndarray, simulated: np.ndarray, fractured: np.ndarray) -> float:
-    """Mean |simulated fracture - the same body's intact patch| over pixels and fractured patches."""
-    intact = {k: i for i, k in enumerate(keys) if not simulated[i]}
-    pairs = [(i, intact[keys[i]]) for i in np.flatnonzero(simulated & fractured) if keys[i] in intact]
-    return float(np.mean([np.abs(images[i] - images[j]).mean() for i, j in pairs]))
+from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle
+from DAECounterfactualLib.inference.explainer import Explainer
+from DAECounterfactualResearch.evaluation import grouped_auc, pixel_change
+from DAECounterfactualResearch.experiment import add_bundle_arguments, load_data, load_experiment
+from DAECounterfactualResearch.probe_fitting import fit_probe
+from DAECounterfactualResearch.task_fitting import TaskRecipe
 
 
 def main(argv: list[str] | None = None) -> int:

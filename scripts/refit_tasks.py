@@ -17,33 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "DAECounterfactual"))
-sys.path.insert(0, str(REPO / "scripts"))
-
-from DAECounterfactualLib.bundle.store import add_task, load_bundle, resolve_bundle  # noqa: E402
-from DAECounterfactualLib.inference.explainer import Explainer  # noqa: E402
-from experiment_cli import add_bundle_arguments  # noqa: E402
-from fit_edit_gain import GAIN_HEADING, fitted_tasks, gain_images, with_gain_section  # noqa: E402
-from make_bundle import fit_tasks, task_card_lines  # noqa: E402
-from train_dae import load_data, load_experiment, patch_differences  # noqa: E402
-
-VALIDATION_HEADING = "## Validation"
-TASK_LINE = "- Task"  # "- Task `name` (...)" lines, and the "- Tasks refitted ..." line this script adds
-
-
-def with_task_lines(card: str, lines: list[str]) -> str:
-    """The model card with the task lines of its Validation section (and their indented continuations) replaced
-    by ``lines``; the rest of the card (training data, compute, limitations) is kept as it was. A card without
-    that section gets one at its end."""
-    head, heading, rest = card.partition(f"\n{VALIDATION_HEADING}\n")
-    if not heading:  # a hand-written card: the task lines get a section of their own
-        return card.rstrip("\n") + f"\n\n{VALIDATION_HEADING}\n" + "\n".join(lines) + "\n"
-    section, next_heading, tail = rest.partition("\n## ")
-    kept = [line for line in section.split("\n") if not line.startswith((TASK_LINE, "  "))]
-    while kept and not kept[-1].strip():
-        kept.pop()
-    return head + heading + "\n".join(kept + lines) + "\n" + ("\n## " + tail if next_heading else "")
+from DAECounterfactualLib.bundle.store import add_task, load_bundle, resolve_bundle
+from DAECounterfactualLib.inference.explainer import Explainer
+from DAECounterfactualResearch.bundle_making import fit_tasks, fitted_tasks, gain_images
+from DAECounterfactualResearch.experiment import add_bundle_arguments, load_data, load_experiment, patch_differences
+from DAECounterfactualResearch.model_card import GAIN_HEADING, task_card_lines, with_gain_section, with_task_lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,56 +14,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "DAECounterfactual"))
-sys.path.insert(0, str(REPO / "scripts"))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle  # noqa: E402
-from DAECounterfactualResearch.evaluation import BodyMeasure, ct_body_measure, reference_height_loss  # noqa: E402
-from DAECounterfactualLib.inference.scores import cut_patch, to_model_input, volume_value_range  # noqa: E402
-from DAECounterfactualResearch.synthesis import FRACTURE_KINDS, genant_grade, make_spine_phantom  # noqa: E402
-from experiment_cli import add_bundle_arguments  # noqa: E402
-from train_dae import load_experiment  # noqa: E402
-
-LABEL = 21  # the middle vertebra of a phantom (T9-T11 by default)
-
-
-def _patch(config, phantom, offset: float) -> np.ndarray:
-    """The model input of the middle vertebra, cut as the module cuts it but ``offset`` mm off its centre."""
-    ras = next(p.ras for p in phantom.positions if p.label == LABEL)
-    patch = cut_patch(config, phantom.volume, ras, offset)
-    return to_model_input(config, [patch], volume_value_range(config, phantom.volume))[0]
-
-
-def pair_readings(config, measure: BodyMeasure, seed: int, loss: float, kind: str,
-                  offsets: tuple[float, ...]) -> list[dict]:
-    """Both rulers' height loss of one fractured phantom vertebra, at each lateral offset."""
-    intact, fractured = make_spine_phantom(seed=seed), make_spine_phantom(seed=seed, fractures={LABEL: (loss, kind)})
-    readings = []
-    for offset in offsets:
-        before, after = measure.heights(_patch(config, intact, offset)), measure.heights(_patch(config, fractured, offset))
-        if before is None or after is None:
-            continue
-        readings.append({"kind": kind, "loss": loss, "offset": offset, "ratio": after.height_loss,
-                         "reference": reference_height_loss(after, before)})
-    return readings
-
-
-def summary_rows(readings: list[dict]) -> list[str]:
-    rows = []
-    for ruler in ("ratio", "reference"):
-        for kind in FRACTURE_KINDS:
-            sample = [r for r in readings if r["kind"] == kind]
-            if not sample:
-                continue
-            error = np.array([r[ruler] - r["loss"] for r in sample])
-            agree = np.mean([genant_grade(r[ruler]) == genant_grade(r["loss"]) for r in sample])
-            rows.append(f"{ruler} | {kind} | {len(sample)} | {agree:.2f} | {error.mean():+.3f} | {error.std():.3f}")
-    return rows
+from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle
+from DAECounterfactualResearch.evaluation import ct_body_measure, pair_readings, ruler_summary_rows
+from DAECounterfactualResearch.experiment import add_bundle_arguments, load_experiment
+from DAECounterfactualResearch.synthesis import FRACTURE_KINDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         kind, loss = FRACTURE_KINDS[n % len(FRACTURE_KINDS)], float(rng.uniform(0.2, 0.5))
         readings += pair_readings(config, measure, 100 + n, loss, kind, tuple(args.offsets))
     print("ruler | kind | patches | grade agreement | mean error | error SD")
-    print("\n".join(summary_rows(readings)))
+    print("\n".join(ruler_summary_rows(readings)))
     return 0
 
 

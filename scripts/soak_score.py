@@ -15,18 +15,15 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "DAECounterfactual"))
-
-from DAECounterfactualLib.mrml import scene as mrml  # noqa: E402
-from DAECounterfactualLib.mrml.logic import ExplanationLogic  # noqa: E402
-from DAECounterfactualResearch.synthesis import make_spine_phantom  # noqa: E402
-from DAECounterfactualLib.io.volumes import VertebraPosition  # noqa: E402
+from DAECounterfactualLib.io.volumes import VertebraPosition
+from DAECounterfactualLib.mrml import scene as mrml
+from DAECounterfactualLib.mrml.logic import ExplanationLogic
+from DAECounterfactualResearch.synthesis import make_spine_phantom
 
 
 def rss_mib() -> float:

@@ -17,70 +17,15 @@ two CPU processes (the ranks end with equal weights, one checkpoint is written, 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "DAECounterfactual"))
+import torch
 
-import torch  # noqa: E402
-
-from DAECounterfactualLib.model.config import DAEConfig  # noqa: E402
-from DAECounterfactualLib.io.files import sha256_file  # noqa: E402
-from DAECounterfactualResearch.datasets import TrainingSet, load_training_set, medmnist_training_set  # noqa: E402
-from DAECounterfactualLib.errors import InputError  # noqa: E402
-from DAECounterfactualLib.model.preprocessing import Preprocessing  # noqa: E402
-from DAECounterfactualResearch.training import Trainer, TrainConfig, default_cache_dir  # noqa: E402
-
-DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
-
-
-def load_experiment(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def load_data(experiment: dict, data_root: Path) -> tuple[TrainingSet, Path]:
-    """The experiment's training set and the file it came from, checked against its bundle section (if any)."""
-    spec, bundle_spec = experiment["data"], experiment.get("bundle")
-    path = Path(spec["path"])
-    path = path if path.is_absolute() else data_root / path
-    if spec["kind"] == "medmnist":
-        return medmnist_training_set(path), path
-    if spec["kind"] == "training_set":
-        if bundle_spec is not None:
-            check_built_for(path, bundle_spec)
-        return load_training_set(path), path
-    raise ValueError(f"unknown data kind {spec['kind']!r}")
-
-
-def check_built_for(path: Path, bundle_spec: dict) -> None:
-    """Refuse a training set that build_dataset.py cut with another window or patch than the bundle states: the
-    bundle would preprocess volumes one way at inference while its model learnt another (its manifest.json says)."""
-    manifest = path.parent / "manifest.json"
-    if not manifest.exists():
-        return
-    built = json.loads(manifest.read_text(encoding="utf-8")).get("settings", {})
-    differ = patch_differences(built.get("preprocessing"), built, bundle_spec)
-    if differ:
-        raise InputError(f"{path} was built with " + ", ".join(differ) + "; rebuild it with the config's "
-                         "data.build command or correct the config's bundle section")
-
-
-def patch_differences(preprocessing: dict | None, patch: dict, bundle_spec: dict) -> list[str]:
-    """Where a window and patch geometry (``patch``: size_px, spacing_mm) differ from those an experiment's bundle
-    section states, as "key found (config: stated)"; a setting either side leaves out is not compared."""
-    stated = _patch_settings(bundle_spec.get("preprocessing"), bundle_spec.get("patch", {}))
-    found = _patch_settings(preprocessing, patch)
-    return [f"{key} {found[key]} (config: {stated[key]})" for key in stated
-            if None not in (found[key], stated[key]) and found[key] != stated[key]]
-
-
-def _patch_settings(preprocessing: dict | None, patch: dict) -> dict:
-    """Window and patch geometry in one comparable form (None where not stated)."""
-    return {"preprocessing": preprocessing and Preprocessing.from_dict(preprocessing).to_dict(),
-            "size_px": patch.get("size_px"), "spacing_mm": patch.get("spacing_mm")}
-
+from DAECounterfactualLib.io.files import sha256_file
+from DAECounterfactualLib.model.config import DAEConfig
+from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, load_data, load_experiment
+from DAECounterfactualResearch.training import Trainer, TrainConfig, default_cache_dir
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
