@@ -104,7 +104,7 @@ def test_anisotropic_oblique_and_left_handed_nodes_grade_like_the_field_they_hol
 
 
 def test_repeated_scoring_leaks_no_nodes_once_results_are_removed(scene, logic, spine, phantom):
-    """What scripts/soak_score.py does 20 times: add a CT, score, remove table and CT with their display and
+    """What scripts/studies/soak_score.py does 20 times: add a CT, score, remove table and CT with their display and
     storage nodes; the scene ends as it began (scene.RemoveNode alone would orphan the display node)."""
     from DAECounterfactualLib.mrml.scene import remove_node
 

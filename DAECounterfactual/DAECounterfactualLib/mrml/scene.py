@@ -423,7 +423,7 @@ def load_scene(path: str | Path, scene=None, clear: bool = True):
 
 def remove_node(scene, node) -> None:
     """Remove a node with its display and storage nodes: ``scene.RemoveNode`` alone leaves them behind, and a
-    volume's orphaned display node keeps the voxels alive (4.5 MiB per phantom CT in scripts/soak_score.py)."""
+    volume's orphaned display node keeps the voxels alive (4.5 MiB per phantom CT in scripts/studies/soak_score.py)."""
     owned = []
     for getter, count in (("GetNthDisplayNode", "GetNumberOfDisplayNodes"),
                           ("GetNthStorageNode", "GetNumberOfStorageNodes")):

@@ -3,7 +3,7 @@
 MRML scene, and print what a leak would show: resident memory (RSS) after warm-up and at intervals, and the MRML
 node count before and after.
 
-    python scripts/soak_score.py --bundle vcf-ct --task genant --patches 1000
+    python scripts/studies/soak_score.py --bundle vcf-ct --task genant --patches 1000
 
 Each round adds a fresh phantom CT as a volume node, scores ``--per-round`` positions on it (its vertebra
 centroids, then the same shifted by up to 4 mm) into a table node, reads the table, and removes both nodes again,

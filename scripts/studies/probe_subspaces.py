@@ -6,7 +6,7 @@ then lies in that subspace; k = 0: all 512 dimensions); the edit response is the
 distance steps on validation images (task_fitting.edit_response, gain 1). It picks a task's ``probe_components``:
 the fewest directions that keep the validation AUC, where the decoder still draws the edit (vcf-ct: 16).
 
-    python scripts/probe_subspaces.py scripts/configs/vcf-ct.json --data-root DATA --components 8 12 16 24 0
+    python scripts/studies/probe_subspaces.py scripts/configs/vcf-ct.json --data-root DATA --components 8 12 16 24 0
 
 ``--edit-components m`` edits every wider probe along its normal's projection on the top m directions instead
 (the task option ``edit_components``), to see whether a wider grader's distance follows edits the decoder draws.

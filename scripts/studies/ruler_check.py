@@ -7,7 +7,7 @@ The Genant ratio ruler (the faithfulness of evaluate.py) reads the fractured pat
 reads it against the intact one (evaluate.py's faithfulness from intact inputs). Printed per ruler and fracture
 kind: how often the measured grade is the fracture's grade, and the mean and SD of measured minus true loss.
 
-    python scripts/ruler_check.py scripts/configs/vcf-ct.json [--pairs 24]
+    python scripts/studies/ruler_check.py scripts/configs/vcf-ct.json [--pairs 24]
 """
 
 from __future__ import annotations

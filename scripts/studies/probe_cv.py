@@ -6,7 +6,7 @@ folds and scores the held fold; the table gives the mean over folds. Where a dat
 (RetinaMNIST here: its test split is withheld), picking the recipe by its validation MAE would report a choice
 made on the reported split; this is the honest way to make that choice.
 
-    python scripts/probe_cv.py scripts/configs/dr-retina.json --C 0.001
+    python scripts/studies/probe_cv.py scripts/configs/dr-retina.json --C 0.001
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ how much a simulated G2-G3 fracture changes the patch; the AUC of a probe fitted
 probe fitted on the real patches alone and of a logistic regression on their pixels, both cross-validated by
 vertebra (no vertebra is scored by a model that saw it).
 
-    python scripts/real_ct_check.py scripts/configs/vcf-ct.json --data-root DATA
+    python scripts/studies/real_ct_check.py scripts/configs/vcf-ct.json --data-root DATA
 """
 
 from __future__ import annotations
