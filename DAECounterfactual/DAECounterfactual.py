@@ -385,11 +385,9 @@ class DAECounterfactualLogic(ScriptedLoadableModuleLogic):
         return self._core
 
     def _resolvedDevice(self):
-        import torch
+        from DAECounterfactualLib.model.device import resolve_device
 
-        if self._device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self._device
+        return resolve_device(self._device)
 
     def availableBundles(self):
         from DAECounterfactualLib.bundle.store import available_bundles

@@ -50,9 +50,10 @@ def save_checkpoint(folder: Path, step: int, model: torch.nn.Module, ema: torch.
     atomic_write(folder / META, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=1)))
 
 
-def load_checkpoint(folder: Path, model: torch.nn.Module, ema: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
-    """Restore in place and return the JSON metadata; None when the folder holds no checkpoint."""
+def load_checkpoint(folder: Path, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    model_config: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Restore in place and return the JSON metadata; None when the folder holds no checkpoint. A checkpoint of
+    another ``model_config`` (when given) is a ValueError, raised before any weight is loaded."""
     if not (folder / META).exists() and not (folder / TENSORS).exists():
         return None
     try:
@@ -64,6 +65,8 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, ema: torch.nn.Module,
         raise DAECFError(f"{folder}: unreadable checkpoint ({exc}); delete it to start afresh") from None
     if tensor_step != meta.get("step"):
         raise DAECFError(f"{folder}: checkpoint files disagree (step {tensor_step} vs {meta.get('step')})")
+    if model_config is not None and meta.get("model_config") != model_config:
+        raise ValueError(f"{folder}: checkpoint was trained with another model config")
 
     def part(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

@@ -174,15 +174,9 @@ class Settings:
     seed: int = 0
 
 
-def _value_range(settings: Settings, volume: Volume) -> tuple[float, float]:
-    """CT windows are fixed; MRI percentiles are taken over the whole volume so every patch is scaled alike."""
-    reference = volume.array if settings.preprocessing.kind == "percentile" else None
-    return settings.preprocessing.intensity_range(reference)
-
-
 def case_samples(spine: SpineCase, settings: Settings, skipped: list[str]) -> Iterator[dict]:
     """Every patch of a case: each vertebra at each lateral offset, plus simulated fractures of intact bodies."""
-    value_range = _value_range(settings, spine.volume)
+    value_range = settings.preprocessing.volume_range(spine.volume.array)
     size, spacing = settings.size_px, settings.spacing_mm
     for position in spine.positions:
         grade = spine.grades.get(position.label)

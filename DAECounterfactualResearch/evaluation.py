@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from DAECounterfactualLib.errors import InputError
-from DAECounterfactualLib.inference.scores import cut_patch, to_model_input, volume_value_range
+from DAECounterfactualLib.inference.patches import cut_patch, to_model_input, volume_value_range
 from DAECounterfactualLib.inference.metrics import mse, psnr, ssim
 from DAECounterfactualLib.model.probe import CalibrationError
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from DAECounterfactualLib.io.files import sha256_file
+from DAECounterfactualLib.io.files import cache_dir, sha256_file
 from DAECounterfactualLib.model.config import DAEConfig
 from DAECounterfactualLib.model.diffusion import (NoiseSchedule, ddim_invert, ddim_sample, diffusion_loss, loss_weights,
                                                   predict_x0)
@@ -53,7 +53,7 @@ class TrainConfig:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("DAECF_CACHE", Path.home() / ".cache" / "daecf")) / "runs"
+    return cache_dir() / "runs"
 
 
 def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
@@ -109,7 +109,7 @@ class Trainer:
     def __init__(self, model_config: DAEConfig, train_config: TrainConfig, images: torch.Tensor,
                  run_dir: Path, validation: torch.Tensor | None = None, device: str = "cpu",
                  data_manifest: dict[str, Any] | None = None):
-        self.mc, self.tc = model_config, train_config
+        self.model_config, self.train_config = model_config, train_config
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         if self.world > 1 and not dist.is_initialized():
@@ -138,10 +138,8 @@ class Trainer:
         self.meta = {"model_config": model_config.to_dict(), "train_config": asdict(train_config),
                      "data": data_manifest or {}, "device": str(self.device), "world_size": self.world,
                      "parameters": count_parameters(self.model)}
-        restored = load_checkpoint(self.run_dir, self.model, self.ema, self.optimizer)
+        restored = load_checkpoint(self.run_dir, self.model, self.ema, self.optimizer, self.meta["model_config"])
         if restored is not None:
-            if restored["model_config"] != self.meta["model_config"]:
-                raise ValueError(f"{self.run_dir}: checkpoint was trained with another model config")
             self.step, self.history, self.elapsed = restored["step"], restored["history"], restored["elapsed_s"]
             if "warm_start" in restored:
                 self.meta["warm_start"] = restored["warm_start"]
@@ -152,16 +150,16 @@ class Trainer:
 
     @property
     def total_steps(self) -> int:
-        return math.ceil(self.tc.total_samples / self.tc.batch_size)
+        return math.ceil(self.train_config.total_samples / self.train_config.batch_size)
 
     def learning_rate(self, step: int) -> float:
-        warmup = max(self.tc.warmup_samples // self.tc.batch_size, 1)
-        return self.tc.lr * min(1.0, (step + 1) / warmup)
+        warmup = max(self.train_config.warmup_samples // self.train_config.batch_size, 1)
+        return self.train_config.lr * min(1.0, (step + 1) / warmup)
 
     def train_step(self, step: int) -> float:
-        idx = batch_indices(step, self.tc.batch_size, len(self.images), self.tc.seed)[self.rank::self.world]
+        idx = batch_indices(step, self.train_config.batch_size, len(self.images), self.train_config.seed)[self.rank::self.world]
         x0 = self.images[idx].to(self.device, torch.float32)
-        generator = torch.Generator(self.device).manual_seed((self.tc.seed * 7919 + step) * 1009 + self.rank)
+        generator = torch.Generator(self.device).manual_seed((self.train_config.seed * 7919 + step) * 1009 + self.rank)
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(step)
         with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
@@ -169,10 +167,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_config.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        update_ema(self.ema, self.model, min(self.tc.ema_decay, (1 + step) / (10 + step)))
+        update_ema(self.ema, self.model, min(self.train_config.ema_decay, (1 + step) / (10 + step)))
         return float(loss.detach())
 
     def run(self, progress: bool = True, max_minutes: float | None = None) -> dict[str, Any]:
@@ -184,12 +182,12 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not progress or self.rank != 0,
                    unit="step", dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)
         losses: list[float] = []
-        val_every = max(self.tc.validate_every_samples // self.tc.batch_size, 1)
+        val_every = max(self.train_config.validate_every_samples // self.train_config.batch_size, 1)
         while self.step < self.total_steps:
             loss = self.train_step(self.step)
             losses.append(loss)
             self.step += 1
-            rate = (self.step - first_step) * self.tc.batch_size / max(time.time() - call_start, 1e-9)
+            rate = (self.step - first_step) * self.train_config.batch_size / max(time.time() - call_start, 1e-9)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.1f}", refresh=False)
             if self.step % 50 == 0 or self.step == self.total_steps:
@@ -198,7 +196,7 @@ class Trainer:
             if self.step % val_every == 0 or self.step == self.total_steps:
                 self.validate()
             out_of_time = self.any_rank(max_minutes is not None and time.time() - call_start > 60 * max_minutes)
-            if time.time() - last_save > 60 * self.tc.checkpoint_minutes or out_of_time:
+            if time.time() - last_save > 60 * self.train_config.checkpoint_minutes or out_of_time:
                 self.save(time.time() - last_save)
                 last_save = time.time()
             if out_of_time:
@@ -220,7 +218,7 @@ class Trainer:
         self.elapsed += seconds_since_last
         if self.rank == 0:
             meta = {**self.meta, "history": self.history, "elapsed_s": self.elapsed,
-                    "samples_seen": self.step * self.tc.batch_size}
+                    "samples_seen": self.step * self.train_config.batch_size}
             save_checkpoint(self.run_dir, self.step, self.model, self.ema, self.optimizer, meta)
             self.plot_loss()
 
@@ -241,12 +239,12 @@ class Trainer:
         if self.rank != 0:
             return float("nan")
         images = self.validation.to(self.device, torch.float32)
-        recon = reconstruct(self.ema, images, self.schedule, self.tc.validation_steps)
+        recon = reconstruct(self.ema, images, self.schedule, self.train_config.validation_steps)
         mse = float(torch.mean((recon - images) ** 2))
         reliance = semantic_reliance(self.ema, images, self.schedule)
         self.history.append({"step": self.step, "val_recon_mse": mse, "val_semantic_reliance": reliance})
         save_strip(self.run_dir / "reconstructions.png", images.cpu(), recon.cpu(),
-                   f"step {self.step}: EMA reconstruction MSE {mse:.4f} ({self.tc.validation_steps} DDIM steps), "
+                   f"step {self.step}: EMA reconstruction MSE {mse:.4f} ({self.train_config.validation_steps} DDIM steps), "
                    f"z_sem reliance {reliance:.4f}")
         return mse
 
@@ -278,7 +276,7 @@ class Trainer:
         path.mkdir(parents=True, exist_ok=True)
         save_file({k: v.detach().cpu().contiguous() for k, v in self.ema.state_dict().items()},
                   path / "ema.safetensors")
-        (path / "model_config.json").write_text(json.dumps(self.mc.to_dict(), indent=1))
+        (path / "model_config.json").write_text(json.dumps(self.model_config.to_dict(), indent=1))
         return path
 
 

@@ -39,11 +39,11 @@ def test_explanation_has_every_grade_and_reconstructs(explainer):
 
 def test_inversion_is_cached_per_patch(explainer, monkeypatch):
     ex, images = explainer
-    import DAECounterfactualLib.inference.explainer as pipeline
+    import DAECounterfactualLib.inference.explainer as explainer_module
 
     calls = []
-    original = pipeline.ddim_invert
-    monkeypatch.setattr(pipeline, "ddim_invert", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = explainer_module.ddim_invert
+    monkeypatch.setattr(explainer_module, "ddim_invert", lambda *a, **k: calls.append(1) or original(*a, **k))
     first = ex.explain(images[2], "size", preset="fast", sweep_count=0)
     second = ex.explain(images[2], "size", preset="fast", sweep_count=0)
     assert len(calls) == 1

@@ -85,7 +85,7 @@ def test_ct_counterfactuals_change_the_reencoded_grade():
     draws: the G2 counterfactual of an intact phantom vertebra re-encodes at least half the requested step above
     the G0 one (before the GPU-trained DAE and the restricted probe, every counterfactual re-encoded like the
     reconstruction; measured here with the fast preset on vcf-ct@fe3c36c68b3b: 14.0 and 13.2 of 11.5 requested)."""
-    from DAECounterfactualLib.inference.scores import model_input
+    from DAECounterfactualLib.inference.patches import model_input
     from DAECounterfactualResearch.synthesis import make_spine_phantom
 
     bundle = load_bundle(resolve_bundle("vcf-ct"))

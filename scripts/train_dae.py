@@ -24,6 +24,7 @@ import torch
 
 from DAECounterfactualLib.io.files import sha256_file
 from DAECounterfactualLib.model.config import DAEConfig
+from DAECounterfactualLib.model.device import DEVICES, resolve_device
 from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, load_data, load_experiment
 from DAECounterfactualResearch.training import Trainer, TrainConfig, default_cache_dir
 
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", type=Path)
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
     parser.add_argument("--run-dir", type=Path, default=None)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--warm-start", type=Path, default=None,
@@ -53,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = args.run_dir or default_cache_dir() / experiment["bundle"]["name"]
     manifest = {"file": str(data_path.name), "sha256": sha256_file(data_path), "train_images": len(train),
                 "val_images": len(val), "experiment": str(args.config.name)}
-    trainer = Trainer(model_config, train_config, torch.from_numpy(train.images),
-                      run_dir, validation=torch.from_numpy(val.images) if len(val) else None, device=args.device,
-                      data_manifest=manifest)
+    trainer = Trainer(model_config, train_config, torch.from_numpy(train.images), run_dir,
+                      validation=torch.from_numpy(val.images) if len(val) else None,
+                      device=resolve_device(args.device), data_manifest=manifest)
     if args.warm_start and trainer.step == 0:
         trainer.warm_start(args.warm_start)
     print(f"run {run_dir}: {trainer.meta['parameters'] / 1e6:.2f} M parameters, {len(train)} training images, "

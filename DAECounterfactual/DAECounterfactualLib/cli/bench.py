@@ -189,7 +189,7 @@ def format_table(report: dict[str, Any]) -> str:
 def sample_ct_patches(config, count: int = 64) -> np.ndarray:
     """Model inputs cut from the sample CT around its labelled vertebrae, shifted by a few mm to get ``count``."""
     from ..io.sampledata import sample_files
-    from ..inference.scores import model_input, volume_value_range
+    from ..inference.patches import model_input, volume_value_range
     from ..io.volumes import centroids_from_mask, read_volume
 
     files = sample_files("spine-ct")

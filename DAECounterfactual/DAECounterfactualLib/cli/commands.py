@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DAECFError, InputError
+from ..model.device import DEVICES
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -58,13 +59,12 @@ def _explainer(args: argparse.Namespace):
 
 
 def _device(name: str) -> str:
-    import torch
+    from ..model.device import resolve_device
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available")
-    return name
+    try:
+        return resolve_device(name)
+    except InputError as error:
+        raise InputError(f"--device {name}: {error}") from None
 
 
 def _parse_point(text: str):
@@ -161,7 +161,8 @@ def _steps(text: str | None, preset: str, config):
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     from .exports import write_explanation
-    from ..inference.scores import check_writable, model_input
+    from ..inference.patches import model_input
+    from ..inference.scores import check_writable
     from ..inference.screening import screen_volume
     from ..io.volumes import read_volume
 
@@ -226,7 +227,7 @@ def _count(low: int, high: int):
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", required=True, help="bundled model name (e.g. vcf-ct) or bundle folder")
     parser.add_argument("--task", required=True, help="task of the bundle (e.g. genant)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", choices=DEVICES)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--task", default="genant")
     demo.add_argument("--preset", default="standard")
     demo.add_argument("--level", default="L3", help="vertebra of the sample CT to explain (L2, L3, L4)")
-    demo.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    demo.add_argument("--device", default="auto", choices=DEVICES)
     demo.set_defaults(func=_cmd_demo)
     sub.add_parser("fetch-sample", help="download the sample spine CT/MRI (tptbox 1.1.0 wheel from PyPI)"
                    ).set_defaults(func=_cmd_fetch_sample)

@@ -31,7 +31,8 @@ def run_demo(out: str | Path, bundle: str = "vcf-ct", task: str = "genant", pres
     from ..mrml.logic import ExplanationLogic
     from .strips import save_strip
     from ..io.sampledata import sample_files
-    from ..inference.scores import model_input, write_scores_csv
+    from ..inference.patches import model_input
+    from ..inference.scores import write_scores_csv
     from ..io.volumes import centroids_from_mask, read_volume
 
     out = Path(out)

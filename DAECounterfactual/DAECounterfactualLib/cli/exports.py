@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..inference.geometry import Patch, patch_as_volume
 from ..inference.explainer import Explainer, Explanation
 from .strips import save_strip
-from ..inference.scores import volume_value_range
+from ..inference.patches import volume_value_range
 from ..io.volumes import Volume, write_volume
 
 

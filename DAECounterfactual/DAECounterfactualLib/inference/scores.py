@@ -1,8 +1,7 @@
-"""From volumes (or 2D image sets) to model inputs and per-vertebra score rows: shared by the CLI and the Logic.
+"""Per-vertebra score rows, from volumes or 2D image sets, and the scores CSV: shared by the CLI and the Logic.
 
-A model input is the sagittal patch at a RAS point, cut with the bundle's patch size and spacing, and mapped to
-the model range with the bundle's preprocessing. Percentile (MRI) scaling takes its percentiles over the whole
-volume, so every vertebra of one scan is scaled alike, exactly as the dataset builder does at training time.
+Rows are graded in batches of model inputs cut by ``patches``; a row reads out one image's distance,
+probability, calibrated score, grade and OOD flag (``grade_row``).
 """
 
 from __future__ import annotations
@@ -11,18 +10,17 @@ import csv
 import io
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..bundle.store import BundleConfig
-from ..errors import Cancelled, DAECFError, InputError
+from ..errors import DAECFError, InputError
 from ..io.files import atomic_write
-from .geometry import Patch, extract_sagittal_patch
-from .explainer import Explainer, Grades
-from .screening import check_on_tissue, screen_volume
 from ..io.volumes import Volume, VertebraPosition
+from .explainer import Explainer, Grades
+from .patches import check_positions_inside, cut_patch, to_model_input, volume_value_range
+from .screening import screen_volume
 
 SCORE_COLUMNS = ("id", "level", "r", "a", "s", "distance", "probability", "score", "grade", "grade_name", "ood",
                  "ood_score")
@@ -39,33 +37,6 @@ def grade_row(grades: Grades, n: int, grade_names: Sequence[str], warning: str =
             "ood": bool(grades.ood[n]) or bool(warning), "ood_score": float(grades.ood_score[n]), "warning": warning}
 
 
-def volume_value_range(config: BundleConfig, volume: Volume) -> tuple[float, float]:
-    return config.preprocessing.intensity_range(volume.array if config.preprocessing.kind == "percentile" else None)
-
-
-def cut_patch(config: BundleConfig, volume: Volume, ras, lateral_offset_mm: float = 0.0) -> Patch:
-    return extract_sagittal_patch(volume, ras, config.patch_size_px, config.patch_spacing_mm, lateral_offset_mm)
-
-
-def to_model_input(config: BundleConfig, patches: Sequence[Patch], value_range: tuple[float, float]) -> np.ndarray:
-    """(N, 1, H, W) model-range images of volume patches (which have one channel); a patch centred in air is an
-    InputError."""
-    if config.model.in_channels != 1:
-        raise InputError(f"bundle {config.name!r} expects {config.model.in_channels}-channel images; volume "
-                         "patches have one channel")
-    images = np.stack([config.preprocessing.apply(p.pixels, value_range)[None] for p in patches])
-    for patch, image in zip(patches, images):
-        check_on_tissue(patch, image, value_range)
-    return images
-
-
-def model_input(config: BundleConfig, volume: Volume, ras, value_range: tuple[float, float] | None = None
-                ) -> tuple[Patch, np.ndarray]:
-    """The patch (original units, with geometry) and the model input (1, H, W) for one point."""
-    patch = cut_patch(config, volume, ras)
-    return patch, to_model_input(config, [patch], value_range or volume_value_range(config, volume))[0]
-
-
 def _rows(explainer: Explainer, task: str, images: np.ndarray, ids: Sequence, levels: Sequence[str],
           points: Sequence, warning: str = "") -> list[dict[str, object]]:
     grades = explainer.grade(images, task)
@@ -76,16 +47,6 @@ def _rows(explainer: Explainer, task: str, images: np.ndarray, ids: Sequence, le
 
 def _ras_columns(point) -> dict[str, object]:
     return dict(zip("ras", ("", "", "") if point is None else (float(v) for v in point)))
-
-
-def check_positions_inside(volume: Volume, positions: Sequence[VertebraPosition]) -> None:
-    """One InputError naming every position outside the volume, before any work: one bad point means the
-    positions belong to another image, and a partial table or CSV would hide that."""
-    ras = np.array([p.ras for p in positions], dtype=np.float64).reshape(-1, 3)
-    outside = [p for p, inside in zip(positions, volume.contains_ijk(volume.ras_to_ijk_points(ras))) if not inside]
-    if outside:
-        listed = ", ".join(f"{p.level} at RAS {np.round(p.ras, 1).tolist()}" for p in outside)
-        raise InputError(f"{len(outside)} position(s) lie outside the volume {volume.label}: {listed}")
 
 
 def iter_volume_rows(explainer: Explainer, volume: Volume, positions: Sequence[VertebraPosition], task: str,
@@ -106,23 +67,6 @@ def iter_volume_rows(explainer: Explainer, volume: Volume, positions: Sequence[V
                     [p.ras for p in chunk], warning)
 
 
-def score_volume(explainer: Explainer, volume: Volume, positions: Sequence[VertebraPosition], task: str,
-                 batch_size: int = 64, progress: Callable[[int, int], None] | None = None,
-                 cancelled: Callable[[], bool] | None = None) -> list[dict[str, object]]:
-    """All rows of ``iter_volume_rows`` as one list; ``cancelled()`` is asked before each batch."""
-    rows: list[dict[str, object]] = []
-    batches = iter_volume_rows(explainer, volume, positions, task, batch_size)
-    while True:
-        if cancelled is not None and cancelled():
-            raise Cancelled("scoring cancelled")
-        chunk = next(batches, None)
-        if chunk is None:
-            return rows
-        rows += chunk
-        if progress is not None:
-            progress(len(rows), len(positions))
-
-
 def iter_image_rows(explainer: Explainer, images: np.ndarray, ids: Sequence[str], task: str, batch_size: int = 64,
                     source: str = "images") -> Iterator[list[dict[str, object]]]:
     """Rows for 2D images in their original units (e.g. 8-bit photographs), preprocessed per image, one batch at
@@ -137,11 +81,6 @@ def iter_image_rows(explainer: Explainer, images: np.ndarray, ids: Sequence[str]
         prepared = np.stack([config.preprocessing.apply(image) for image in chunk])
         yield _rows(explainer, task, prepared, list(ids[start:start + batch_size]), [""] * len(chunk),
                     [None] * len(chunk))
-
-
-def score_images(explainer: Explainer, images: np.ndarray, ids: Sequence[str], task: str
-                 ) -> list[dict[str, object]]:
-    return [row for chunk in iter_image_rows(explainer, images, ids, task) for row in chunk]
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""File helpers shared by bundles, checkpoints, sample data and the scripts: hashing and atomic writes."""
+"""File helpers shared by bundles, checkpoints, sample data and the scripts: hashing, atomic writes, the cache."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """The project's cache folder ($DAECF_CACHE, default ~/.cache/daecf): sample data and training runs."""
+    return Path(os.environ.get("DAECF_CACHE", Path.home() / ".cache" / "daecf"))
 
 
 def sha256_file(path: str | Path) -> str:

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 from ..errors import DAECFError
-from .files import sha256_file
+from .files import cache_dir, sha256_file
 
 WHEEL_REQUIREMENT = "tptbox==1.1.0"
 WHEEL_NAME = "tptbox-1.1.0-py3-none-any.whl"
@@ -37,7 +37,7 @@ SAMPLES = {
 
 
 def sample_cache_dir() -> Path:
-    return Path(os.environ.get("DAECF_CACHE", Path.home() / ".cache" / "daecf")) / "sample"
+    return cache_dir() / "sample"
 
 
 def fetch_sample_wheel(cache: Path | None = None) -> Path:

@@ -42,6 +42,11 @@ class Preprocessing:
         lo, hi = np.percentile(values, [self.low, self.high])
         return (float(lo), float(hi)) if hi > lo else (float(lo), float(lo) + 1.0)
 
+    def volume_range(self, volume: np.ndarray) -> tuple[float, float]:
+        """The range every patch of one volume is scaled with: fixed, or percentiles over the whole volume (so all
+        vertebrae of a scan are scaled alike, at training and at inference)."""
+        return self.intensity_range(volume if self.kind == "percentile" else None)
+
     def apply(self, image: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
         """Map to [-1, 1] float32. ``value_range`` defaults to ``intensity_range(image)``."""
         lo, hi = value_range if value_range is not None else self.intensity_range(image)

@@ -1,7 +1,7 @@
 """ExplanationLogic: the module's requests (extract, grade, explain, score) on MRML nodes, Qt-free.
 
 The Slicer module's ``ScriptedLoadableModuleLogic`` mixes this class in; tests and scripts use it directly with a
-slicer-core scene. Every request reads its inputs into arrays (copies, world RAS), runs ``pipeline.Explainer`` and
+slicer-core scene. Every request reads its inputs into arrays (copies, world RAS), runs ``inference.explainer.Explainer`` and
 writes new nodes; input nodes are never modified. One request runs at a time: a second one while the first is
 still running (another thread, or a progress callback calling back in) is refused with ``BusyError``.
 A request that raises, or is cancelled, removes every node it added (``scene.SceneChanges``).
@@ -23,7 +23,8 @@ from . import scene as mrml
 from ..bundle.store import Bundle, load_bundle, resolve_bundle
 from ..errors import BusyError, Cancelled, InputError
 from ..inference.geometry import Patch
-from ..inference.scores import check_positions_inside, cut_patch, grade_row, to_model_input, volume_value_range
+from ..inference.patches import check_positions_inside, cut_patch, to_model_input, volume_value_range
+from ..inference.scores import grade_row
 from ..inference.screening import screen_volume
 from ..io.volumes import LABELS_BY_LEVEL, Volume, VertebraPosition, positions_from_mask
 
