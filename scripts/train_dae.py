@@ -10,7 +10,7 @@ weights (ema.safetensors + model_config.json) for scripts/make_bundle.py.
     torchrun --nnodes 2 --nproc_per_node 8 --rdzv-endpoint HOST:29500 scripts/train_dae.py CONFIG --device cuda
 
 The global batch (the config's batch_size) is split over the ranks, so a DDP run follows the same schedule as a
-single-process one. On CPU the same command runs with the gloo backend; Testing/test_training.py runs it with
+single-process one. On CPU the same command runs with the gloo backend; Testing/research/test_training.py runs it with
 two CPU processes (the ranks end with equal weights, one checkpoint is written, and they stop at the same step).
 """
 
