@@ -15,8 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bundle_fixtures import (EXTENT_MM, FIELD_OFFSET, GRADIENT, ct_bundle_path,  # noqa: F401  (fixture)
-                             field_model_input)
+from bundle_fixtures import EXTENT_MM, FIELD_OFFSET, GRADIENT, field_model_input
 from DAECounterfactualLib.cli.commands import _write_batches, main
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.scores import ScoresFile, iter_volume_rows
@@ -124,6 +123,7 @@ def test_a_ct_given_to_an_mri_bundle_warns(ct, tiny_config):
     assert screen_volume(mri, Volume(np.clip(ct.array + 1024, 0, None), ct.ijk_to_ras)) == ""
 
 
+@pytest.mark.real_data
 def test_real_mri_given_to_a_ct_bundle_is_flagged(ct_bundle_path, tmp_path, capsys):
     case = real_data() / "spine_mri" / "vb3"
     image = case / "vb3_01_img.nii.gz"

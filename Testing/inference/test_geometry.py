@@ -158,6 +158,7 @@ def test_property_values_plane_and_fill_for_any_geometry(spacing, angles, mirror
     assert np.all(values[~outside] > -5e3)
 
 
+@pytest.mark.real_data
 def test_real_pir_ct_patch_has_superior_up_and_anterior_left():
     root = real_data()
     case = root / "spine_ct" / "tptbox_sample"  # stored PIR, not RAS

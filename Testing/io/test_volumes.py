@@ -144,6 +144,7 @@ def test_reader_errors_name_the_file(tmp_path):
         write_volume(small_volume(), tmp_path / "v.png")
 
 
+@pytest.mark.real_data
 def test_real_files_match_nibabel_affine_and_array():
     nib = pytest.importorskip("nibabel")
     root = real_data()
@@ -224,6 +225,7 @@ def test_positions_from_ras_validates_points():
         positions_from_ras([(22, (1.0, np.nan, 3.0))])
 
 
+@pytest.mark.real_data
 def test_real_centroid_files_match_masks():
     root = real_data()
     case = root / "spine_ct" / "tptbox_sample"
@@ -274,6 +276,7 @@ def test_grade_table_errors(tmp_path, text, message):
         read_grade_table(path)
 
 
+@pytest.mark.real_data
 def test_real_morphometry_table_reads_with_mask_labels():
     root = real_data()
     grades = read_grade_table(root / "spine_mri" / "vertebrae_morphometry.csv")
@@ -319,6 +322,7 @@ def test_npz_errors(tmp_path, arrays, message):
     assert "bad.npz" in str(info.value)
 
 
+@pytest.mark.real_data
 def test_real_retinamnist():
     root = real_data()
     data = read_npz_dataset(root / "retinamnist" / "retinamnist.npz", "val")

@@ -18,9 +18,9 @@ from DAECounterfactualLib.inference.geometry import extract_sagittal_patch, patc
 from DAECounterfactualLib.errors import BusyError  # noqa: E402
 from DAECounterfactualLib.mrml.logic import ExplanationLogic  # noqa: E402
 from DAECounterfactualLib.io.volumes import Volume, VertebraPosition  # noqa: E402
-from scene_fixtures import (  # noqa: E402,F401
+from scene_fixtures import (  # noqa: E402
     CT_WINDOW, GRADE_NAMES, LEVELS, PATCH_PX, PATCH_SPACING, add_linear_transform, add_points, add_volume_node,
-    ct_bundle, ct_bundle_path, ijk_to_ras_of, logic, phantom, rotation_z, scene, scene_state, spine)
+    ijk_to_ras_of, rotation_z, scene_state)
 
 def names_of(nodes) -> list[str]:
     return [node.GetName() for node in nodes]

@@ -11,8 +11,7 @@ slicer = pytest.importorskip("slicer", reason="slicer-core (a test extra) is nee
 from DAECounterfactualLib.errors import BundleError, Cancelled, InputError  # noqa: E402
 from DAECounterfactualLib.mrml.logic import WARNING_ATTRIBUTE  # noqa: E402
 from DAECounterfactualLib.io.volumes import Volume  # noqa: E402
-from scene_fixtures import (  # noqa: E402,F401
-    add_points, add_volume_node, ct_bundle, ct_bundle_path, logic, phantom, scene, scene_state, spine)
+from scene_fixtures import add_points, add_volume_node, scene_state  # noqa: E402
 from bundle_fixtures import EXTENT_MM, FIELD_OFFSET, GRADIENT, field_model_input  # noqa: E402
 from spine_testdata import centred_field_volume, rotation  # noqa: E402
 

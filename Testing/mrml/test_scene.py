@@ -19,9 +19,8 @@ from DAECounterfactualLib.inference.geometry import extract_sagittal_patch, patc
 from DAECounterfactualLib.inference.explainer import Explanation, Grades  # noqa: E402
 from DAECounterfactualLib.model.preprocessing import Preprocessing  # noqa: E402
 from DAECounterfactualLib.io.volumes import Volume  # noqa: E402
-from scene_fixtures import (  # noqa: E402,F401
-    add_linear_transform, add_nonlinear_transform, add_points, add_volume_node, ijk_to_ras_of, phantom, rotation_z,
-    scene, scene_state)
+from scene_fixtures import (  # noqa: E402
+    add_linear_transform, add_nonlinear_transform, add_points, add_volume_node, ijk_to_ras_of, rotation_z, scene_state)
 
 PREP = Preprocessing("ct_window", -200.0, 800.0)
 VALUE_RANGE = (-200.0, 800.0)

@@ -9,11 +9,11 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Testing/, for conftest's blob_images
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Testing/, for bundle_fixtures' blob_images
 
 import torch  # noqa: E402
 
-from conftest import blob_images  # noqa: E402
+from bundle_fixtures import blob_images  # noqa: E402
 from DAECounterfactualLib.model.config import DAEConfig  # noqa: E402
 from DAECounterfactualResearch.training import Trainer, TrainConfig  # noqa: E402
 

@@ -209,6 +209,7 @@ def test_missing_data_root_is_a_clear_error(tmp_path, build_main):
         build_main(["--preset", "ct", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])
 
 
+@pytest.mark.real_data
 def test_retina_preset_on_the_real_data(tmp_path, build_main):
     root = real_data()
     assert build_main(["--preset", "retina", "--data-root", str(root), "--out", str(tmp_path)]) == 0
@@ -221,6 +222,7 @@ def test_retina_preset_on_the_real_data(tmp_path, build_main):
     assert manifest["inputs"][0]["path"] == "retinamnist/retinamnist.npz"
 
 
+@pytest.mark.real_data
 def test_ct_preset_on_the_real_data(tmp_path, build_main):
     root = real_data()
     argv = ["--preset", "ct", "--data-root", str(root), "--out", str(tmp_path), "--phantoms", "0",

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from bundle_fixtures import CT_WINDOW, GRADE_NAMES, PATCH_PX, PATCH_SPACING, ct_bundle_path  # noqa: F401
+from bundle_fixtures import CT_WINDOW, GRADE_NAMES, PATCH_PX, PATCH_SPACING
 from DAECounterfactualLib.bundle.store import load_bundle
 from DAECounterfactualResearch.datasets import TrainingSet
 from DAECounterfactualResearch.model_card import with_task_lines
@@ -57,7 +57,7 @@ def _experiment(tmp_path, tasks):
     return tmp_path / "experiment.json"
 
 
-def test_refit_writes_a_copy_with_the_config_recipe_and_leaves_the_source(ct_bundle_path, tmp_path,  # noqa: F811
+def test_refit_writes_a_copy_with_the_config_recipe_and_leaves_the_source(ct_bundle_path, tmp_path,
                                                                           script_main):
     refit = script_main("refit_tasks")
     task = {"name": "genant", "grade_names": list(GRADE_NAMES), "positive_min_grade": 2, "calibration": "extremes",
@@ -88,7 +88,7 @@ def test_refit_writes_a_copy_with_the_config_recipe_and_leaves_the_source(ct_bun
     assert gained.task("genant").metrics["edit_gain_fit"]["images"] == 2
 
 
-def test_refit_refuses_an_existing_folder_and_a_config_of_another_bundle(ct_bundle_path, tmp_path,  # noqa: F811
+def test_refit_refuses_an_existing_folder_and_a_config_of_another_bundle(ct_bundle_path, tmp_path,
                                                                            capsys, script_main):
     refit = script_main("refit_tasks")
     task = {"name": "other", "grade_names": list(GRADE_NAMES), "positive_min_grade": 2}
@@ -113,7 +113,7 @@ def test_refit_refuses_an_existing_folder_and_a_config_of_another_bundle(ct_bund
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset.npz", "experiment.json"]  # nothing written
 
 
-def test_a_failed_refit_leaves_no_folder_behind(ct_bundle_path, tmp_path, monkeypatch, script_main):  # noqa: F811
+def test_a_failed_refit_leaves_no_folder_behind(ct_bundle_path, tmp_path, monkeypatch, script_main):
     refit = script_main("refit_tasks")
     task = {"name": "genant", "grade_names": list(GRADE_NAMES), "positive_min_grade": 2}
     config = _experiment(tmp_path, [task])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import blob_images
+from bundle_fixtures import blob_images
 from DAECounterfactualResearch.checkpoint import META, TENSORS
 from DAECounterfactualResearch.datasets import TrainingSet, load_training_set, medmnist_training_set
 from DAECounterfactualLib.errors import DAECFError, InputError
@@ -63,6 +63,7 @@ def _torchrun_two_ranks(run_dir, *flags):
     return [json.loads((run_dir / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
+@pytest.mark.ddp
 def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_step_and_checkpoints_once(tmp_path):
     ranks = _torchrun_two_ranks(tmp_path)
     assert [r["world"] for r in ranks] == [2, 2] and [r["step"] for r in ranks] == [6, 6]
@@ -71,6 +72,7 @@ def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_step_and_checkpoints_once(t
     assert meta["world_size"] == 2 and meta["samples_seen"] == 6 * 8
 
 
+@pytest.mark.ddp
 def test_ddp_ranks_stop_together_when_their_clocks_disagree_about_the_time_limit(tmp_path):
     ranks = _torchrun_two_ranks(tmp_path, "--stop-rank0-early")
     assert [r["step"] for r in ranks] == [1, 1] and not ranks[1]["done"]
