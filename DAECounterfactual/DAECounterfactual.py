@@ -390,7 +390,7 @@ class DAECounterfactualLogic(ScriptedLoadableModuleLogic):
         return resolve_device(self._device)
 
     def availableBundles(self):
-        from DAECounterfactualLib.bundle.store import available_bundles
+        from DAECounterfactualLib.bundle.registry import available_bundles
 
         return {name: str(path) for name, path in sorted(available_bundles().items())}
 

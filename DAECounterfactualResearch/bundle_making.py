@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.torch import load_file
 
-from DAECounterfactualLib.bundle.store import BundleConfig, StepPreset, TaskSpec
+from DAECounterfactualLib.bundle.spec import BundleConfig, StepPreset, TaskSpec
 from DAECounterfactualLib.inference.explainer import Explainer
 from DAECounterfactualLib.model.config import DAEConfig
 from DAECounterfactualLib.model.networks import make_model

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from DAECounterfactualLib.bundle.store import BundleConfig
+from DAECounterfactualLib.bundle.spec import BundleConfig
 from DAECounterfactualLib.cli.bench import preset_label
 
 from .task_fitting import MIN_RESPONSE_CORRELATION, MIN_RESPONSE_SLOPE

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from DAECounterfactualLib.bundle.store import StepPreset
+from DAECounterfactualLib.bundle.spec import StepPreset
 from DAECounterfactualLib.cli.bench import counting_unet_calls
 from DAECounterfactualLib.inference.explainer import Explainer
 from DAECounterfactualLib.model.diffusion import ddim_invert, ddim_sample

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from DAECounterfactualLib.bundle.store import MAX_EDIT_GAIN, TaskSpec
+from DAECounterfactualLib.bundle.spec import MAX_EDIT_GAIN, TaskSpec
 from DAECounterfactualLib.errors import InputError
 
 from .probe_fitting import fit_calibration, fit_probe

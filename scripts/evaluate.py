@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle
+from DAECounterfactualLib.bundle.registry import resolve_bundle
+from DAECounterfactualLib.bundle.store import load_bundle
 from DAECounterfactualLib.inference.explainer import Explainer
 from DAECounterfactualLib.io.files import sha256_file
 from DAECounterfactualResearch.baseline import (BaselineConfig, predict_probabilities, scores_and_grades,

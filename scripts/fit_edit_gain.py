@@ -18,7 +18,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from DAECounterfactualLib.bundle.store import add_task, load_bundle, resolve_bundle
+from DAECounterfactualLib.bundle.registry import resolve_bundle
+from DAECounterfactualLib.bundle.store import add_task, load_bundle
 from DAECounterfactualLib.inference.explainer import Explainer
 from DAECounterfactualResearch.bundle_making import fitted_tasks, gain_images
 from DAECounterfactualResearch.experiment import add_bundle_arguments, load_data, load_experiment

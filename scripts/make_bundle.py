@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from DAECounterfactualLib.bundle.store import LatentStats, add_task, load_bundle, write_bundle
+from DAECounterfactualLib.bundle.spec import LatentStats
+from DAECounterfactualLib.bundle.store import add_task, load_bundle, write_bundle
 from DAECounterfactualLib.inference.explainer import Explainer, encode_images
 from DAECounterfactualLib.model.diffusion import NoiseSchedule
 from DAECounterfactualLib.model.networks import count_parameters

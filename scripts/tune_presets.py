@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle
+from DAECounterfactualLib.bundle.registry import resolve_bundle
+from DAECounterfactualLib.bundle.store import load_bundle
 from DAECounterfactualLib.cli.bench import preset_label
 from DAECounterfactualLib.inference.explainer import Explainer
 from DAECounterfactualResearch.bundle_making import gain_images

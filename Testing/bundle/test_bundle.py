@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from DAECounterfactualLib.bundle.store import (BundleConfig, LatentStats, TaskSpec, add_task, available_bundles,
-                                               load_bundle, resolve_bundle, write_bundle)
+from DAECounterfactualLib.bundle.registry import available_bundles, resolve_bundle
+from DAECounterfactualLib.bundle.spec import BundleConfig, LatentStats, TaskSpec
+from DAECounterfactualLib.bundle.store import add_task, load_bundle, write_bundle
 from DAECounterfactualLib.cli.commands import main as cli_main
 from DAECounterfactualLib.errors import BundleError
 from DAECounterfactualLib.model.networks import make_model
@@ -214,7 +215,7 @@ def test_cli_verify_reports_ok_and_errors(bundle_dir, capsys):
 def test_user_step_counts_are_checked_against_the_model(tiny_config):
     """What the Logic and ``daecf explain --steps`` pass to the Explainer: 0, absurd or beyond the trained timesteps
     is an InputError before any diffusion step runs."""
-    from DAECounterfactualLib.bundle.store import StepPreset
+    from DAECounterfactualLib.bundle.spec import StepPreset
     from DAECounterfactualLib.model.diffusion import DiffusionConfig
     from DAECounterfactualLib.errors import InputError
 

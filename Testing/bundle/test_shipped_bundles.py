@@ -8,7 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from DAECounterfactualLib.bundle.store import WEIGHTS, load_bundle, resolve_bundle
+from DAECounterfactualLib.bundle.registry import resolve_bundle
+from DAECounterfactualLib.bundle.store import WEIGHTS, load_bundle
 from DAECounterfactualLib.inference.explainer import Explainer
 
 SHIPPED = {"vcf-ct": "genant", "dr-retina": "dr", "vertebra-mri": "genant"}

@@ -51,7 +51,7 @@ def test_table_lists_every_preset(report):
 def test_tune_presets_counts_inversion_calls_and_parses_candidates(blob_bundle, overfit_dae):
     from DAECounterfactualResearch.preset_tuning import measure, parse_candidate
 
-    from DAECounterfactualLib.bundle.store import StepPreset
+    from DAECounterfactualLib.bundle.spec import StepPreset
 
     assert parse_candidate("10,10,12,0.002,quadratic") == StepPreset(10, 10, 12, 0.002, "quadratic")
     assert parse_candidate("250,100,0") == StepPreset(250, 100)

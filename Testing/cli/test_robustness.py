@@ -112,7 +112,7 @@ def test_mri_given_to_a_ct_bundle_is_graded_with_a_warning_and_the_ood_flag(ct_b
 
 def test_a_ct_given_to_an_mri_bundle_warns(ct, tiny_config):
     """No MRI bundle ships; the screening needs only the bundle's config to tell a CT (air at -1000) from an MRI."""
-    from DAECounterfactualLib.bundle.store import BundleConfig
+    from DAECounterfactualLib.bundle.spec import BundleConfig
     from DAECounterfactualLib.model.preprocessing import Preprocessing
     from DAECounterfactualLib.inference.screening import screen_volume
 

@@ -13,7 +13,7 @@ from DAECounterfactualLib.inference.scores import write_scores_csv
 slicer = pytest.importorskip("slicer")
 
 from DAECounterfactualLib.mrml import scene as mrml  # noqa: E402
-from DAECounterfactualLib.bundle.store import StepPreset  # noqa: E402
+from DAECounterfactualLib.bundle.spec import StepPreset  # noqa: E402
 from DAECounterfactualLib.errors import Cancelled, InputError  # noqa: E402
 from DAECounterfactualLib.inference.geometry import extract_sagittal_patch, patch_pixel_to_ras  # noqa: E402
 from DAECounterfactualLib.inference.explainer import Explanation, Grades  # noqa: E402

@@ -5,7 +5,8 @@ import pytest
 
 
 def test_reference_ruler_reads_a_phantom_crush_that_the_ratio_misses():
-    from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle
+    from DAECounterfactualLib.bundle.registry import resolve_bundle
+    from DAECounterfactualLib.bundle.store import load_bundle
     from DAECounterfactualResearch.evaluation import ct_body_measure, pair_readings, ruler_summary_rows
 
     config = load_bundle(resolve_bundle("vcf-ct")).config

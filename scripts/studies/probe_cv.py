@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle
+from DAECounterfactualLib.bundle.registry import resolve_bundle
+from DAECounterfactualLib.bundle.store import load_bundle
 from DAECounterfactualLib.inference.explainer import Explainer
 from DAECounterfactualResearch.evaluation import cross_validated_rows
 from DAECounterfactualResearch.experiment import add_bundle_arguments, chosen_task, load_data, load_experiment

@@ -20,7 +20,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle
+from DAECounterfactualLib.bundle.registry import resolve_bundle
+from DAECounterfactualLib.bundle.store import load_bundle
 from DAECounterfactualLib.inference.explainer import Explainer
 from DAECounterfactualResearch.bundle_making import gain_images
 from DAECounterfactualResearch.experiment import add_bundle_arguments, chosen_task, load_data, load_experiment

@@ -17,7 +17,8 @@ import sys
 
 import numpy as np
 
-from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle
+from DAECounterfactualLib.bundle.registry import resolve_bundle
+from DAECounterfactualLib.bundle.store import load_bundle
 from DAECounterfactualLib.inference.explainer import Explainer
 from DAECounterfactualResearch.evaluation import grouped_auc, pixel_change
 from DAECounterfactualResearch.experiment import add_bundle_arguments, load_data, load_experiment

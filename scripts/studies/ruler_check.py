@@ -17,7 +17,8 @@ import sys
 
 import numpy as np
 
-from DAECounterfactualLib.bundle.store import load_bundle, resolve_bundle
+from DAECounterfactualLib.bundle.registry import resolve_bundle
+from DAECounterfactualLib.bundle.store import load_bundle
 from DAECounterfactualResearch.evaluation import ct_body_measure, pair_readings, ruler_summary_rows
 from DAECounterfactualResearch.experiment import add_bundle_arguments, load_experiment
 from DAECounterfactualResearch.synthesis import FRACTURE_KINDS

@@ -13,7 +13,8 @@ from ..model.device import DEVICES
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from ..bundle.store import available_bundles, load_bundle
+    from ..bundle.registry import available_bundles
+    from ..bundle.store import load_bundle
 
     bundles = available_bundles()
     if not bundles:
@@ -25,7 +26,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from ..bundle.store import load_bundle, resolve_bundle
+    from ..bundle.registry import resolve_bundle
+    from ..bundle.store import load_bundle
     from ..model.networks import count_parameters
 
     bundle = load_bundle(resolve_bundle(args.bundle), load_weights=True)
@@ -50,7 +52,8 @@ def _cmd_fetch_sample(args: argparse.Namespace) -> int:
 
 
 def _explainer(args: argparse.Namespace):
-    from ..bundle.store import load_bundle, resolve_bundle
+    from ..bundle.registry import resolve_bundle
+    from ..bundle.store import load_bundle
     from ..inference.explainer import Explainer
 
     bundle = load_bundle(resolve_bundle(args.bundle))
@@ -142,7 +145,7 @@ def _write_batches(sink, batches, total: int, quiet: bool) -> None:
 
 def _steps(text: str | None, preset: str, config):
     """--steps N or INVERT,DECODE (no refinement) overrides --preset; either is checked against the model."""
-    from ..bundle.store import StepPreset
+    from ..bundle.spec import StepPreset
 
     if text is None:
         return config.preset(preset)

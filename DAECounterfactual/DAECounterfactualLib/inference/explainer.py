@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..bundle.store import Bundle, StepPreset, TaskSpec
+from ..bundle.spec import Bundle, StepPreset, TaskSpec
 from ..model.diffusion import NoiseSchedule, StepCallback, ddim_invert, ddim_sample
 from ..errors import InputError
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..bundle.store import BundleConfig
+from ..bundle.spec import BundleConfig
 from ..errors import InputError
 from ..io.volumes import Volume, VertebraPosition
 from .geometry import Patch, extract_sagittal_patch

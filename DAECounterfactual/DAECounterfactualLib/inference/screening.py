@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bundle.store import BundleConfig
+from ..bundle.spec import BundleConfig
 from ..errors import InputError
 from .geometry import Patch
 from ..io.volumes import Volume

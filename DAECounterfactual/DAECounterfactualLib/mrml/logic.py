@@ -20,7 +20,9 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from . import scene as mrml
-from ..bundle.store import Bundle, load_bundle, resolve_bundle
+from ..bundle.registry import resolve_bundle
+from ..bundle.spec import Bundle
+from ..bundle.store import load_bundle
 from ..errors import BusyError, Cancelled, InputError
 from ..inference.geometry import Patch
 from ..inference.patches import check_positions_inside, cut_patch, to_model_input, volume_value_range
