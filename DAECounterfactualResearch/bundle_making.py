@@ -17,11 +17,12 @@ from DAECounterfactualLib.model.networks import make_model
 from DAECounterfactualLib.model.preprocessing import Preprocessing
 
 from .evaluation import latent_geometry
+from .experiment import Experiment
 from .task_fitting import TaskRecipe, fit_edit_gain, fit_task
 
 
-def bundle_config(experiment: dict, model_config: DAEConfig) -> BundleConfig:
-    spec = experiment["bundle"]
+def bundle_config(experiment: Experiment, model_config: DAEConfig) -> BundleConfig:
+    spec = experiment.bundle
     presets = {k: StepPreset(**v) for k, v in spec.get("presets", {}).items()}
     return BundleConfig(name=spec["name"], modality=spec["modality"], description=spec.get("description", ""),
                         model=model_config, preprocessing=Preprocessing.from_dict(spec["preprocessing"]),
@@ -45,10 +46,10 @@ def load_ema_model(run_dir: Path, run_meta: dict, allow_unfinished: bool):
     return model
 
 
-def fit_tasks(experiment: dict, z_train: np.ndarray, train, z_val: np.ndarray, val) -> list[TaskSpec]:
+def fit_tasks(experiment: Experiment, z_train: np.ndarray, train, z_val: np.ndarray, val) -> list[TaskSpec]:
     """Every task of the experiment fitted on the training latents (C chosen on validation), with the geometry of
     the training latents in its probe's space recorded for the model card."""
-    recipes = [TaskRecipe.from_config(t) for t in experiment["tasks"]]
+    recipes = [TaskRecipe.from_config(t) for t in experiment.tasks]
     tasks = [fit_task(r, z_train, train.grades, z_val, val.grades, r.strata(train)) for r in recipes]
     return [replace(t, metrics={**t.metrics, "latent_geometry": latent_geometry(t.probe, z_train)}) for t in tasks]
 

@@ -1,11 +1,13 @@
-"""An experiment config (``scripts/configs/*.json``): reading it, loading its training set, checking that set
-against the config's bundle section, and the command-line arguments shared by the scripts that study a bundle.
+"""An experiment config (``scripts/configs/*.json``) as an ``Experiment``: reading it, loading its training set,
+checking that set against the config's bundle section, and the command-line arguments shared by the scripts that
+study a bundle.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +20,51 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
 
 
-def load_experiment(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment config, read once. Its sections stay the JSON their own readers take: ``model`` for
+    DAEConfig.from_dict, ``train`` for TrainConfig, ``data`` for load_data, ``bundle`` for the bundle's config and
+    model card, each of ``tasks`` for TaskRecipe.from_config; what every script asked of them is named here."""
+
+    data: dict[str, Any]
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    bundle: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> "Experiment":
+        return cls(data=config["data"], tasks=list(config.get("tasks", [])), bundle=dict(config.get("bundle", {})),
+                   model=dict(config.get("model", {})), train=dict(config.get("train", {})))
+
+    @property
+    def name(self) -> str:
+        """The bundle's name: its folder under Resources/Models and its training run's under the cache."""
+        return self.bundle["name"]
+
+    @property
+    def train_split(self) -> str:
+        return self.data.get("train_split", "train")
+
+    @property
+    def val_split(self) -> str:
+        return self.data.get("val_split", "val")
 
 
-def load_data(experiment: dict, data_root: Path) -> tuple[TrainingSet, Path]:
+def load_experiment(path: Path) -> Experiment:
+    return Experiment.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def load_data(experiment: Experiment, data_root: Path) -> tuple[TrainingSet, Path]:
     """The experiment's training set and the file it came from, checked against its bundle section (if any)."""
-    spec, bundle_spec = experiment["data"], experiment.get("bundle")
+    spec = experiment.data
     path = Path(spec["path"])
     path = path if path.is_absolute() else data_root / path
     if spec["kind"] == "medmnist":
         return medmnist_training_set(path), path
     if spec["kind"] == "training_set":
-        if bundle_spec is not None:
-            check_built_for(path, bundle_spec)
+        if experiment.bundle:
+            check_built_for(path, experiment.bundle)
         return load_training_set(path), path
     raise ValueError(f"unknown data kind {spec['kind']!r}")
 
@@ -73,9 +106,10 @@ def add_bundle_arguments(parser: argparse.ArgumentParser, task: bool = False) ->
         parser.add_argument("--task", default=None, help="default: the experiment's first task")
 
 
-def chosen_task(parser: argparse.ArgumentParser, args: argparse.Namespace, experiment: dict) -> dict[str, Any]:
+def chosen_task(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                experiment: Experiment) -> dict[str, Any]:
     """The config's entry for ``--task`` (the first task when none is named); an unknown name is a usage error."""
-    tasks = {t["name"]: t for t in experiment["tasks"]}
+    tasks = {t["name"]: t for t in experiment.tasks}
     if args.task and args.task not in tasks:
         parser.error(f"task {args.task!r} is not in {args.config} (tasks: {', '.join(tasks)})")
-    return tasks[args.task] if args.task else experiment["tasks"][0]
+    return tasks[args.task] if args.task else experiment.tasks[0]

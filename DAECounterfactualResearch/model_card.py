@@ -9,6 +9,7 @@ from pathlib import Path
 from DAECounterfactualLib.bundle.spec import BundleConfig
 from DAECounterfactualLib.cli.bench import preset_label
 
+from .experiment import Experiment
 from .task_fitting import MIN_RESPONSE_CORRELATION, MIN_RESPONSE_SLOPE
 
 GAIN_HEADING = "## Counterfactual edit gain"
@@ -16,7 +17,7 @@ VALIDATION_HEADING = "## Validation"
 TASK_LINE = "- Task"  # "- Task `name` (...)" lines, and the "- Tasks refitted ..." line this script adds
 
 
-def render_model_card(experiment: dict, config: BundleConfig, run_meta: dict, tasks, parameters: int,
+def render_model_card(experiment: Experiment, config: BundleConfig, run_meta: dict, tasks, parameters: int,
                       recon_mse: float, fp16_delta: float, reliance: float) -> str:
     data, train = run_meta.get("data", {}), run_meta.get("train_config", {})
     hours = run_meta.get("elapsed_s", 0) / 3600
@@ -42,8 +43,8 @@ def render_model_card(experiment: dict, config: BundleConfig, run_meta: dict, ta
     if run_meta.get("warm_start"):
         lines.append(f"- Warm start from `{Path(run_meta['warm_start']['file']).name}` (sha256 "
                      f"`{run_meta['warm_start']['sha256'][:16]}…`); its own compute is not counted above.")
-    if experiment["bundle"].get("compute_note"):
-        lines.append(f"- {experiment['bundle']['compute_note']}")
+    if experiment.bundle.get("compute_note"):
+        lines.append(f"- {experiment.bundle['compute_note']}")
     lines += [
         "", "## Validation",
         f"- EMA reconstruction MSE on validation images (model range [-1, 1], 'standard' preset): {recon_mse:.2e}.",
@@ -52,8 +53,8 @@ def render_model_card(experiment: dict, config: BundleConfig, run_meta: dict, ta
         f"- Weights stored as fp16: max |Δ signed distance| vs fp32 on validation latents {fp16_delta:.2e}.",
     ]
     lines += task_card_lines(experiment, tasks)
-    if experiment["bundle"].get("limitations"):
-        lines += ["", "## Limitations", experiment["bundle"]["limitations"]]
+    if experiment.bundle.get("limitations"):
+        lines += ["", "## Limitations", experiment.bundle["limitations"]]
     lines += ["", "## Intended use",
               "Research on counterfactual explanations: showing how this model's latent direction for the "
               "pathology changes an image. Out-of-distribution inputs are flagged from the latent statistics of the "
@@ -61,7 +62,7 @@ def render_model_card(experiment: dict, config: BundleConfig, run_meta: dict, ta
     return "\n".join(lines)
 
 
-def task_card_lines(experiment: dict, tasks) -> list[str]:
+def task_card_lines(experiment: Experiment, tasks) -> list[str]:
     """The model card's lines on each task: its recipe, validation metrics and latent geometry."""
     lines = []
     for task in tasks:
@@ -73,7 +74,7 @@ def task_card_lines(experiment: dict, tasks) -> list[str]:
                   f"the probe normal {g['direction_variance']:.3g} (1 = an average direction; far below 1, the "
                   "decoder is unlikely to draw edits along it)."]
         if task.probe.edit_direction is not None:
-            edit_components = next(t.get("edit_components") for t in experiment["tasks"] if t["name"] == task.name)
+            edit_components = next(t.get("edit_components") for t in experiment.tasks if t["name"] == task.name)
             cos = float(task.probe.edit_axis @ task.probe.unit_normal)
             lines.append(f"  Counterfactual edits move along the normal's projection on the latents' top "
                          f"{edit_components} principal directions (cos {cos:.3f} with the normal), which the decoder "

@@ -157,9 +157,10 @@ class Trainer:
         return self.train_config.lr * min(1.0, (step + 1) / warmup)
 
     def train_step(self, step: int) -> float:
-        idx = batch_indices(step, self.train_config.batch_size, len(self.images), self.train_config.seed)[self.rank::self.world]
+        config = self.train_config
+        idx = batch_indices(step, config.batch_size, len(self.images), config.seed)[self.rank::self.world]
         x0 = self.images[idx].to(self.device, torch.float32)
-        generator = torch.Generator(self.device).manual_seed((self.train_config.seed * 7919 + step) * 1009 + self.rank)
+        generator = torch.Generator(self.device).manual_seed((config.seed * 7919 + step) * 1009 + self.rank)
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(step)
         with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
@@ -167,10 +168,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_config.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        update_ema(self.ema, self.model, min(self.train_config.ema_decay, (1 + step) / (10 + step)))
+        update_ema(self.ema, self.model, min(config.ema_decay, (1 + step) / (10 + step)))
         return float(loss.detach())
 
     def run(self, progress: bool = True, max_minutes: float | None = None) -> dict[str, Any]:
@@ -239,12 +240,13 @@ class Trainer:
         if self.rank != 0:
             return float("nan")
         images = self.validation.to(self.device, torch.float32)
-        recon = reconstruct(self.ema, images, self.schedule, self.train_config.validation_steps)
+        steps = self.train_config.validation_steps
+        recon = reconstruct(self.ema, images, self.schedule, steps)
         mse = float(torch.mean((recon - images) ** 2))
         reliance = semantic_reliance(self.ema, images, self.schedule)
         self.history.append({"step": self.step, "val_recon_mse": mse, "val_semantic_reliance": reliance})
         save_strip(self.run_dir / "reconstructions.png", images.cpu(), recon.cpu(),
-                   f"step {self.step}: EMA reconstruction MSE {mse:.4f} ({self.train_config.validation_steps} DDIM steps), "
+                   f"step {self.step}: EMA reconstruction MSE {mse:.4f} ({steps} DDIM steps), "
                    f"z_sem reliance {reliance:.4f}")
         return mse
 

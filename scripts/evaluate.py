@@ -78,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("an experiment config and --out are required (or --report)")
 
     experiment = load_experiment(args.config)
-    bundle = load_bundle(resolve_bundle(args.bundle or experiment["bundle"]["name"]))
+    bundle = load_bundle(resolve_bundle(args.bundle or experiment.name))
     explainer = Explainer(bundle)
     data, data_path = load_data(experiment, args.data_root)
-    train, val = data.subset(experiment["data"].get("train_split", "train")), data.subset("val")
+    train, val = data.subset(experiment.train_split), data.subset("val")
     held_out = data.subset(args.split)
     if len(held_out) == 0:
         raise SystemExit(f"{data_path}: no images in split {args.split!r}")
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         reconstructed = spread(args.reconstruction_images, held_out.grades)
         results["reconstruction_by_preset"] = reconstruction_by_preset(explainer, held_out.images[reconstructed])
         results["reconstruction_cases"] = reconstructed.tolist()
-    for task in experiment["tasks"]:
+    for task in experiment.tasks:
         recipe = TaskRecipe.from_config(task)
         spec = bundle.task(recipe.name)
         c = float(spec.metrics.get("C", 1.0))

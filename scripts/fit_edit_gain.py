@@ -49,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="print where each grade's counterfactuals land at these gains; store nothing")
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
-    path = resolve_bundle(args.bundle or experiment["bundle"]["name"])
+    path = resolve_bundle(args.bundle or experiment.name)
     bundle = load_bundle(path)
     data, _ = load_data(experiment, args.data_root)
-    images = gain_images(data.subset(experiment["data"].get("val_split", "val")), args.images)
+    images = gain_images(data.subset(experiment.val_split), args.images)
     explainer = Explainer(bundle)
     if args.response_at:
         for task in bundle.tasks.values():

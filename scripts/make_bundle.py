@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     experiment = load_experiment(args.config)
-    name = experiment["bundle"]["name"]
+    name = experiment.name
     run_dir = args.run_dir or default_cache_dir() / name
     run_meta = json.loads((run_dir / "checkpoint.json").read_text(encoding="utf-8"))
     model = load_ema_model(run_dir, run_meta, args.allow_unfinished)
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     config = bundle_config(experiment, model_config)
 
     data, _ = load_data(experiment, args.data_root)
-    splits = experiment["data"].get("train_split", "train"), experiment["data"].get("val_split", "val")
+    splits = experiment.train_split, experiment.val_split
     train, val = data.subset(splits[0]), data.subset(splits[1])
     model.eval()
     z_train, z_val = encode_images(model, train.images), encode_images(model, val.images)

@@ -21,7 +21,8 @@ from DAECounterfactualLib.bundle.registry import resolve_bundle
 from DAECounterfactualLib.bundle.store import add_task, load_bundle
 from DAECounterfactualLib.inference.explainer import Explainer
 from DAECounterfactualResearch.bundle_making import fit_tasks, fitted_tasks, gain_images
-from DAECounterfactualResearch.experiment import add_bundle_arguments, load_data, load_experiment, patch_differences
+from DAECounterfactualResearch.experiment import (Experiment, add_bundle_arguments, load_data, load_experiment,
+                                                  patch_differences)
 from DAECounterfactualResearch.model_card import GAIN_HEADING, task_card_lines, with_gain_section, with_task_lines
 
 
@@ -33,11 +34,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="validation images to fit each task's edit gain on (0: gain 1)")
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
-    source = resolve_bundle(args.bundle or experiment["bundle"]["name"])
+    source = resolve_bundle(args.bundle or experiment.name)
     if args.out.exists():
         parser.error(f"--out {args.out} exists; name a new folder (the source bundle is never overwritten)")
     original = load_bundle(source, load_weights=False)
-    named, bundled = {t["name"] for t in experiment["tasks"]}, set(original.tasks)
+    named, bundled = {t["name"] for t in experiment.tasks}, set(original.tasks)
     if named != bundled:
         parser.error(f"{args.config} names tasks {sorted(named)} but {source} holds {sorted(bundled)}: every task "
                      "of the bundle is refitted, so both must name the same ones")
@@ -45,12 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     config = original.config
     differ = patch_differences(config.preprocessing.to_dict(), {"size_px": config.patch_size_px,
                                                                 "spacing_mm": config.patch_spacing_mm},
-                               experiment.get("bundle", {}))
+                               experiment.bundle)
     if differ:
         parser.error(f"{source} has " + ", ".join(differ) + f": {args.config} describes another bundle")
     data, _ = load_data(experiment, args.data_root)
-    train = data.subset(experiment["data"].get("train_split", "train"))
-    val = data.subset(experiment["data"].get("val_split", "val"))
+    train = data.subset(experiment.train_split)
+    val = data.subset(experiment.val_split)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.", dir=args.out.parent))
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def refit_copy(folder: Path, experiment: dict, args: argparse.Namespace, train, val) -> None:
+def refit_copy(folder: Path, experiment: Experiment, args: argparse.Namespace, train, val) -> None:
     """Refit every task of the bundle copy in ``folder`` and rewrite its model card."""
     bundle = load_bundle(folder)
     explainer = Explainer(bundle)

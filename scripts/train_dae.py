@@ -45,13 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     experiment = load_experiment(args.config)
-    model_config = DAEConfig.from_dict(experiment["model"])
+    model_config = DAEConfig.from_dict(experiment.model)
     overrides = {"total_samples": args.total_samples} if args.total_samples else {}
-    train_config = TrainConfig(**{**experiment["train"], **overrides})
+    train_config = TrainConfig(**{**experiment.train, **overrides})
     data, data_path = load_data(experiment, args.data_root)
-    train = data.subset(experiment["data"].get("train_split", "train"))
-    val = data.subset(experiment["data"].get("val_split", "val"))
-    run_dir = args.run_dir or default_cache_dir() / experiment["bundle"]["name"]
+    train = data.subset(experiment.train_split)
+    val = data.subset(experiment.val_split)
+    run_dir = args.run_dir or default_cache_dir() / experiment.name
     manifest = {"file": str(data_path.name), "sha256": sha256_file(data_path), "train_images": len(train),
                 "val_images": len(val), "experiment": str(args.config.name)}
     trainer = Trainer(model_config, train_config, torch.from_numpy(train.images), run_dir,

@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead: the residual of each fixed-point iteration at each of STEPS inversion steps")
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
-    explainer = Explainer(load_bundle(resolve_bundle(args.bundle or experiment["bundle"]["name"])))
+    explainer = Explainer(load_bundle(resolve_bundle(args.bundle or experiment.name)))
     data, _ = load_data(experiment, args.data_root)
-    images = gain_images(data.subset(experiment["data"].get("val_split", "val")), args.images)
+    images = gain_images(data.subset(experiment.val_split), args.images)
     if args.residuals:
         refinement_residuals(explainer, images, args.residuals)
         return 0

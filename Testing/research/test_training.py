@@ -130,14 +130,14 @@ def test_training_set_round_trip(tmp_path):
 
 
 def test_a_training_set_cut_with_another_window_or_patch_than_the_bundle_is_refused(tmp_path):
-    from DAECounterfactualResearch.experiment import load_data
+    from DAECounterfactualResearch.experiment import Experiment, load_data
 
     TrainingSet(np.zeros((2, 1, 4, 4), np.float16), np.array([0, 1]), np.array(["train", "val"]),
                 np.array(["a", "b"])).save(tmp_path / "dataset.npz")
     bundle = {"preprocessing": {"kind": "ct_window", "low": -1000, "high": 1500},
               "patch": {"size_px": 64, "spacing_mm": 1.5}}
     spec = {"kind": "training_set", "path": "dataset.npz"}
-    experiment = {"data": spec, "bundle": bundle}
+    experiment = Experiment.from_dict({"data": spec, "bundle": bundle})
     assert len(load_data(experiment, tmp_path)[0]) == 2  # no manifest.json: nothing to check against
     settings = {"preprocessing": {"kind": "ct_window", "low": -1000.0, "high": 1500.0}, "size_px": 64,
                 "spacing_mm": 1.5}
@@ -147,7 +147,7 @@ def test_a_training_set_cut_with_another_window_or_patch_than_the_bundle_is_refu
     (tmp_path / "manifest.json").write_text(json.dumps({"settings": settings}))
     with pytest.raises(InputError, match="built with preprocessing .*-200.*spacing_mm 1.0 \\(config: 1.5\\)"):
         load_data(experiment, tmp_path)
-    assert len(load_data({"data": spec}, tmp_path)[0]) == 2  # no bundle section: nothing to match
+    assert len(load_data(Experiment.from_dict({"data": spec}), tmp_path)[0]) == 2  # no bundle section: nothing to match
 
 
 def test_medmnist_set_is_scaled_to_the_model_range(tmp_path):

@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     add_bundle_arguments(parser)
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
-    recipe = TaskRecipe.from_config(experiment["tasks"][0])
+    recipe = TaskRecipe.from_config(experiment.tasks[0])
     data, _ = load_data(experiment, args.data_root)
-    train = data.subset(experiment["data"].get("train_split", "train"))
+    train = data.subset(experiment.train_split)
     grades, extra = train.grades, train.extra
     usable = (grades >= 0) & ~np.isin(grades, recipe.exclude_from_probe)
     real, phantom = usable & (extra["origin"] == "real"), usable & (extra["origin"] == "phantom")
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     vertebra = np.char.add(train.case_id.astype(str), extra["label"].astype(str))
     body_view = np.char.add(vertebra, extra["lateral_offset_mm"].astype(str))
     images = train.images.astype(np.float32)
-    z = Explainer(load_bundle(resolve_bundle(args.bundle or experiment["bundle"]["name"]))).encode(train.images)
+    z = Explainer(load_bundle(resolve_bundle(args.bundle or experiment.name))).encode(train.images)
 
     change = pixel_change(images[real], body_view[real], extra["simulated"][real], positive[real])
     print(f"real-CT patches: {real.sum()} ({positive[real].sum()} G{recipe.positive_min_grade}+) from "

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
-    config = load_bundle(resolve_bundle(args.bundle or experiment["bundle"]["name"])).config
+    config = load_bundle(resolve_bundle(args.bundle or experiment.name)).config
     measure, rng = ct_body_measure(config), np.random.default_rng(args.seed)
     readings = []
     for n in range(args.pairs):
