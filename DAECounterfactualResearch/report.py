@@ -25,7 +25,7 @@ PAPER = {
     "dr": {"table": "Table 4 (RetinaMNIST at 128 px)",
            "DAE+SVM": {"auc": 0.83, "mae": 0.72, "macro_f1": 0.31}, "DenseNet121": {"auc": 0.81, "mae": 0.75}},
 }
-# (bundle, task) -> the project's targets (issue 8); other bundles are reported without targets
+# (bundle, task) -> the project's targets; other bundles are reported without targets
 TARGETS = {
     ("vcf-ct", "genant"): {"auc": (">=", 0.93), "macro_f1": (">=", 0.59), "validity": (">=", 0.90),
                            "faithfulness": (">=", 0.80)},

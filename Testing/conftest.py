@@ -44,7 +44,7 @@ def tiny_config():
 
 @pytest.fixture(scope="session")
 def overfit_dae(tiny_config):
-    """(model, images): a tiny DAE trained for 600 steps on the four blob images (about 30 s on 2 cores)."""
+    """(model, images): a tiny DAE trained for 600 steps on the four blob images, once per session."""
     import torch
 
     from DAECounterfactualLib.model.diffusion import NoiseSchedule, diffusion_loss
@@ -93,8 +93,8 @@ def blob_bundle(overfit_dae, tiny_config, tmp_path_factory):
 @pytest.fixture(scope="session")
 def ct_bundle_path(tiny_config, tmp_path_factory):
     """A bundle around an untrained, seeded tiny DAE. The MRML tests check geometry, units, node bookkeeping and
-    consistency with the pipeline, never image quality, so they skip the session's training fixture (minutes on
-    a busy 2-core machine) and stay fast when run alone."""
+    consistency with the pipeline, never image quality, so they skip the session's training fixture and stay
+    fast when run alone."""
     import torch
 
     from DAECounterfactualLib.model.networks import make_model

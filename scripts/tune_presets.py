@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Choose step presets by measurement: inversion network calls and reconstruction error of candidate presets.
 
-Reconstruction error is what the issue's quality target compares with the reference preset; the calls of the
-inversion are what a tolerance saves (decoding costs the same for every candidate with the same decoding steps).
+Reconstruction error is what the quality target (docs/PERFORMANCE.md) compares with the reference preset; the
+calls of the inversion are what a tolerance saves (decoding costs the same for every candidate with the same
+decoding steps).
 Each candidate is INVERT,DECODE,REFINE[,TOL[,SPACING]]:
 
     python scripts/tune_presets.py scripts/configs/vcf-ct.json --data-root DATA \

@@ -58,8 +58,8 @@ def test_bundle_loads_by_name_in_the_slicer_logic(shipped):
 
 @pytest.mark.real_data
 def test_fast_presets_draw_the_counterfactual_grades_of_the_reference_preset():
-    """Issue 6's correctness check of the fast paths, on RetinaMNIST validation images (real data that the
-    project cannot bundle; the CT bundle's own check is the test below, on a phantom). Tolerance as
+    """The correctness check of the fast paths (docs/PERFORMANCE.md), on RetinaMNIST validation images (real data
+    that the project cannot bundle; the CT bundle's own check is the test below, on a phantom). Tolerance as
     measured on three validation images: 13 of 15 re-encoded counterfactual grades equal the reference preset's
     for both presets, standard always within one grade; fast once two grades off, at the far G0 edit."""
     from DAECounterfactualResearch.datasets import medmnist_training_set
