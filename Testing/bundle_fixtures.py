@@ -35,9 +35,10 @@ def field_model_input(point) -> np.ndarray:
 
 def write_ct_bundle(model, images: np.ndarray, tiny_config, folder):
     """``model`` as a CT bundle with a 'genant' task whose probe is fitted on the latents of four images."""
-    from DAECounterfactualLib.bundle.spec import BundleConfig, LatentStats, StepPreset, TaskSpec
+    from DAECounterfactualLib.bundle.spec import BundleConfig, StepPreset, TaskSpec
     from DAECounterfactualLib.bundle.store import write_bundle
     from DAECounterfactualLib.inference.explainer import encode_images
+    from DAECounterfactualLib.model.ood import LatentStats
     from DAECounterfactualLib.model.preprocessing import Preprocessing
     from DAECounterfactualResearch.probe_fitting import fit_calibration, fit_probe
 

@@ -67,9 +67,10 @@ def overfit_dae(tiny_config):
 @pytest.fixture(scope="session")
 def blob_bundle(overfit_dae, tiny_config, tmp_path_factory):
     """The overfitted DAE as a CT bundle (16 px at 6 mm) whose task 'size' grades the four disks by radius."""
-    from DAECounterfactualLib.bundle.spec import BundleConfig, LatentStats, StepPreset, TaskSpec
+    from DAECounterfactualLib.bundle.spec import BundleConfig, StepPreset, TaskSpec
     from DAECounterfactualLib.bundle.store import write_bundle
     from DAECounterfactualLib.inference.explainer import encode_images
+    from DAECounterfactualLib.model.ood import LatentStats
     from DAECounterfactualLib.model.preprocessing import Preprocessing
     from DAECounterfactualResearch.probe_fitting import fit_calibration, fit_probe
 

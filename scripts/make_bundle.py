@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from DAECounterfactualLib.bundle.spec import LatentStats
 from DAECounterfactualLib.bundle.store import add_task, load_bundle, write_bundle
 from DAECounterfactualLib.inference.explainer import Explainer, encode_images
 from DAECounterfactualLib.model.diffusion import NoiseSchedule
 from DAECounterfactualLib.model.networks import count_parameters
+from DAECounterfactualLib.model.ood import LatentStats
 from DAECounterfactualResearch.bundle_making import bundle_config, fit_tasks, fitted_tasks, gain_images, load_ema_model
 from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, load_data, load_experiment
 from DAECounterfactualResearch.model_card import render_model_card, with_gain_section

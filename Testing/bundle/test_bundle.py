@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from DAECounterfactualLib.bundle.registry import available_bundles, resolve_bundle
-from DAECounterfactualLib.bundle.spec import BundleConfig, LatentStats, TaskSpec
+from DAECounterfactualLib.bundle.spec import BundleConfig, TaskSpec
 from DAECounterfactualLib.bundle.store import add_task, load_bundle, write_bundle
 from DAECounterfactualLib.cli.commands import main as cli_main
 from DAECounterfactualLib.errors import BundleError
 from DAECounterfactualLib.model.networks import make_model
+from DAECounterfactualLib.model.ood import LatentStats
 from DAECounterfactualLib.model.preprocessing import Preprocessing
 from DAECounterfactualResearch.probe_fitting import fit_calibration, fit_probe
 

@@ -1,3 +1,3 @@
-"""Model bundles: spec (config, tasks, latent statistics), schema, store (read, verify, write) and the registry of
-bundled names. Imports ``model`` and ``io``.
+"""Model bundles: spec (config, tasks), schema, store (read, verify, write, manifest) and the registry of bundled
+names. Imports ``model`` and ``io``.
 """

@@ -26,8 +26,9 @@ from typing import Any
 from ..errors import BundleError
 from ..io.files import atomic_write_bytes
 from ..model.config import ConfigError, DAEConfig
+from ..model.ood import LatentStats
 from .schema import CONFIG_SCHEMA, LATENT_STATS_SCHEMA, TASK_SCHEMA, check_schema
-from .spec import FORMAT_VERSION, Bundle, BundleConfig, LatentStats, TaskSpec
+from .spec import FORMAT_VERSION, Bundle, BundleConfig, TaskSpec
 
 MANIFEST = "manifest.json"
 CONFIG = "config.json"
