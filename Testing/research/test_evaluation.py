@@ -249,7 +249,7 @@ def test_report_states_targets_and_paper_numbers(tmp_path):
                                                                                        "calibration": "linear"}}}}
     (tmp_path / "results" / "vcf-ct").mkdir(parents=True)
     (tmp_path / "results" / "vcf-ct" / "results.json").write_text(json.dumps(results))
-    text = write_results_markdown(tmp_path / "results", tmp_path / "RESULTS.md", preface="# R").read_text()
+    text = write_results_markdown(tmp_path / "results", tmp_path / "RESULTS.md", preface="# R").read_text(encoding="utf-8")
     assert "| DAE (ours) | svm | linear | 0.950 |" in text
     assert "| auc | >= 0.93 | 0.950 | – | met |" in text  # results from before intervals were recorded
     assert "| macro_f1 | >= 0.59 | 0.500 | – | not met (missed by 0.090) |" in text
