@@ -33,6 +33,7 @@ def test_bundle_is_small_and_its_card_states_data_compute_and_validation(shipped
     assert "Not for clinical use" in card
 
 
+@pytest.mark.slow
 def test_bundle_grades_and_explains_an_image(shipped):
     name, bundle = shipped
     explainer = Explainer(bundle)
@@ -56,6 +57,7 @@ def test_bundle_loads_by_name_in_the_slicer_logic(shipped):
     assert SHIPPED[name] in logic.explainer.bundle.tasks
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_fast_presets_draw_the_counterfactual_grades_of_the_reference_preset():
     """The correctness check of the fast paths (docs/PERFORMANCE.md), on RetinaMNIST validation images (real data
@@ -82,6 +84,7 @@ def test_fast_presets_draw_the_counterfactual_grades_of_the_reference_preset():
     assert np.abs(grades["standard"] - grades["reference"]).max() <= 1, grades
 
 
+@pytest.mark.slow
 def test_ct_counterfactuals_change_the_reencoded_grade():
     """vcf-ct's probe normal lies in its latents' top principal directions (probe_components), which the decoder
     draws: the G2 counterfactual of an intact phantom vertebra re-encodes at least half the requested step above

@@ -15,6 +15,7 @@ def report(blob_bundle, overfit_dae):
     return run_benchmark(explainer, "size", patches, repeats=1, quality_patches=2)
 
 
+@pytest.mark.slow
 def test_report_has_the_documented_fields(report):
     assert set(report["presets"]) == {"fast", "standard", "reference"}
     for r in report["presets"].values():
@@ -26,6 +27,7 @@ def test_report_has_the_documented_fields(report):
     json.dumps(report)  # serialisable as written by --out
 
 
+@pytest.mark.slow
 def test_unet_calls_follow_the_presets(report):
     # 4 grades + reconstruction + reflection = 6 latents; batched presets decode them in one pass
     fast, reference = report["presets"]["fast"], report["presets"]["reference"]
@@ -35,6 +37,7 @@ def test_unet_calls_follow_the_presets(report):
     assert fast["speedup_vs_reference"] > 3
 
 
+@pytest.mark.slow
 def test_fast_paths_keep_the_reference_grades(report):
     """Grades come from the encoder alone, so every preset must agree exactly; reconstructions stay close."""
     presets = report["presets"]
@@ -42,12 +45,14 @@ def test_fast_paths_keep_the_reference_grades(report):
     assert presets["standard"]["recon_mse"] <= 1.2 * presets["reference"]["recon_mse"] + 1e-3
 
 
+@pytest.mark.slow
 def test_table_lists_every_preset(report):
     table = format_table(report)
     for name in ("fast", "standard", "reference", "vertebrae/s", "GFLOP"):
         assert name in table
 
 
+@pytest.mark.slow
 def test_tune_presets_counts_inversion_calls_and_parses_candidates(blob_bundle, overfit_dae):
     from DAECounterfactualResearch.preset_tuning import measure, parse_candidate
 

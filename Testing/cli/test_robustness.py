@@ -308,6 +308,7 @@ def test_progress_bar_goes_to_stderr(ct_bundle_path, phantom_dir, tmp_path, caps
 # geometry: any orientation, spacing and point (hypothesis)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(spacing=st.tuples(st.floats(0.3, 1.5), st.floats(0.3, 1.5), st.floats(1.0, 6.0)),
@@ -350,6 +351,7 @@ def test_nothing_reaches_the_network(ct_bundle_path, phantom_dir, ct, tmp_path, 
                  centroid_point(phantom_dir, ct), "--out", str(tmp_path / "e"), str(phantom_dir / "ct.nii.gz")]) == 0
 
 
+@pytest.mark.slow
 def test_same_input_bundle_and_preset_give_bitwise_identical_files_on_the_cpu(ct_bundle_path, phantom_dir, ct,
                                                                              tmp_path):
     outputs = []

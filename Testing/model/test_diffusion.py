@@ -70,6 +70,7 @@ def _reconstruction_mse(model, images, steps):
     return torch.mean((ddim_sample(model, x_T, z, s, steps) - images) ** 2).item(), x_T
 
 
+@pytest.mark.slow
 def test_inversion_then_decoding_reconstructs_training_images(overfit_dae):
     model, images = overfit_dae
     with torch.no_grad():
@@ -78,6 +79,7 @@ def test_inversion_then_decoding_reconstructs_training_images(overfit_dae):
     assert 0.8 < x_T.std().item() < 1.2  # the stochastic code looks like unit Gaussian noise
 
 
+@pytest.mark.slow
 def test_more_steps_never_reconstruct_worse(overfit_dae):
     model, images = overfit_dae
     with torch.no_grad():

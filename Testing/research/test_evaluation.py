@@ -188,6 +188,7 @@ def test_summary_counts_hits_misses_and_measured_grades():
     assert s["faithfulness_from_intact_by_target"][:3] == [1.0, 0.0, 1.0]
 
 
+@pytest.mark.slow
 def test_counterfactual_checks_regrade_real_explanations(overfit_dae, blob_bundle):
     explainer = Explainer(load_bundle(blob_bundle))
     images = overfit_dae[1].numpy()[:2]
@@ -203,6 +204,7 @@ def test_counterfactual_checks_regrade_real_explanations(overfit_dae, blob_bundl
     assert set(checks["latents"]) == {0, 1, 2, 3} and checks["latents"][0].shape == (2, 32)
 
 
+@pytest.mark.slow
 def test_reconstruction_by_preset_reconstructs_like_an_explanation_with_each_preset(overfit_dae, blob_bundle):
     explainer = Explainer(load_bundle(blob_bundle))
     images = overfit_dae[1].numpy()[:2]
@@ -351,6 +353,7 @@ def test_a_baseline_is_reused_only_for_the_same_data_content(tmp_path):
     assert previous_baseline(tmp_path, {**same, "split": "val"}, "genant") is None
 
 
+@pytest.mark.slow
 def test_plots_replace_the_strips_of_an_earlier_run(overfit_dae, blob_bundle, tmp_path):
     """The report links every strip in the folder, so a strip left by an earlier run (another bundle's failure
     case) would be shown as this one's."""

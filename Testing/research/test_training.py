@@ -19,6 +19,7 @@ def _trainer(config, run_dir, total_samples, **overrides):
     return Trainer(config, TrainConfig(total_samples=total_samples, **{**FAST, **overrides}), images, run_dir)
 
 
+@pytest.mark.slow
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tiny_config, tmp_path):
     straight = _trainer(tiny_config, tmp_path / "straight", 8 * 12)
     straight.run(progress=False)
@@ -78,6 +79,7 @@ def test_ddp_ranks_stop_together_when_their_clocks_disagree_about_the_time_limit
     assert [r["step"] for r in ranks] == [1, 1] and not ranks[1]["done"]
 
 
+@pytest.mark.slow
 def test_training_reduces_the_loss_and_records_history(tiny_config, tmp_path):
     trainer = _trainer(tiny_config, tmp_path / "run", 8 * 120, precision="bf16")
     trainer.run(progress=False)
@@ -90,6 +92,7 @@ def test_training_reduces_the_loss_and_records_history(tiny_config, tmp_path):
     assert meta["samples_seen"] == 960 and meta["model_config"] == tiny_config.to_dict()
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_architecture(tiny_config, tmp_path):
     from DAECounterfactualLib.model.config import DAEConfig
 
