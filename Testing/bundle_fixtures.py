@@ -1,10 +1,10 @@
-"""A tiny CT bundle around an untrained, seeded DAE: for tests of geometry, units, bookkeeping and error handling
-(the MRML tests, the robustness tests), which never judge image quality and need no slicer-core for the bundle."""
+"""A tiny CT bundle around an untrained, seeded DAE (the ``ct_bundle_path`` fixture in conftest.py): its constants
+and the exact field its tests sample. For tests of geometry, units, bookkeeping and error handling (the MRML tests,
+the robustness tests), which never judge image quality and need no slicer-core for the bundle."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from spine_testdata import field_on_sagittal_patch
 
@@ -18,6 +18,15 @@ FIELD_OFFSET = float(np.mean(CT_WINDOW))
 EXTENT_MM = 84.0  # a box this wide holds the 48 mm patch around any point within 5 mm of its centre, any rotation
 
 
+def blob_images(size: int = 16) -> np.ndarray:
+    """Four distinct images in [-1, 1]: bright disks of different position and radius on a gentle ramp."""
+    yy, xx = np.mgrid[0:size, 0:size] * (16.0 / size)
+    disks = [(5, 5, 3), (10, 6, 4), (6, 11, 2.5), (11, 11, 3.5)]
+    images = [np.where((xx - cx) ** 2 + (yy - cy) ** 2 < r * r, 0.8, -0.8) + 0.1 * np.sin(xx / 2.0)
+              for cx, cy, r in disks]
+    return np.stack(images)[:, None].astype(np.float32)
+
+
 def field_model_input(point) -> np.ndarray:
     """(1, 1, H, W) model input of the exact field on the patch plane through ``point`` (the tiny bundle's window)."""
     field = field_on_sagittal_patch(point, PATCH_PX, PATCH_SPACING, GRADIENT, FIELD_OFFSET)
@@ -26,10 +35,12 @@ def field_model_input(point) -> np.ndarray:
 
 def write_ct_bundle(model, images: np.ndarray, tiny_config, folder):
     """``model`` as a CT bundle with a 'genant' task whose probe is fitted on the latents of four images."""
-    from DAECounterfactualLib.bundle import BundleConfig, LatentStats, StepPreset, TaskSpec, write_bundle
-    from DAECounterfactualLib.pipeline import encode_images
-    from DAECounterfactualLib.preprocessing import Preprocessing
-    from DAECounterfactualLib.probe import fit_calibration, fit_probe
+    from DAECounterfactualLib.bundle.spec import BundleConfig, StepPreset, TaskSpec
+    from DAECounterfactualLib.bundle.store import write_bundle
+    from DAECounterfactualLib.inference.explainer import encode_images
+    from DAECounterfactualLib.model.ood import LatentStats
+    from DAECounterfactualLib.model.preprocessing import Preprocessing
+    from DAECounterfactualResearch.probe_fitting import fit_calibration, fit_probe
 
     z = encode_images(model, images)
     grades = np.array([1, 3, 0, 2])
@@ -43,20 +54,3 @@ def write_ct_bundle(model, images: np.ndarray, tiny_config, folder):
     stats = LatentStats.from_latents(np.concatenate([z + 0.01 * np.random.default_rng(i).normal(size=z.shape)
                                                      for i in range(50)]))
     return write_bundle(folder / "tinyct", config, model, stats, [task], "test bundle", fp16=False)
-
-
-@pytest.fixture(scope="session")
-def ct_bundle_path(tiny_config, tmp_path_factory):
-    """A bundle around an untrained, seeded tiny DAE. The MRML tests check geometry, units, node bookkeeping and
-    consistency with the pipeline, never image quality, so they skip the session's training fixture (minutes on
-    a busy 2-core machine) and stay fast when run alone."""
-    import torch
-
-    from DAECounterfactualLib.networks import make_model
-
-    torch.manual_seed(0)
-    model = make_model(tiny_config).eval()
-    images = np.random.default_rng(0).uniform(-1, 1, size=(4, 1, PATCH_PX, PATCH_PX)).astype(np.float32)
-    return write_ct_bundle(model, images, tiny_config, tmp_path_factory.mktemp("ctbundle"))
-
-

@@ -1,17 +1,17 @@
-"""Shared fixtures: a tiny DAE config and a DAE overfitted on four small images (trained once per session)."""
+"""Shared fixtures: a tiny DAE config, a DAE overfitted on four small images (trained once per session) and its
+bundle, a tiny CT bundle around an untrained DAE, and the main() of a script."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "DAECounterfactual"))
+from bundle_fixtures import PATCH_PX, blob_images, write_ct_bundle
 
-SHARED_DATA = REPO.parent / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
 
 
 def pytest_configure(config):
@@ -21,30 +21,34 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session")
+def script_main():
+    """``script_main("build_dataset")``: the ``main(argv)`` of scripts/build_dataset.py (or scripts/studies/...), to
+    run a documented command in-process; what it is built of is imported from DAECounterfactualResearch."""
+    import runpy
+
+    def load(name: str):
+        (path,) = SCRIPTS.rglob(f"{name}.py")
+        return runpy.run_path(str(path), run_name=f"script_{name}")["main"]
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def tiny_config():
-    from DAECounterfactualLib.config import DAEConfig
+    from DAECounterfactualLib.model.config import DAEConfig
 
     return DAEConfig(image_size=16, in_channels=1, base_channels=16, channel_mults=(1, 2),
                      encoder_channel_mults=(1, 2), attention_resolutions=(8,), z_dim=32, head_channels=16,
                      num_res_blocks=1, groups=8)
 
 
-def blob_images(size: int = 16) -> np.ndarray:
-    """Four distinct images in [-1, 1]: bright disks of different position and radius on a gentle ramp."""
-    yy, xx = np.mgrid[0:size, 0:size] * (16.0 / size)
-    disks = [(5, 5, 3), (10, 6, 4), (6, 11, 2.5), (11, 11, 3.5)]
-    images = [np.where((xx - cx) ** 2 + (yy - cy) ** 2 < r * r, 0.8, -0.8) + 0.1 * np.sin(xx / 2.0)
-              for cx, cy, r in disks]
-    return np.stack(images)[:, None].astype(np.float32)
-
-
 @pytest.fixture(scope="session")
 def overfit_dae(tiny_config):
-    """(model, images): a tiny DAE trained for 600 steps on the four blob images (about 30 s on 2 cores)."""
+    """(model, images): a tiny DAE trained for 600 steps on the four blob images, once per session."""
     import torch
 
-    from DAECounterfactualLib.diffusion import NoiseSchedule, diffusion_loss
-    from DAECounterfactualLib.networks import make_model
+    from DAECounterfactualLib.model.diffusion import NoiseSchedule, diffusion_loss
+    from DAECounterfactualLib.model.networks import make_model
 
     torch.manual_seed(0)
     model = make_model(tiny_config)
@@ -63,10 +67,12 @@ def overfit_dae(tiny_config):
 @pytest.fixture(scope="session")
 def blob_bundle(overfit_dae, tiny_config, tmp_path_factory):
     """The overfitted DAE as a CT bundle (16 px at 6 mm) whose task 'size' grades the four disks by radius."""
-    from DAECounterfactualLib.bundle import BundleConfig, LatentStats, StepPreset, TaskSpec, write_bundle
-    from DAECounterfactualLib.pipeline import encode_images
-    from DAECounterfactualLib.preprocessing import Preprocessing
-    from DAECounterfactualLib.probe import fit_calibration, fit_probe
+    from DAECounterfactualLib.bundle.spec import BundleConfig, StepPreset, TaskSpec
+    from DAECounterfactualLib.bundle.store import write_bundle
+    from DAECounterfactualLib.inference.explainer import encode_images
+    from DAECounterfactualLib.model.ood import LatentStats
+    from DAECounterfactualLib.model.preprocessing import Preprocessing
+    from DAECounterfactualResearch.probe_fitting import fit_calibration, fit_probe
 
     model, images = overfit_dae
     z = encode_images(model, images.numpy())
@@ -83,3 +89,18 @@ def blob_bundle(overfit_dae, tiny_config, tmp_path_factory):
     stats = LatentStats.from_latents(np.concatenate([z + 0.01 * rng.normal(size=z.shape) for _ in range(50)]))
     return write_bundle(tmp_path_factory.mktemp("bundle") / "blobs", config, model, stats, [task], "card",
                         fp16=False)
+
+
+@pytest.fixture(scope="session")
+def ct_bundle_path(tiny_config, tmp_path_factory):
+    """A bundle around an untrained, seeded tiny DAE. The MRML tests check geometry, units, node bookkeeping and
+    consistency with the pipeline, never image quality, so they skip the session's training fixture and stay
+    fast when run alone."""
+    import torch
+
+    from DAECounterfactualLib.model.networks import make_model
+
+    torch.manual_seed(0)
+    model = make_model(tiny_config).eval()
+    images = np.random.default_rng(0).uniform(-1, 1, size=(4, 1, PATCH_PX, PATCH_PX)).astype(np.float32)
+    return write_ct_bundle(model, images, tiny_config, tmp_path_factory.mktemp("ctbundle"))

@@ -1,57 +1,14 @@
-"""Shared pieces of the headless MRML tests: a tiny CT bundle, a fresh slicer-core scene, node builders."""
+"""Shared pieces of the headless MRML tests (their fixtures are in mrml/conftest.py): node builders, scene state."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from bundle_fixtures import CT_WINDOW, GRADE_NAMES, PATCH_PX, PATCH_SPACING, ct_bundle_path  # noqa: F401
-from DAECounterfactualLib.scene import add_points, add_volume_node  # noqa: F401  (re-exported for the tests)
+from bundle_fixtures import CT_WINDOW, GRADE_NAMES, PATCH_PX, PATCH_SPACING  # noqa: F401  (re-exported for the tests)
+from DAECounterfactualLib.mrml.scene import add_points, add_volume_node  # noqa: F401  (re-exported for the tests)
 
 
 LEVELS = ("L1", "L2", "L3")
-
-
-@pytest.fixture(scope="module")
-def ct_bundle(ct_bundle_path):
-    from DAECounterfactualLib.bundle import load_bundle
-
-    return load_bundle(ct_bundle_path)
-
-
-@pytest.fixture()
-def logic(scene, ct_bundle):
-    from DAECounterfactualLib.logic import ExplanationLogic
-
-    return ExplanationLogic(scene, ct_bundle)
-
-
-@pytest.fixture()
-def spine(scene, phantom):
-    """(volume node, point list with one point per vertebra labelled by level)."""
-    volume = add_volume_node(scene, phantom.volume, name="spine")
-    points = add_points(scene, [(level, p.ras) for level, p in zip(LEVELS, phantom.positions)], "vertebrae")
-    return volume, points
-
-
-@pytest.fixture()
-def scene():
-    """A fresh scene, also installed as ``slicer.mrmlScene`` for the duration of the test."""
-    import slicer
-
-    from DAECounterfactualLib.scene import new_scene
-
-    previous = getattr(slicer, "mrmlScene", None)
-    slicer.mrmlScene = new_scene()
-    yield slicer.mrmlScene
-    slicer.mrmlScene = previous
-
-
-@pytest.fixture(scope="session")
-def phantom():
-    from DAECounterfactualLib.synthesis import make_spine_phantom
-
-    return make_spine_phantom(seed=1, shape=(64, 40, 40), spacing=(2.0, 2.0, 2.0), noise_hu=0.0)
 
 
 def add_linear_transform(scene, matrix: np.ndarray, name: str = "transform"):
@@ -90,7 +47,7 @@ def ijk_to_ras_of(node) -> np.ndarray:
 
 def scene_state(scene) -> tuple[list[str], list[int]]:
     """Node IDs and subject-hierarchy item IDs: equal states mean an identical scene for the rollback tests."""
-    from DAECounterfactualLib.scene import _hierarchy_items, node_ids
+    from DAECounterfactualLib.mrml.scene import _hierarchy_items, node_ids
 
     return node_ids(scene), sorted(_hierarchy_items(scene))
 

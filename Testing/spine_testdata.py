@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from DAECounterfactualLib.volumes import Volume
+from DAECounterfactualLib.io.volumes import Volume
 
 DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -64,7 +64,7 @@ def centred_field_volume(extent_mm: float, spacing, direction, gradient, offset)
 
 def field_on_sagittal_patch(point, size_px: int, spacing_mm: float, gradient, offset) -> np.ndarray:
     """The linear field's exact values at the pixel centres of the sagittal patch through ``point``."""
-    from DAECounterfactualLib.geometry import patch_pixel_to_ras, sagittal_patch_to_ras
+    from DAECounterfactualLib.inference.geometry import patch_pixel_to_ras, sagittal_patch_to_ras
 
     columns, rows = np.meshgrid(np.arange(size_px), np.arange(size_px))
     ras = patch_pixel_to_ras(sagittal_patch_to_ras(point, size_px, spacing_mm),

@@ -3,108 +3,20 @@
 
     python scripts/build_disc_dataset.py --out DATA/disc-mri [--data-root ../shared/data] [--augmentations 48]
 
-Each graded disc of ``spider_discs/discs.csv`` gives one patch centred on the disc (``augmentation`` 0) and, in
-the training split, ``--augmentations`` more with a random small rotation, zoom, shift and gamma, the variation
-MRI slices show between patients and scanners. The intensity is percentile-scaled over the whole slice, as
-``daecf score --table`` does. ``grades`` holds the Pfirrmann grade minus one (0-4); every other graded finding of
-the table (narrowing, herniation, modic, bulging, endplates) is kept as its own column for the other tasks.
-``case_id`` is the patient: a patient's T2 and T2-SPACE slices show the same discs and stay in one split.
+What the set holds: DAECounterfactualResearch/disc_dataset.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
-from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "DAECounterfactual"))
-
-from build_dataset import input_records, write_outputs  # noqa: E402
-from DAECounterfactualLib import __version__  # noqa: E402
-from DAECounterfactualLib.errors import InputError  # noqa: E402
-from DAECounterfactualLib.preprocessing import Preprocessing  # noqa: E402
-from DAECounterfactualLib.slices import slice_patch, slice_spacing  # noqa: E402
-
-DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
-FINDINGS = ("pfirrmann", "narrowing", "herniation", "modic", "bulging", "up_endplate", "low_endplate",
-            "spondylolisthesis")
-CARRIED = ("image", "level", "manufacturer", "sequence", "spacing_check")
-LUMBAR_LABELS = range(1, 6)
-PREPROCESSING = Preprocessing("percentile", 1.0, 99.0)
-AUGMENT = {"angle_deg": 12.0, "zoom": 0.1, "shift_mm": 2.0, "log_gamma": 0.25}
-
-
-def read_discs(path: Path) -> dict[str, list[dict[str, str]]]:
-    """Rows of the disc table grouped by image, in file order."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        raise InputError(f"{path}: no disc rows")
-    by_image: dict[str, list[dict[str, str]]] = defaultdict(list)
-    for row in rows:
-        by_image[row["image"]].append(row)
-    return by_image
-
-
-def read_slice(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return np.asarray(image.convert("L"), dtype=np.float32)
-
-
-def spacing_of(rows: list[dict[str, str]]):
-    first = rows[0]
-    lumbar = np.array([[float(r["x_px"]), float(r["y_px"])] for r in rows if int(r["ivd_label"]) in LUMBAR_LABELS])
-    return slice_spacing(first["spacing_check"], float(first["pixel_spacing_row_mm"]),
-                         float(first["pixel_spacing_col_mm"]), int(first["img_w"]), int(first["img_h"]), lumbar)
-
-
-def random_augmentation(rng: np.random.Generator) -> dict[str, float]:
-    return {"angle_deg": rng.uniform(-1, 1) * AUGMENT["angle_deg"],
-            "scale": float(np.exp(rng.uniform(-1, 1) * AUGMENT["zoom"])),
-            "shift_mm": tuple(rng.uniform(-1, 1, 2) * AUGMENT["shift_mm"]),
-            "gamma": float(np.exp(rng.uniform(-1, 1) * AUGMENT["log_gamma"]))}
-
-
-def disc_samples(image: np.ndarray, rows: list[dict[str, str]], size_px: int, spacing_mm: float,
-                 augmentations: int, rng: np.random.Generator) -> list[dict]:
-    spacing = spacing_of(rows)
-    value_range = PREPROCESSING.intensity_range(image)
-    samples = []
-    for row in rows:
-        centre = (float(row["x_px"]), float(row["y_px"]))
-        count = augmentations if row["split"] == "train" else 0
-        for index in range(count + 1):
-            augment = random_augmentation(rng) if index else {"gamma": 1.0}
-            gamma = augment.pop("gamma")
-            patch = slice_patch(image, centre, spacing, size_px, spacing_mm, **augment)
-            scaled = PREPROCESSING.apply(patch, value_range)
-            scaled = 2.0 * ((scaled + 1.0) / 2.0) ** gamma - 1.0
-            samples.append({"image": scaled[None], "row": row, "augmentation": index,
-                            "row_mm": spacing.row_mm, "column_mm": spacing.column_mm})
-    return samples
-
-
-def to_arrays(samples: list[dict]) -> dict[str, np.ndarray]:
-    rows = [s["row"] for s in samples]
-    arrays = {
-        "images": np.stack([s["image"] for s in samples]).astype(np.float16),
-        "grades": np.array([int(r["pfirrmann"]) - 1 for r in rows], dtype=np.int16),
-        "split": np.array([r["split"] for r in rows], dtype=str),
-        "case_id": np.array([f"spider_{r['patient']}" for r in rows], dtype=str),
-        "disc_id": np.array([f"{r['image']}:{r['ivd_label']}" for r in rows], dtype=str),
-        "augmentation": np.array([s["augmentation"] for s in samples], dtype=np.int16),
-        "pixel_spacing_used_mm": np.array([[s["row_mm"], s["column_mm"]] for s in samples], dtype=np.float32),
-    }
-    arrays |= {name: np.array([int(r[name]) for r in rows], dtype=np.int16) for name in FINDINGS}
-    arrays |= {name: np.array([r[name] for r in rows], dtype=str) for name in CARRIED}
-    return arrays
+from DAECounterfactualLib import __version__
+from DAECounterfactualLib.errors import InputError
+from DAECounterfactualResearch.dataset_building import input_records, write_outputs
+from DAECounterfactualResearch.disc_dataset import AUGMENT, PREPROCESSING, build_discs
+from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,17 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     root = args.data_root.resolve()
-    folder = root / "spider_discs"
-    table = folder / "discs.csv"
-    if not table.exists():
-        raise InputError(f"{table}: not found; --data-root must hold spider_discs/")
-    rng = np.random.default_rng(args.seed)
-    samples, inputs = [], [table]
-    for name, rows in sorted(read_discs(table).items()):
-        path = folder / "images" / name
-        inputs.append(path)
-        samples.extend(disc_samples(read_slice(path), rows, args.size_px, args.spacing_mm, args.augmentations, rng))
-    arrays = to_arrays(samples)
+    arrays, inputs = build_discs(root / "spider_discs", args.size_px, args.spacing_mm, args.augmentations, args.seed)
     manifest = {
         "preset": "spider-discs",
         "library_version": __version__,

@@ -18,17 +18,16 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "DAECounterfactual"))
-sys.path.insert(0, str(REPO / "scripts"))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from DAECounterfactualLib.baseline import BaselineConfig, scores_and_grades  # noqa: E402
-from DAECounterfactualLib.baseline import predict_probabilities, train_baseline  # noqa: E402
-from DAECounterfactualLib.bundle import load_bundle, resolve_bundle  # noqa: E402
-from DAECounterfactualLib.evaluation import (  # noqa: E402
+from DAECounterfactualLib.bundle.registry import resolve_bundle
+from DAECounterfactualLib.bundle.store import load_bundle
+from DAECounterfactualLib.inference.explainer import Explainer
+from DAECounterfactualLib.io.files import sha256_file
+from DAECounterfactualResearch.baseline import (BaselineConfig, predict_probabilities, scores_and_grades,
+                                                train_baseline)
+from DAECounterfactualResearch.evaluation import (
     confusion_matrix,
     counterfactual_checks,
     counterfactual_intervals,
@@ -38,24 +37,18 @@ from DAECounterfactualLib.evaluation import (  # noqa: E402
     grading_intervals,
     labelled,
     latent_geometry,
+    previous_baseline,
     probe_table,
-    roc_curve_points,
     reconstruction_by_preset,
+    roc_curve_points,
     ruler_agreement,
+    spread,
 )
-from DAECounterfactualLib.files import sha256_file  # noqa: E402
-from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
-from DAECounterfactualLib.results_report import write_plots, write_results_markdown  # noqa: E402
-from DAECounterfactualLib.task_fitting import TaskRecipe, grading_metrics  # noqa: E402
-from train_dae import DEFAULT_DATA_ROOT, load_data, load_experiment  # noqa: E402
+from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, load_data, load_experiment
+from DAECounterfactualResearch.report import write_plots, write_results_markdown
+from DAECounterfactualResearch.task_fitting import TaskRecipe, grading_metrics
 
-
-def spread(n: int, grades: np.ndarray) -> np.ndarray:
-    """Indices of ``n`` cases spread over every grade (round robin over grades, evenly within each)."""
-    by_grade = [np.flatnonzero(grades == g) for g in np.unique(grades[grades >= 0])]
-    picks = [part[np.linspace(0, len(part) - 1, min(len(part), n)).round().astype(int)] for part in by_grade]
-    order = [p[k] for k in range(max(map(len, picks))) for p in picks if k < len(p)]
-    return np.array(sorted(order[:n]), dtype=int)
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("an experiment config and --out are required (or --report)")
 
     experiment = load_experiment(args.config)
-    bundle = load_bundle(resolve_bundle(args.bundle or experiment["bundle"]["name"]))
+    bundle = load_bundle(resolve_bundle(args.bundle or experiment.name))
     explainer = Explainer(bundle)
     data, data_path = load_data(experiment, args.data_root)
-    train, val = data.subset(experiment["data"].get("train_split", "train")), data.subset("val")
+    train, val = data.subset(experiment.train_split), data.subset("val")
     held_out = data.subset(args.split)
     if len(held_out) == 0:
         raise SystemExit(f"{data_path}: no images in split {args.split!r}")
@@ -105,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         reconstructed = spread(args.reconstruction_images, first_recipe.labels(held_out))
         results["reconstruction_by_preset"] = reconstruction_by_preset(explainer, held_out.images[reconstructed])
         results["reconstruction_cases"] = reconstructed.tolist()
-    for task in experiment["tasks"]:
+    for task in experiment.tasks:
         recipe = TaskRecipe.from_config(task)
         spec = bundle.task(recipe.name)
         c = float(spec.metrics.get("C", 1.0))
@@ -166,17 +159,6 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     print(f"wrote {args.out / 'results.json'} in {results['seconds']:.0f} s")
     return 0
-
-
-def previous_baseline(out: Path, results: dict, task: str) -> dict | None:
-    """The baseline entry of an earlier evaluation of the same data (by content, not file name) and split."""
-    path = out / "results.json"
-    if not path.exists():
-        return None
-    earlier = json.loads(path.read_text(encoding="utf-8"))
-    if (earlier.get("data_sha256"), earlier.get("split")) != (results["data_sha256"], results["split"]):
-        return None
-    return earlier.get("tasks", {}).get(task, {}).get("baseline")
 
 
 def _progress(what: str):

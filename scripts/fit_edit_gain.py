@@ -15,62 +15,16 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "DAECounterfactual"))
-sys.path.insert(0, str(REPO / "scripts"))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from DAECounterfactualLib.bundle import add_task, load_bundle, resolve_bundle  # noqa: E402
-from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
-from DAECounterfactualLib.task_fitting import (  # noqa: E402
-    MIN_RESPONSE_CORRELATION, MIN_RESPONSE_SLOPE, edit_response, fit_edit_gain)
-from experiment_cli import add_bundle_arguments  # noqa: E402
-from train_dae import load_data, load_experiment  # noqa: E402
-
-GAIN_HEADING = "## Counterfactual edit gain"
-
-
-def gain_images(val, count: int) -> np.ndarray:
-    """``count`` validation images spread over the split (graded ones first choice)."""
-    pool = val.images[val.grades >= 0] if (val.grades >= 0).sum() >= count else val.images
-    return pool[np.linspace(0, len(pool) - 1, min(count, len(pool))).round().astype(int)].astype(np.float32)
-
-
-def fitted_tasks(explainer: Explainer, tasks, images: np.ndarray, preset: str) -> list:
-    """Each task with its edit gain fitted and the fit recorded in its metrics."""
-    fitted = []
-    for task in tasks:
-        gain, record = fit_edit_gain(explainer, images, task, preset)
-        fitted.append(replace(task, edit_gain=gain, metrics={**task.metrics, "edit_gain_fit": record}))
-        print(f"task {task.name}: edit gain {gain:.2f} ({record})")
-    return fitted
-
-
-def gain_card_section(tasks) -> str:
-    lines = [GAIN_HEADING,
-             "Latent steps along the probe normal are multiplied by the task's edit gain, fitted on validation images "
-             "so that decoded counterfactuals re-encode to their target distance (the decoder renders only part of "
-             "a latent step). Response slope = re-encoded step / requested step."]
-    for task in tasks:
-        rounds = task.metrics.get("edit_gain_fit", {}).get("rounds", [])
-        fits = "; ".join(f"gain {r['gain']:.2f} → slope {r['response_slope']:.3f} (r={r['correlation']:.2f})"
-                         for r in rounds)
-        lines.append(f"- Task `{task.name}`: edit gain {task.edit_gain:.2f} ({fits}).")
-        if task.metrics.get("edit_gain_fit", {}).get("no_response"):
-            lines.append(f"  **The decoder does not follow this task's probe direction** (response below slope "
-                         f"{MIN_RESPONSE_SLOPE} or correlation {MIN_RESPONSE_CORRELATION}): no gain can make valid "
-                         "counterfactuals, so none is applied; its counterfactuals barely differ from the "
-                         "reconstruction. Grades are unaffected.")
-    return "\n".join(lines) + "\n"
-
-
-def with_gain_section(card: str, tasks) -> str:
-    """The model card with its edit-gain section replaced (or appended)."""
-    head = card.split(GAIN_HEADING)[0].rstrip("\n")
-    return f"{head}\n\n{gain_card_section(tasks)}"
+from DAECounterfactualLib.bundle.registry import resolve_bundle
+from DAECounterfactualLib.bundle.store import add_task, load_bundle
+from DAECounterfactualLib.inference.explainer import Explainer
+from DAECounterfactualResearch.bundle_making import fitted_tasks, gain_images
+from DAECounterfactualResearch.experiment import add_bundle_arguments, load_data, load_experiment
+from DAECounterfactualResearch.model_card import with_gain_section
+from DAECounterfactualResearch.task_fitting import edit_response
 
 
 def print_response_by_target(explainer: Explainer, images: np.ndarray, task, gains: list[float], preset: str) -> None:
@@ -95,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="print where each grade's counterfactuals land at these gains; store nothing")
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
-    path = resolve_bundle(args.bundle or experiment["bundle"]["name"])
+    path = resolve_bundle(args.bundle or experiment.name)
     bundle = load_bundle(path)
     data, _ = load_data(experiment, args.data_root)
-    images = gain_images(data.subset(experiment["data"].get("val_split", "val")), args.images)
+    images = gain_images(data.subset(experiment.val_split), args.images)
     explainer = Explainer(bundle)
     if args.response_at:
         for task in bundle.tasks.values():

@@ -17,33 +17,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "DAECounterfactual"))
-sys.path.insert(0, str(REPO / "scripts"))
-
-from DAECounterfactualLib.bundle import add_task, load_bundle, resolve_bundle  # noqa: E402
-from DAECounterfactualLib.pipeline import Explainer  # noqa: E402
-from experiment_cli import add_bundle_arguments  # noqa: E402
-from fit_edit_gain import GAIN_HEADING, fitted_tasks, gain_images, with_gain_section  # noqa: E402
-from make_bundle import fit_tasks, task_card_lines  # noqa: E402
-from train_dae import load_data, load_experiment, patch_differences  # noqa: E402
-
-VALIDATION_HEADING = "## Validation"
-TASK_LINE = "- Task"  # "- Task `name` (...)" lines, and the "- Tasks refitted ..." line this script adds
-
-
-def with_task_lines(card: str, lines: list[str]) -> str:
-    """The model card with the task lines of its Validation section (and their indented continuations) replaced
-    by ``lines``; the rest of the card (training data, compute, limitations) is kept as it was. A card without
-    that section gets one at its end."""
-    head, heading, rest = card.partition(f"\n{VALIDATION_HEADING}\n")
-    if not heading:  # a hand-written card: the task lines get a section of their own
-        return card.rstrip("\n") + f"\n\n{VALIDATION_HEADING}\n" + "\n".join(lines) + "\n"
-    section, next_heading, tail = rest.partition("\n## ")
-    kept = [line for line in section.split("\n") if not line.startswith((TASK_LINE, "  "))]
-    while kept and not kept[-1].strip():
-        kept.pop()
-    return head + heading + "\n".join(kept + lines) + "\n" + ("\n## " + tail if next_heading else "")
+from DAECounterfactualLib.bundle.registry import resolve_bundle
+from DAECounterfactualLib.bundle.store import add_task, load_bundle
+from DAECounterfactualLib.inference.explainer import Explainer
+from DAECounterfactualResearch.bundle_making import fit_tasks, fitted_tasks, gain_images
+from DAECounterfactualResearch.experiment import (Experiment, add_bundle_arguments, load_data, load_experiment,
+                                                  patch_differences)
+from DAECounterfactualResearch.model_card import GAIN_HEADING, task_card_lines, with_gain_section, with_task_lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,11 +34,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="validation images to fit each task's edit gain on (0: gain 1)")
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
-    source = resolve_bundle(args.bundle or experiment["bundle"]["name"])
+    source = resolve_bundle(args.bundle or experiment.name)
     if args.out.exists():
         parser.error(f"--out {args.out} exists; name a new folder (the source bundle is never overwritten)")
     original = load_bundle(source, load_weights=False)
-    named, bundled = {t["name"] for t in experiment["tasks"]}, set(original.tasks)
+    named, bundled = {t["name"] for t in experiment.tasks}, set(original.tasks)
     if named != bundled:
         parser.error(f"{args.config} names tasks {sorted(named)} but {source} holds {sorted(bundled)}: every task "
                      "of the bundle is refitted, so both must name the same ones")
@@ -66,12 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     config = original.config
     differ = patch_differences(config.preprocessing.to_dict(), {"size_px": config.patch_size_px,
                                                                 "spacing_mm": config.patch_spacing_mm},
-                               experiment.get("bundle", {}))
+                               experiment.bundle)
     if differ:
         parser.error(f"{source} has " + ", ".join(differ) + f": {args.config} describes another bundle")
     data, _ = load_data(experiment, args.data_root)
-    train = data.subset(experiment["data"].get("train_split", "train"))
-    val = data.subset(experiment["data"].get("val_split", "val"))
+    train = data.subset(experiment.train_split)
+    val = data.subset(experiment.val_split)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.", dir=args.out.parent))
@@ -85,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def refit_copy(folder: Path, experiment: dict, args: argparse.Namespace, train, val) -> None:
+def refit_copy(folder: Path, experiment: Experiment, args: argparse.Namespace, train, val) -> None:
     """Refit every task of the bundle copy in ``folder`` and rewrite its model card."""
     bundle = load_bundle(folder)
     explainer = Explainer(bundle)

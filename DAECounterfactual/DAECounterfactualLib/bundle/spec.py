@@ -1,0 +1,203 @@
+"""What a bundle holds, as objects: its config (architecture, diffusion, modality, preprocessing, patch, step
+presets), its tasks (probe, calibration, grade names, positive-class rule), and the loaded ``Bundle`` (with the
+latent statistics of its training set, ``model.ood``). Reading and writing the files is ``store``'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BundleError, InputError
+from ..model.config import DAEConfig
+from ..model.diffusion import SPACINGS, DiffusionConfig, NoiseSchedule
+from ..model.ood import LatentStats
+from ..model.preprocessing import Preprocessing
+from ..model.probe import Calibration, LinearProbe
+
+FORMAT_VERSION = 1
+MAX_EDIT_GAIN = 50.0
+MAX_STEPS = 1000
+MAX_REFINE = 20
+
+
+@dataclass(frozen=True)
+class StepPreset:
+    """DDIM step counts for inversion (image -> x_T) and decoding (x_T -> image), the fixed-point iterations
+    refining each inversion step (at most ``refine``; fewer once one changes x by less than ``refine_tol``) and
+    the timestep spacing (see diffusion.ddim_invert and NoiseSchedule.timesteps)."""
+
+    invert: int
+    decode: int
+    refine: int = 0
+    refine_tol: float = 0.0
+    spacing: str = "uniform"
+
+    def __post_init__(self) -> None:
+        # InputError (a ValueError): presets also come from users (CLI --steps, the Python console)
+        for name in ("invert", "decode"):
+            value = getattr(self, name)
+            if not _is_int(value) or not 1 <= value <= MAX_STEPS:
+                raise InputError(f"{name} steps must be an integer in [1, {MAX_STEPS}], got {value!r}")
+        if not _is_int(self.refine) or not 0 <= self.refine <= MAX_REFINE:
+            raise InputError(f"refine must be an integer in [0, {MAX_REFINE}], got {self.refine!r}")
+        if isinstance(self.refine_tol, bool) or not isinstance(self.refine_tol, (int, float)) \
+                or not 0 <= self.refine_tol < 1:
+            raise InputError(f"refine_tol must be a number in [0, 1), got {self.refine_tol!r}")
+        if self.spacing not in SPACINGS:
+            raise InputError(f"spacing must be one of {', '.join(SPACINGS)}, got {self.spacing!r}")
+
+    @property
+    def inversion_calls(self) -> int:
+        """Network calls of one inversion, at most (a tolerance can stop refinements early)."""
+        return self.invert * (1 + self.refine)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+DEFAULT_PRESETS = {"fast": StepPreset(10, 10), "standard": StepPreset(50, 50), "reference": StepPreset(250, 100)}
+
+
+@dataclass(frozen=True)
+class BundleConfig:
+    name: str
+    modality: str
+    model: DAEConfig
+    preprocessing: Preprocessing
+    patch_size_px: int
+    patch_spacing_mm: float
+    diffusion: DiffusionConfig = DiffusionConfig()
+    presets: dict[str, StepPreset] = field(default_factory=lambda: dict(DEFAULT_PRESETS))
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.patch_size_px != self.model.image_size:
+            raise ValueError(f"patch_size_px {self.patch_size_px} differs from model image_size "
+                             f"{self.model.image_size}")
+        if not self.patch_spacing_mm > 0:
+            raise ValueError(f"patch_spacing_mm must be positive, got {self.patch_spacing_mm}")
+        if not self.name or "/" in self.name:
+            raise ValueError(f"invalid bundle name {self.name!r}")
+        for name, preset in self.presets.items():
+            self.check_steps(preset, f"preset {name!r}")
+
+    def check_steps(self, preset: StepPreset, what: str = "steps") -> StepPreset:
+        """A DDIM walk cannot take more steps than the model has trained timesteps (InputError otherwise)."""
+        limit = self.diffusion.num_train_timesteps
+        if max(preset.invert, preset.decode) > limit:
+            raise InputError(f"{what}: {max(preset.invert, preset.decode)} DDIM steps exceed the {limit} timesteps "
+                             f"bundle {self.name!r} was trained with")
+        schedule = NoiseSchedule(self.diffusion)
+        for steps in (preset.invert, preset.decode):
+            try:
+                schedule.timesteps(steps, preset.spacing)
+            except ValueError as exc:
+                raise InputError(f"{what}: {exc}") from None
+        return preset
+
+    def preset(self, name_or_preset: str | StepPreset) -> StepPreset:
+        """A named preset, or a user's own StepPreset checked against the model: what every caller passes on to
+        ``Explainer.explain`` (which would otherwise fail deep inside the diffusion loop)."""
+        if isinstance(name_or_preset, StepPreset):
+            return self.check_steps(name_or_preset)
+        if name_or_preset not in self.presets:
+            raise InputError(f"unknown quality preset {name_or_preset!r}; presets: {sorted(self.presets)}")
+        return self.presets[name_or_preset]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION, "name": self.name, "modality": self.modality,
+            "description": self.description, "model": self.model.to_dict(),
+            "diffusion": vars(self.diffusion).copy(), "preprocessing": self.preprocessing.to_dict(),
+            "patch": {"size_px": self.patch_size_px, "spacing_mm": self.patch_spacing_mm},
+            "presets": {k: vars(p).copy() for k, p in self.presets.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BundleConfig":
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported format_version {data.get('format_version')!r} (expected {FORMAT_VERSION})")
+        return cls(
+            name=str(data["name"]), modality=str(data["modality"]), description=str(data.get("description", "")),
+            model=DAEConfig.from_dict(data["model"]), diffusion=DiffusionConfig(**data["diffusion"]),
+            preprocessing=Preprocessing.from_dict(data["preprocessing"]),
+            patch_size_px=int(data["patch"]["size_px"]), patch_spacing_mm=float(data["patch"]["spacing_mm"]),
+            presets={k: StepPreset(**v) for k, v in data["presets"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One grading task on the bundle's latent space. Grades are 0..len(grade_names)-1."""
+
+    name: str
+    description: str
+    grade_names: tuple[str, ...]
+    positive_min_grade: int
+    probe: LinearProbe
+    calibration: Calibration
+    metrics: dict[str, Any] = field(default_factory=dict)
+    edit_gain: float = 1.0  # latent steps are multiplied by this (probe.move_to_distance); fitted, >= 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "grade_names", tuple(self.grade_names))
+        if not (np.isfinite(self.edit_gain) and 1.0 <= self.edit_gain <= MAX_EDIT_GAIN):
+            raise ValueError(f"edit_gain must lie in [1, {MAX_EDIT_GAIN}], got {self.edit_gain}")
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ValueError(f"invalid task name {self.name!r}")
+        if len(self.grade_names) < 2:
+            raise ValueError("a task needs at least two grades")
+        if not 0 < self.positive_min_grade < len(self.grade_names):
+            raise ValueError(f"positive_min_grade {self.positive_min_grade} outside 1..{len(self.grade_names) - 1}")
+        if (self.calibration.min_grade, self.calibration.max_grade) != (0, len(self.grade_names) - 1):
+            raise ValueError(f"calibration range {self.calibration.min_grade}..{self.calibration.max_grade} does "
+                             f"not match grades 0..{len(self.grade_names) - 1}")
+
+    @property
+    def positive_rule(self) -> str:
+        return f"grade >= {self.positive_min_grade} ({self.grade_names[self.positive_min_grade]})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "grade_names": list(self.grade_names),
+                "positive_min_grade": self.positive_min_grade, "positive_rule": self.positive_rule,
+                "probe": self.probe.to_dict(), "calibration": self.calibration.to_dict(), "metrics": self.metrics,
+                "edit_gain": self.edit_gain}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TaskSpec":
+        return cls(name=str(data["name"]), description=str(data.get("description", "")),
+                   grade_names=tuple(str(g) for g in data["grade_names"]),
+                   positive_min_grade=int(data["positive_min_grade"]), probe=LinearProbe.from_dict(data["probe"]),
+                   calibration=Calibration.from_dict(data["calibration"]), metrics=dict(data.get("metrics", {})),
+                   edit_gain=float(data.get("edit_gain", 1.0)))
+
+
+@dataclass
+class Bundle:
+    path: Path
+    config: BundleConfig
+    latent_stats: LatentStats
+    tasks: dict[str, TaskSpec]
+    model_card: str
+    manifest_sha256: str
+    model: Any = None  # DiffusionAutoencoder (float32, eval, CPU); None when loaded without weights
+
+    @property
+    def bundle_id(self) -> str:
+        """Name plus a short hash of the manifest: changes whenever any file of the bundle changes."""
+        return f"{self.config.name}@{self.manifest_sha256[:12]}"
+
+    def task(self, name: str) -> TaskSpec:
+        if name not in self.tasks:
+            raise BundleError(f"bundle {self.config.name!r} has no task {name!r}; tasks: {sorted(self.tasks)}")
+        return self.tasks[name]
+
+    def require_model(self):
+        if self.model is None:
+            raise BundleError(f"{self.path}: bundle was loaded without weights")
+        return self.model

@@ -1,0 +1,203 @@
+"""Speed and quality of explanations per step preset, measured on real patches: `daecf bench`.
+
+For each preset the whole explanation (inversion, then reconstruction + one counterfactual per grade + the
+reflection) is timed from a cold x_T cache; the reference preset decodes every latent on its own as the paper's
+code does. Beside the times: UNet calls, peak resident memory, reconstruction MSE/SSIM against the input, and
+how often a counterfactual re-encodes to its target grade, so speed is never bought with silent quality loss.
+A floor is estimated from the FLOPs of one UNet call and this machine's measured matrix-multiply rate.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..inference.metrics import mse, ssim
+from ..inference.explainer import Explainer
+
+
+def peak_rss_mb() -> float:
+    """High-water mark of resident memory (VmHWM; resettable on Linux, see reset_peak_rss)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak_rss() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # not Linux: the peak then covers the whole process
+
+
+@contextmanager
+def counting_unet_calls(model):
+    """Counts UNet forward calls and the images they processed (batch sizes summed)."""
+    counts = {"calls": 0, "images": 0}
+    original = model.unet.forward
+
+    def counted(x, *args, **kwargs):
+        counts["calls"] += 1
+        counts["images"] += x.shape[0]
+        return original(x, *args, **kwargs)
+
+    model.unet.forward = counted
+    try:
+        yield counts
+    finally:
+        del model.unet.forward
+
+
+def unet_flops_per_image(model) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    c = model.config
+    x = torch.zeros(1, c.in_channels, c.image_size, c.image_size)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model.unet(x, torch.tensor([500.0]), torch.zeros(1, c.z_dim))
+    return float(counter.get_total_flops())
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / min(times) / 1e9
+
+
+def _timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
+    fn()  # warm-up
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
+def encoder_throughput(explainer: Explainer, patches: np.ndarray, repeats: int) -> dict[str, float]:
+    times, _ = _timed(lambda: explainer.encode(patches), repeats)
+    return {"vertebrae_per_s": len(patches) / statistics.median(times), "batch": len(patches)}
+
+
+def counterfactual_agreement(explainer: Explainer, task: str, counterfactuals: np.ndarray) -> float:
+    """Fraction of counterfactuals whose re-encoded grade equals the grade they were made for."""
+    regraded = explainer.grade(counterfactuals, task).grade
+    return float(np.mean(regraded == np.arange(len(counterfactuals))))
+
+
+def bench_preset(explainer: Explainer, task: str, patches: np.ndarray, preset: str, repeats: int) -> dict[str, Any]:
+    batched = preset != "reference"
+
+    def explain_cold(image):
+        explainer.forget_inversions()
+        return explainer.explain(image, task, preset=preset, sweep_count=0, batched=batched)
+
+    reset_peak_rss()
+    with counting_unet_calls(explainer.model) as counts:
+        explain_cold(patches[0])
+    calls, images = counts["calls"], counts["images"]
+    times, _ = _timed(lambda: explain_cold(patches[0]), repeats)
+    quality = [explain_cold(p) for p in patches]
+    return {
+        "seconds_median": statistics.median(times), "seconds_min": min(times), "seconds_max": max(times),
+        "unet_calls": calls, "unet_images": images, "peak_rss_mb": peak_rss_mb(),
+        "recon_mse": float(np.mean([mse(e.reconstruction, p) for e, p in zip(quality, patches)])),
+        "recon_ssim": float(np.mean([ssim(e.reconstruction, p) for e, p in zip(quality, patches)])),
+        "cf_grade_agreement": float(np.mean([counterfactual_agreement(explainer, task, e.counterfactuals)
+                                             for e in quality])),
+        "grades": [int(e.grades.grade[0]) for e in quality],
+        "steps": vars(explainer.preset(preset)).copy(),
+    }
+
+
+def run_benchmark(explainer: Explainer, task: str, patches: np.ndarray, presets: tuple[str, ...] =
+                  ("fast", "standard", "reference"), repeats: int = 3, quality_patches: int = 3) -> dict[str, Any]:
+    """``patches``: model-range (N, C, H, W); all are used for the encoder, the first few for explanations."""
+    flops = unet_flops_per_image(explainer.model)
+    rate = matmul_gflops()
+    results = {name: bench_preset(explainer, task, patches[:quality_patches], name, repeats) for name in presets}
+    reference = results.get("reference")
+    for r in results.values():
+        r["speedup_vs_reference"] = reference["seconds_median"] / r["seconds_median"] if reference else None
+        r["floor_seconds"] = r["unet_images"] * flops / (rate * 1e9)
+        r["floor_fraction"] = r["floor_seconds"] / r["seconds_median"]
+    return {
+        "bundle": explainer.bundle.bundle_id, "task": task, "presets": results,
+        "encoder": encoder_throughput(explainer, patches, repeats),
+        "machine": {"processor": _processor(), "torch_threads": torch.get_num_threads(),
+                    "torch": torch.__version__, "device": str(explainer.device),
+                    "matmul_fp32_gflops": rate, "unet_gflop_per_image": flops / 1e9, "python": platform.python_version()},
+    }
+
+
+def _processor() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def preset_label(steps: dict[str, Any]) -> str:
+    """'10×≤13/10 quadratic tol 0.002': inversion steps × at most (1 + refinements) calls / decoding steps."""
+    label = f"{steps['invert']}×{'≤' if steps.get('refine_tol') else ''}{1 + steps['refine']}/{steps['decode']}"
+    if steps.get("spacing", "uniform") != "uniform":
+        label += f" {steps['spacing']}"
+    return label + (f" tol {steps['refine_tol']:g}" if steps.get("refine_tol") else "")
+
+
+def format_table(report: dict[str, Any]) -> str:
+    header = ("preset", "steps inv×(1+refine)/dec", "median s", "min s", "max s", "UNet calls", "peak RSS MB", "recon MSE",
+              "SSIM", "CF agree", "speed-up", "of floor")
+    rows = [header]
+    for name, r in report["presets"].items():
+        speedup = f"{r['speedup_vs_reference']:.1f}×" if r["speedup_vs_reference"] else "-"
+        steps = r["steps"]
+        rows.append((name, preset_label(steps), f"{r['seconds_median']:.2f}",
+                     f"{r['seconds_min']:.2f}", f"{r['seconds_max']:.2f}", str(r["unet_calls"]),
+                     f"{r['peak_rss_mb']:.0f}", f"{r['recon_mse']:.4f}", f"{r['recon_ssim']:.3f}",
+                     f"{r['cf_grade_agreement']:.2f}", speedup, f"{100 * r['floor_fraction']:.0f}%"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    m, e = report["machine"], report["encoder"]
+    lines += ["", f"encoder: {e['vertebrae_per_s']:.1f} vertebrae/s (batch {e['batch']})",
+              f"machine: {m['processor']}, {m['torch_threads']} threads, torch {m['torch']}, {m['device']}; "
+              f"matmul {m['matmul_fp32_gflops']:.1f} GFLOP/s fp32; one UNet call {m['unet_gflop_per_image']:.2f} "
+              f"GFLOP per image"]
+    return "\n".join(lines)
+
+
+def sample_ct_patches(config, count: int = 64) -> np.ndarray:
+    """Model inputs cut from the sample CT around its labelled vertebrae, shifted by a few mm to get ``count``."""
+    from ..io.sampledata import sample_files
+    from ..inference.patches import model_input, volume_value_range
+    from ..io.volumes import centroids_from_mask, read_volume
+
+    files = sample_files("spine-ct")
+    volume = read_volume(files["image"])
+    centres = [p.ras for p in centroids_from_mask(read_volume(files["vertebra_mask"]))]
+    value_range = volume_value_range(config, volume)
+    shifts = np.random.default_rng(0).uniform(-4, 4, (count, 3))
+    patches = [model_input(config, volume, centres[i % len(centres)] + shifts[i], value_range)[1]
+               for i in range(count)]
+    patches[:len(centres)] = [model_input(config, volume, c, value_range)[1] for c in centres]
+    return np.stack(patches)

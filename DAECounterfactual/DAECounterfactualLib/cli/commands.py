@@ -1,0 +1,341 @@
+"""``daecf`` command line. Each subcommand is a thin wrapper over library functions; expected errors
+(DAECFError) print one line and exit with status 2, without a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import DAECFError, InputError
+from ..model.device import DEVICES
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from ..bundle.registry import available_bundles
+    from ..bundle.store import load_bundle
+
+    bundles = available_bundles()
+    if not bundles:
+        print("no bundled models found")
+    for name, path in bundles.items():
+        bundle = load_bundle(path, load_weights=False)
+        print(f"{name}\t{bundle.config.modality}\ttasks: {', '.join(sorted(bundle.tasks))}\t{path}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from ..bundle.registry import resolve_bundle
+    from ..bundle.store import load_bundle
+    from ..model.networks import count_parameters
+
+    bundle = load_bundle(resolve_bundle(args.bundle), load_weights=True)
+    cfg = bundle.config
+    print(f"{bundle.bundle_id}: OK")
+    print(f"  modality {cfg.modality}, patch {cfg.patch_size_px} px at {cfg.patch_spacing_mm} mm, "
+          f"{count_parameters(bundle.model) / 1e6:.2f} M parameters, z_dim {cfg.model.z_dim}")
+    for task in bundle.tasks.values():
+        print(f"  task {task.name}: grades {', '.join(task.grade_names)}; positive if {task.positive_rule}; "
+              f"probe {task.probe.kind}, calibration {task.calibration.method}")
+    return 0
+
+
+def _cmd_fetch_sample(args: argparse.Namespace) -> int:
+    from ..io.sampledata import WHEEL_LICENSE, WHEEL_REQUIREMENT, fetch_sample_wheel, sample_files
+
+    wheel = fetch_sample_wheel()
+    print(f"{WHEEL_REQUIREMENT} verified at {wheel} (licence {WHEEL_LICENSE})")
+    for name in ("spine-ct", "spine-mri"):
+        print(f"  {name}: {sample_files(name)['image']}")
+    return 0
+
+
+def _explainer(args: argparse.Namespace):
+    from ..bundle.registry import resolve_bundle
+    from ..bundle.store import load_bundle
+    from ..inference.explainer import Explainer
+
+    bundle = load_bundle(resolve_bundle(args.bundle))
+    bundle.task(args.task)  # unknown task: fail before any work
+    return Explainer(bundle, device=_device(args.device))
+
+
+def _device(name: str) -> str:
+    from ..model.device import resolve_device
+
+    try:
+        return resolve_device(name)
+    except InputError as error:
+        raise InputError(f"--device {name}: {error}") from None
+
+
+def _parse_point(text: str):
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3:
+        raise InputError(f"--point {text!r}: expected R,A,S in millimetres, e.g. --point 1.5,-20,30")
+    return values
+
+
+def _positions(args: argparse.Namespace, volume):
+    from ..io.volumes import positions_from_mask, positions_from_ras, read_verse_centroids, read_volume
+
+    sources = [s for s in (args.mask, args.centroids, args.point or None) if s]
+    if len(sources) != 1:
+        raise InputError("give exactly one source of vertebra positions: --mask, --centroids or --point")
+    if args.mask:
+        return positions_from_mask(read_volume(args.mask))
+    if args.centroids:
+        return read_verse_centroids(args.centroids, volume)
+    return positions_from_ras([(i + 1, _parse_point(p)) for i, p in enumerate(args.point)], rank_labels=True)
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from ..inference.scores import ScoresFile
+
+    if args.table:
+        return _score_table(args)
+    sink = ScoresFile(args.out, resume=args.resume)  # an unwritable --out is refused before any work
+    explainer = _explainer(args)
+    total, batches = _score_batches(args, explainer, sink)
+    try:
+        _write_batches(sink, batches, total, args.no_progress)
+    except KeyboardInterrupt:
+        print(f"daecf: interrupted; {len(sink.done) + sink.written} of {total} rows are in {args.out}: run the "
+              "same command with --resume to continue", file=sys.stderr)
+        raise
+    print(f"{sink.written} rows written to {args.out} ({explainer.bundle.bundle_id}, task {args.task})"
+          + (f"; {len(sink.done)} were there already" if sink.done else ""))
+    return 0
+
+
+def _score_table(args: argparse.Namespace) -> int:
+    """Targets listed in a table of 2D slices (INPUT is their folder): the whole CSV written at once."""
+    import csv
+
+    from ..inference.scores import check_writable
+    from ..inference.slice_table import score_table
+    from ..io.files import atomic_write
+
+    if args.resume or args.mask or args.centroids or args.point:
+        raise InputError("--table takes the targets from the table: no --mask, --centroids, --point or --resume")
+    if not args.input.is_dir():
+        raise InputError(f"{args.input}: with --table, INPUT is the folder of the table's images")
+    check_writable(args.out)
+    explainer = _explainer(args)
+    columns, rows = score_table(explainer, args.table, args.input, args.task)
+
+    def write(tmp) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(args.out, write)
+    flagged = sum(int(row["ood"]) for row in rows)
+    print(f"{len(rows)} rows written to {args.out} ({explainer.bundle.bundle_id}, task {args.task})"
+          + (f"; {flagged} flagged out of distribution" if flagged else ""))
+    return 0
+
+
+def _score_batches(args: argparse.Namespace, explainer, sink):
+    """(number of rows in all, batches of rows not yet in the CSV): images of a .npz, or positions in a volume."""
+    from ..inference.scores import iter_image_rows, iter_volume_rows
+    from ..io.volumes import read_npz_dataset, read_volume
+
+    if str(args.input).endswith(".npz"):
+        data = read_npz_dataset(args.input, args.split)
+        todo = [n for n, name in enumerate(data.names) if name not in sink.done]
+        names = [data.names[n] for n in todo]
+        return len(data.names), iter_image_rows(explainer, data.images[todo], names, args.task, source=data.source) \
+            if todo else ()
+    volume = read_volume(args.input)
+    positions = _positions(args, volume)
+    sink.check_positions(positions)
+    todo = [p for p in positions if str(p.label) not in sink.done]
+    return len(positions), iter_volume_rows(explainer, volume, todo, args.task) if todo else ()
+
+
+def _write_batches(sink, batches, total: int, quiet: bool) -> None:
+    """Append each batch to the CSV (flushed), advance the progress bar, print each screening warning once."""
+    from tqdm import tqdm
+
+    warned: set[str] = set()
+    with sink, tqdm(total=total, initial=len(sink.done), unit="row", file=sys.stderr, disable=quiet,
+                    desc="scoring") as bar:
+        for rows in batches:
+            sink.append(rows)
+            bar.update(len(rows))
+            for warning in {str(row.get("warning") or "") for row in rows} - warned - {""}:
+                tqdm.write(f"daecf: warning: {warning}", file=sys.stderr)
+                warned.add(warning)
+
+
+def _steps(text: str | None, preset: str, config):
+    """--steps N or INVERT,DECODE (no refinement) overrides --preset; either is checked against the model."""
+    from ..bundle.spec import StepPreset
+
+    if text is None:
+        return config.preset(preset)
+    try:
+        counts = [int(v) for v in text.split(",")]
+    except ValueError:
+        counts = []
+    if len(counts) not in (1, 2):
+        raise InputError(f"--steps {text!r}: expected a step count N or INVERT,DECODE, e.g. --steps 20,20")
+    try:
+        steps = StepPreset(counts[0], counts[-1])
+    except InputError as error:
+        raise InputError(f"--steps {text}: {error}") from None
+    return config.check_steps(steps, f"--steps {text}")
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from .exports import write_explanation
+    from ..inference.patches import model_input
+    from ..inference.scores import check_writable
+    from ..inference.screening import screen_volume
+    from ..io.volumes import read_volume
+
+    check_writable(args.out, folder=True)
+    explainer = _explainer(args)
+    steps = _steps(args.steps, args.preset, explainer.config)
+    volume = read_volume(args.input)
+    warning = screen_volume(explainer.config, volume)
+    if warning:
+        print(f"daecf: warning: {warning}", file=sys.stderr)
+    patch, image = model_input(explainer.config, volume, _parse_point(args.point))
+    explanation = explainer.explain(image, args.task, preset=steps)
+    summary = write_explanation(args.out, explainer, patch, image, explanation, volume, warning)
+    print(json.dumps(summary["grades"], indent=1))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import format_table, run_benchmark, sample_ct_patches
+
+    explainer = _explainer(args)
+    presets = tuple(args.presets.split(","))
+    for name in presets:
+        explainer.preset(name)  # unknown preset: fail before measuring anything
+    report = run_benchmark(explainer, args.task, sample_ct_patches(explainer.config, args.patches), presets,
+                           repeats=args.repeats)
+    print(format_table(report))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    report = run_demo(args.out, bundle=args.bundle, task=args.task, preset=args.preset, level=args.level,
+                      device=_device(args.device))
+    g = report["grades"]
+    print(f"{report['bundle']}, {report['clicked']['level']}: {g['grade_name']} (score {g['score']:.2f}, "
+          f"P {g['probability']:.2f}{', OUT OF DISTRIBUTION' if g['ood'] else ''})")
+    for row in report["scores"]:
+        print(f"  {row['level']}: {row['grade_name']} (score {row['score']:.2f})")
+    print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in report["timings"].items()))
+    print("wrote " + ", ".join(report["outputs"].values()))
+    return 0
+
+
+def _count(low: int, high: int):
+    """argparse type of a whole number in [low, high]: 0 or an absurd count is refused before anything runs."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number in [{low}, {high}], got {text!r}")
+        return value
+
+    return parse
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", required=True, help="bundled model name (e.g. vcf-ct) or bundle folder")
+    parser.add_argument("--task", required=True, help="task of the bundle (e.g. genant)")
+    parser.add_argument("--device", default="auto", choices=DEVICES)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="daecf", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the bundled models").set_defaults(func=_cmd_list)
+    verify = sub.add_parser("verify", help="verify a bundle's manifest, schema and weights")
+    verify.add_argument("bundle", help="bundled model name or bundle folder")
+    verify.set_defaults(func=_cmd_verify)
+    score = sub.add_parser("score", help="grade every vertebra of a volume, or every image of a .npz")
+    _add_model_arguments(score)
+    score.add_argument("--out", required=True, type=Path, help="CSV file to write")
+    score.add_argument("--mask", type=Path, help="vertebra instance mask (VerSe ids give level names, other ids ranks)")
+    score.add_argument("--centroids", type=Path, help="VerSe centroid JSON (*_ctd.json)")
+    score.add_argument("--point", action="append", help="R,A,S in mm (repeatable)")
+    score.add_argument("--split", default="val", help="split of a MedMNIST-style .npz (train/val/test)")
+    score.add_argument("--table", type=Path, help="CSV of targets on 2D slices (image, x_px, y_px, pixel spacing); "
+                       "INPUT is then the folder of the images")
+    score.add_argument("--resume", action="store_true",
+                       help="keep the rows already in --out (e.g. of an interrupted run) and score only the rest")
+    score.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    score.add_argument("input", type=Path, help="volume (NIfTI, NRRD, MHA, DICOM folder), .npz, or image folder")
+    score.set_defaults(func=_cmd_score)
+    explain = sub.add_parser("explain", help="counterfactual explanation of one vertebra")
+    _add_model_arguments(explain)
+    explain.add_argument("--point", required=True, help="R,A,S in mm of the vertebra")
+    explain.add_argument("--preset", default="standard", help="fast, standard or reference")
+    explain.add_argument("--steps", help="DDIM steps N or INVERT,DECODE instead of the preset's")
+    explain.add_argument("--out", required=True, type=Path, help="folder for strip.png, NRRDs and summary.json")
+    explain.add_argument("input", type=Path, help="volume file or DICOM folder")
+    explain.set_defaults(func=_cmd_explain)
+    bench = sub.add_parser("bench", help="time explanations per step preset on patches of the sample CT")
+    _add_model_arguments(bench)
+    bench.add_argument("--presets", default="fast,standard,reference")
+    bench.add_argument("--repeats", type=_count(1, 100), default=3)
+    bench.add_argument("--patches", type=_count(1, 4096), default=64, help="patches for the encoder throughput")
+    bench.add_argument("--out", type=Path, help="JSON report")
+    bench.set_defaults(func=_cmd_bench)
+    demo = sub.add_parser("demo", help="headless demo on the sample CT with a bundled model")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"))
+    demo.add_argument("--bundle", default="vcf-ct")
+    demo.add_argument("--task", default="genant")
+    demo.add_argument("--preset", default="standard")
+    demo.add_argument("--level", default="L3", help="vertebra of the sample CT to explain (L2, L3, L4)")
+    demo.add_argument("--device", default="auto", choices=DEVICES)
+    demo.set_defaults(func=_cmd_demo)
+    sub.add_parser("fetch-sample", help="download the sample spine CT/MRI (tptbox 1.1.0 wheel from PyPI)"
+                   ).set_defaults(func=_cmd_fetch_sample)
+    return parser
+
+
+def _attach_point_values(argv: list[str]) -> list[str]:
+    """``--point -40,-3,2`` as ``--point=-40,-3,2``: argparse would take a value starting with '-' for an option
+    and refuse a point left of the patient's midline (negative R) with 'expected one argument'."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] == "--point" and arg.startswith("-") and (arg[1:2].isdigit() or arg[1:2] == "."):
+            joined[-1] = f"--point={arg}"
+        else:
+            joined.append(arg)
+    return joined
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(_attach_point_values(sys.argv[1:] if argv is None else list(argv)))
+    try:
+        return args.func(args)
+    except DAECFError as exc:
+        print(f"daecf: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("daecf: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The counterfactual strip as a PNG: original | reconstruction | one panel per grade, with difference maps below.
+
+Images are shown in the model range [-1, 1] (for CT that is the bundle's HU window), greyscale or RGB;
+differences use a diverging map centred on zero so a reader sees where the model adds or removes intensity.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..inference.explainer import Explanation
+
+
+def _to_display(image: np.ndarray) -> np.ndarray:
+    """(C, H, W) in [-1, 1] -> (H, W) or (H, W, 3) in [0, 1]."""
+    image = (np.clip(image, -1, 1) + 1) / 2
+    return image[0] if image.shape[0] == 1 else np.transpose(image, (1, 2, 0))
+
+
+def show_image(ax, image: np.ndarray, title: str, highlight: bool = False) -> None:
+    shown = _to_display(image)
+    ax.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=8, fontweight="bold" if highlight else "normal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if highlight:
+        for spine in ax.spines.values():
+            spine.set_edgecolor("tab:red")
+            spine.set_linewidth(2)
+
+
+def save_strip(path: str | Path, original: np.ndarray, explanation: Explanation, title: str = "") -> Path:
+    """Write the strip; the panel of the predicted grade is outlined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = explanation.grade_names
+    predicted = int(explanation.grades.grade[0])
+    columns = 2 + len(names)
+    fig, axes = plt.subplots(2, columns, figsize=(1.7 * columns, 3.9), squeeze=False)
+    show_image(axes[0, 0], original, "original")
+    show_image(axes[0, 1], explanation.reconstruction, "reconstruction")
+    differences = explanation.differences.mean(axis=1)  # over channels
+    limit = max(float(np.abs(differences).max()), 1e-6)
+    for g, name in enumerate(names):
+        show_image(axes[0, 2 + g], explanation.counterfactuals[g], f"{name}\nd={explanation.target_distances[g]:+.2f}",
+              highlight=g == predicted)
+        axes[1, 2 + g].imshow(differences[g], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        axes[1, 2 + g].set_title(f"{name} − recon.", fontsize=7)
+    for ax in axes[1]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[1, :2]:
+        ax.axis("off")
+    g = explanation.grades
+    summary = (f"predicted {names[predicted]} (score {g.score[0]:.2f}, distance {g.distance[0]:+.2f}, "
+               f"p={g.probability[0]:.2f}{', OUT OF DISTRIBUTION' if g.ood[0] else ''}); "
+               f"steps {explanation.preset.invert}/{explanation.preset.decode}")
+    fig.suptitle(f"{title}\n{summary}" if title else summary, fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,163 @@
+"""Explainer: grade and explain preprocessed 2D patches with a loaded bundle. Arrays in, arrays out.
+
+The Slicer Logic, the CLI, the demo, the scripts and the tests all call this one implementation. Images are
+float32 (N, C, H, W) already in the model range [-1, 1] (see ``preprocessing.py``).
+An explanation inverts the patch once (x_T is cached per patch) and decodes the reconstruction, one
+counterfactual per grade, the binary reflection and the sweep together in one batch that shares x_T.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..bundle.spec import Bundle, StepPreset, TaskSpec
+from ..model.diffusion import NoiseSchedule, StepCallback, ddim_invert, ddim_sample
+from ..errors import InputError
+
+
+@dataclass
+class Grades:
+    """Per-image read-out of one task; every field has shape (N,)."""
+
+    distance: np.ndarray
+    probability: np.ndarray
+    score: np.ndarray
+    grade: np.ndarray
+    ood_score: np.ndarray
+    ood: np.ndarray
+
+
+@dataclass
+class Explanation:
+    task: str
+    grade_names: tuple[str, ...]
+    grades: Grades                    # of the input patch
+    reconstruction: np.ndarray        # (C, H, W)
+    counterfactuals: np.ndarray       # (n_grades, C, H, W), index = target grade
+    target_distances: np.ndarray      # (n_grades,)
+    reflection: np.ndarray            # (C, H, W), binary counterfactual
+    sweep: np.ndarray                 # (n_sweep, C, H, W)
+    sweep_distances: np.ndarray       # (n_sweep,)
+    preset: StepPreset
+
+    @property
+    def differences(self) -> np.ndarray:
+        """Counterfactual minus reconstruction, per grade: what the model changes to reach each grade."""
+        return self.counterfactuals - self.reconstruction[None]
+
+
+def check_images(images: np.ndarray, size: int, channels: int) -> np.ndarray:
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or images.shape[1:] != (channels, size, size):
+        raise InputError(f"expected images of shape (N, {channels}, {size}, {size}), got {images.shape}")
+    if not np.all(np.isfinite(images)):
+        raise InputError("images contain NaN or infinite values")
+    return images
+
+
+@torch.inference_mode()
+def encode_images(model, images: np.ndarray, batch_size: int = 64, device: str | torch.device = "cpu") -> np.ndarray:
+    """z_sem of each image, float64 (N, z_dim), computed in batches."""
+    parts = [model.encode(torch.from_numpy(np.asarray(images[i:i + batch_size], dtype=np.float32)).to(device))
+             .double().cpu().numpy() for i in range(0, len(images), batch_size)]
+    return np.concatenate(parts) if parts else np.zeros((0, model.config.z_dim))
+
+
+class Explainer:
+    def __init__(self, bundle: Bundle, device: str = "cpu", batch_size: int = 64):
+        self.bundle = bundle
+        self.device = torch.device(device)
+        self.model = bundle.require_model().to(self.device)
+        self.schedule = NoiseSchedule(bundle.config.diffusion)
+        self.batch_size = batch_size
+        self._x_T_cache: dict[tuple[bytes, int, int], torch.Tensor] = {}
+
+    @property
+    def config(self):
+        return self.bundle.config
+
+    def preset(self, name_or_preset: str | StepPreset) -> StepPreset:
+        return self.config.preset(name_or_preset)
+
+    def _tensor(self, images: np.ndarray) -> torch.Tensor:
+        images = check_images(images, self.config.model.image_size, self.config.model.in_channels)
+        return torch.from_numpy(images).to(self.device)
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        images = check_images(images, self.config.model.image_size, self.config.model.in_channels)
+        return encode_images(self.model, images, self.batch_size, self.device)
+
+    def grade_latents(self, z: np.ndarray, task: str | TaskSpec) -> Grades:
+        spec = task if isinstance(task, TaskSpec) else self.bundle.task(task)
+        distance = spec.probe.distance(z)
+        stats = self.bundle.latent_stats
+        return Grades(distance=distance, probability=spec.probe.probability(z),
+                      score=spec.calibration.score(distance), grade=spec.calibration.grade(distance),
+                      ood_score=stats.ood_score(z), ood=stats.is_ood(z))
+
+    def grade(self, images: np.ndarray, task: str | TaskSpec) -> Grades:
+        return self.grade_latents(self.encode(images), task)
+
+    def forget_inversions(self) -> None:
+        """Drop the cached x_T (benchmarks time cold explanations; nothing else needs this)."""
+        self._x_T_cache.clear()
+
+    @torch.inference_mode()
+    def invert(self, image: np.ndarray, z: np.ndarray, steps: StepPreset, callback: StepCallback | None = None):
+        """x_T of one image, cached by (pixels, preset) so repeated explanations skip the inversion."""
+        key = (np.ascontiguousarray(image, dtype=np.float32).tobytes(), steps.invert, steps.refine,
+               steps.refine_tol, steps.spacing)
+        if key not in self._x_T_cache:
+            x = self._tensor(image)
+            z_t = torch.from_numpy(np.asarray(z, dtype=np.float32)).to(self.device)
+            self._x_T_cache.clear()  # one patch at a time: memory stays flat in long sessions
+            self._x_T_cache[key] = ddim_invert(self.model, x, z_t, self.schedule, steps.invert, callback,
+                                               steps.refine, steps.refine_tol, steps.spacing)
+        return self._x_T_cache[key]
+
+    @torch.inference_mode()
+    def decode(self, x_T: torch.Tensor, z: np.ndarray, steps: StepPreset, callback: StepCallback | None = None):
+        z_t = torch.from_numpy(np.asarray(z, dtype=np.float32)).to(self.device)
+        return ddim_sample(self.model, x_T, z_t, self.schedule, steps.decode, callback,
+                           spacing=steps.spacing).clamp(-1, 1).cpu().numpy()
+
+    def explain(self, image: np.ndarray, task: str | TaskSpec, preset: str | StepPreset = "standard",
+                sweep_count: int = 9, callback: StepCallback | None = None, batched: bool = True) -> Explanation:
+        """Reconstruction, a counterfactual at every grade, the reflection and a sweep, from one x_T.
+
+        ``batched=False`` decodes every latent on its own, as the paper's reference code does (benchmarks)."""
+        spec = task if isinstance(task, TaskSpec) else self.bundle.task(task)
+        steps = self.preset(preset)
+        image = check_images(image, self.config.model.image_size, self.config.model.in_channels)[:1]
+        z = self.encode(image)
+        grades = self.grade_latents(z, spec)
+        n_grades = len(spec.grade_names)
+        targets = np.array([spec.calibration.inverse(g) for g in range(n_grades)])
+        span = max(np.abs(targets).max(), abs(grades.distance[0])) * 1.25
+        sweep_distances = np.linspace(-span, span, sweep_count) if sweep_count else np.zeros(0)
+        gain = spec.edit_gain
+        latents = np.concatenate([z, spec.probe.move_to_distance(np.repeat(z, n_grades, 0), targets, gain),
+                                  spec.probe.reflect(z, gain), spec.probe.sweep(z, sweep_distances, gain)
+                                  if sweep_count else np.zeros((0, z.shape[1]))])
+        groups = [latents] if batched else [latents[i:i + 1] for i in range(len(latents))]
+        total = steps.invert + steps.decode * len(groups)
+        x_T = self.invert(image, z, steps, _offset(callback, 0, total))
+        decoded = np.concatenate([self.decode(x_T, group, steps,
+                                              _offset(callback, steps.invert + k * steps.decode, total))
+                                  for k, group in enumerate(groups)])
+        return Explanation(task=spec.name, grade_names=spec.grade_names, grades=grades, reconstruction=decoded[0],
+                           counterfactuals=decoded[1:1 + n_grades], target_distances=targets,
+                           reflection=decoded[1 + n_grades], sweep=decoded[2 + n_grades:],
+                           sweep_distances=sweep_distances, preset=steps)
+
+
+def _offset(callback: StepCallback | None, done: int, total: int) -> StepCallback | None:
+    """Report inversion and decoding steps as one progress range 1..total."""
+    if callback is None:
+        return None
+    return lambda i, _n: callback(done + i, total)

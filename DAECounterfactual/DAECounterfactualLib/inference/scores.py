@@ -1,0 +1,208 @@
+"""Per-vertebra score rows, from volumes or 2D image sets, and the scores CSV: shared by the CLI and the Logic.
+
+Rows are graded in batches of model inputs cut by ``patches``; a row reads out one image's distance,
+probability, calibrated score, grade and OOD flag (``grade_row``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DAECFError, InputError
+from ..io.files import atomic_write
+from ..io.volumes import Volume, VertebraPosition
+from .explainer import Explainer, Grades
+from .patches import check_positions_inside, cut_patch, to_model_input, volume_value_range
+from .screening import screen_volume
+
+SCORE_COLUMNS = ("id", "level", "r", "a", "s", "distance", "probability", "score", "grade", "grade_name", "ood",
+                 "ood_score")
+
+
+def grade_row(grades: Grades, n: int, grade_names: Sequence[str], warning: str = "") -> dict[str, object]:
+    """The read-out of image ``n`` as a row: distance, probability, score, grade, grade name, OOD flag and score.
+
+    A ``warning`` from screening the image (e.g. an MRI given to a CT bundle) raises the OOD flag and is kept
+    in the row (not a CSV column), so no grade of such an image looks like an ordinary one."""
+    grade = int(grades.grade[n])
+    return {"distance": float(grades.distance[n]), "probability": float(grades.probability[n]),
+            "score": float(grades.score[n]), "grade": grade, "grade_name": grade_names[grade],
+            "ood": bool(grades.ood[n]) or bool(warning), "ood_score": float(grades.ood_score[n]), "warning": warning}
+
+
+def _rows(explainer: Explainer, task: str, images: np.ndarray, ids: Sequence, levels: Sequence[str],
+          points: Sequence, warning: str = "") -> list[dict[str, object]]:
+    grades = explainer.grade(images, task)
+    names = explainer.bundle.task(task).grade_names
+    return [{"id": ids[i], "level": levels[i], **_ras_columns(points[i]), **grade_row(grades, i, names, warning)}
+            for i in range(len(images))]
+
+
+def _ras_columns(point) -> dict[str, object]:
+    return dict(zip("ras", ("", "", "") if point is None else (float(v) for v in point)))
+
+
+def iter_volume_rows(explainer: Explainer, volume: Volume, positions: Sequence[VertebraPosition], task: str,
+                     batch_size: int = 64) -> Iterator[list[dict[str, object]]]:
+    """Rows of one batch of positions at a time (id = the position's label), so callers can write, report progress
+    or stop between batches. A point outside the volume (checked for all points first) or in air is an
+    InputError; an image unlike the bundle's modality flags every row (``screening``)."""
+    if not positions:
+        raise InputError(f"{volume.label}: no vertebra positions to score")
+    config = explainer.config
+    warning = screen_volume(config, volume)
+    check_positions_inside(volume, positions)
+    value_range = volume_value_range(config, volume)
+    for start in range(0, len(positions), batch_size):
+        chunk = positions[start:start + batch_size]
+        images = to_model_input(config, [cut_patch(config, volume, p.ras) for p in chunk], value_range)
+        yield _rows(explainer, task, images, [p.label for p in chunk], [p.level for p in chunk],
+                    [p.ras for p in chunk], warning)
+
+
+def iter_image_rows(explainer: Explainer, images: np.ndarray, ids: Sequence[str], task: str, batch_size: int = 64,
+                    source: str = "images") -> Iterator[list[dict[str, object]]]:
+    """Rows for 2D images in their original units (e.g. 8-bit photographs), preprocessed per image, one batch at
+    a time. ``source`` names the images in errors (their file)."""
+    config = explainer.config
+    size, channels = config.model.image_size, config.model.in_channels
+    if images.ndim != 4 or images.shape[1:] != (channels, size, size):
+        raise InputError(f"{source}: bundle {config.name!r} expects images of {channels}×{size}×{size}, got "
+                         f"{images.shape[1:]}")
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        prepared = np.stack([config.preprocessing.apply(image) for image in chunk])
+        yield _rows(explainer, task, prepared, list(ids[start:start + batch_size]), [""] * len(chunk),
+                    [None] * len(chunk))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Scores CSV
+
+
+def _csv_text(rows: Iterable[Mapping[str, object]], header: bool) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SCORE_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    if header:
+        writer.writeheader()
+    writer.writerows({k: int(v) if isinstance(v, bool) else v for k, v in row.items()} for row in rows)
+    return buffer.getvalue()
+
+
+def write_scores_csv(rows: Sequence[Mapping[str, object]], path: str | Path) -> Path:
+    """One row per vertebra or image with the ``SCORE_COLUMNS``, at full precision; written atomically, so an
+    existing file is replaced whole or not at all."""
+    path = Path(path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(_csv_text(rows, header=True), encoding="utf-8"))
+    return path
+
+
+def check_writable(path: Path, folder: bool = False) -> None:
+    """Refuse an output file (or ``folder``) that cannot be written, before any work is done: a probe file is
+    created and removed in the nearest existing folder (permission bits say nothing for root or read-only mounts)."""
+    path = Path(path)
+    if path.is_dir() != folder and path.exists():
+        raise InputError(f"{path}: is a {'file' if folder else 'folder'}; give a {'folder' if folder else 'file'} "
+                         "name for the output")
+    folder = path if folder else path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{path}: cannot write here ({folder} is a file, not a folder)")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".daecf-write-test-")
+    except OSError as error:
+        raise InputError(f"{path}: cannot write here ({error.strerror or error})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+class ScoresFile:
+    """A scores CSV that grows one batch of rows at a time, each batch flushed to disk, so an interrupted run
+    keeps every finished row and ``resume=True`` continues it.
+
+    Resuming reads the rows already there (``done``: id -> row). A last line cut short by the interruption is
+    dropped, never parsed as a row. A file created by this run is removed again if the run fails with an
+    expected error (nothing partial is left behind); rows of an interrupted or resumed run stay.
+    """
+
+    def __init__(self, path: str | Path, resume: bool = False):
+        self.path = Path(path)
+        check_writable(self.path)
+        self.resumed = resume and self.path.is_file()
+        self._keep_bytes = 0  # of the resumed file: up to its last complete line
+        self.done: dict[str, dict[str, str]] = self._read_done() if self.resumed else {}
+        self.written = 0
+        self._handle = None
+        self._created = False
+
+    def _read_done(self) -> dict[str, dict[str, str]]:
+        """Rows of the file being resumed. Nothing is changed here: a refused file stays as it was, and the cut
+        last row (if any) is dropped only when the first new rows are appended."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(f"{self.path}: cannot resume from this file ({error})") from None
+        complete = text[:text.rfind("\n") + 1]
+        self._keep_bytes = len(complete.encode("utf-8"))
+        lines = complete.splitlines()
+        if not lines or next(csv.reader(lines[:1])) != list(SCORE_COLUMNS):
+            raise InputError(f"{self.path}: not a scores CSV (expected the header {','.join(SCORE_COLUMNS)}); "
+                             "cannot resume from it")
+        return {row["id"]: row for row in csv.DictReader(lines)}
+
+    def check_positions(self, positions: Sequence[VertebraPosition]) -> None:
+        """Rows already in the file must be the same vertebrae at the same places: else the CSV belongs to another
+        input, and appending would mix two images in one table."""
+        for position in positions:
+            row = self.done.get(str(position.label))
+            if row is not None and not np.allclose(self._ras(row), position.ras, atol=1e-3):
+                raise InputError(f"{self.path}: row {position.label} was scored at RAS "
+                                 f"{[row[k] for k in 'ras']}, the input puts it at "
+                                 f"{np.round(position.ras, 3).tolist()}; the CSV belongs to another input")
+
+    def _ras(self, row: Mapping[str, str]) -> np.ndarray:
+        try:
+            return np.array([float(row[k]) for k in "ras"])
+        except (TypeError, ValueError):
+            raise InputError(f"{self.path}: row {row.get('id')} has no valid r, a, s columns "
+                             f"{[row.get(k) for k in 'ras']}; cannot resume from this file") from None
+
+    def append(self, rows: Sequence[Mapping[str, object]]) -> None:
+        try:
+            if self._handle is None:
+                self._open()
+            self._handle.write(_csv_text(rows, header=False))
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as error:  # disk full, removed medium
+            raise InputError(f"{self.path}: writing the scores failed ({error.strerror or error})") from None
+        self.written += len(rows)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.resumed:
+            with self.path.open("r+b") as handle:
+                handle.truncate(self._keep_bytes)  # a row cut short by the interruption
+            self._handle = self.path.open("a", newline="", encoding="utf-8")
+        else:
+            self._handle = self.path.open("w", newline="", encoding="utf-8")
+            self._created = True
+            self._handle.write(_csv_text([], header=True))
+
+    def __enter__(self) -> "ScoresFile":
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        if self._handle is not None:
+            self._handle.close()
+            if exc_type is not None and issubclass(exc_type, DAECFError) and self._created:
+                self.path.unlink(missing_ok=True)
+        return False

@@ -1,0 +1,356 @@
+"""Building a 2D training set (one .npz + manifest.json) of sagittal vertebra patches or 2D images; the command is
+scripts/build_dataset.py.
+
+The .npz follows the project's training-set format (loadable with allow_pickle=False): images (N, C, H, W)
+float16 in the model range [-1, 1], grades int16 (-1 = not graded), split, case_id, and per patch level,
+label, group, lateral_offset_mm, patch_to_ras (N, 4, 4), simulated, fracture_kind, requested/measured height loss.
+Splits are patient-level: all patches of a case, and all cases of one subject group, land in one split.
+The manifest records every input file with its sha256, the settings, and counts per split and grade.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from DAECounterfactualLib.errors import InputError
+from DAECounterfactualLib.inference.geometry import extract_sagittal_patch
+from DAECounterfactualLib.io.files import sha256_file
+from DAECounterfactualLib.io.volumes import (
+    Volume,
+    VertebraPosition,
+    read_grade_table,
+    read_verse_centroids,
+    read_volume,
+)
+from DAECounterfactualLib.model.preprocessing import Preprocessing
+
+from .datasets import REQUIRED, TrainingSet, medmnist_training_set
+from .synthesis import achieved_height_loss, genant_grade, make_spine_phantom, simulate_fracture
+
+SPLITS = ("train", "val", "test")
+BODY_SUBREGIONS = (49, 50)  # TPTBox ids of the vertebral body (cortex, interior)
+MAX_LOSS_ERROR = 0.05  # simulated fractures whose measured height loss misses the request by more are dropped
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Cases: one scan with its vertebra positions and grades, loaded lazily
+
+
+@dataclass
+class SpineCase:
+    case: str
+    volume: Volume
+    positions: list[VertebraPosition]
+    grades: dict[int, int | None]
+    body_mask: Volume | None = None  # vertebral-body instance mask, needed to simulate fractures
+    origin: str = "real"  # real / phantom
+    kinds: dict[int, str] = field(default_factory=dict)  # fracture kind already in the scan (phantoms)
+    requested_loss: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass
+class CaseSpec:
+    case: str
+    group: str
+    inputs: list[Path]
+    load: Callable[[], SpineCase]
+
+
+def ct_case_specs(root: Path) -> list[CaseSpec]:
+    """Every spine_ct/<case>/ with ct.nii.gz, vert_msk.nii.gz and ctd.json; grades from spine_ct/vertebrae.csv."""
+    folder = root / "spine_ct"
+    table_path = folder / "vertebrae.csv"
+    if not table_path.exists():
+        raise InputError(f"{table_path}: no such file (is --data-root right?)")
+    table = read_grade_table(table_path, label_column="label", grade_column="morph_grade")
+    specs = []
+    for case_dir in sorted(d for d in folder.iterdir() if (d / "ct.nii.gz").exists()):
+        inputs = [case_dir / name for name in ("ct.nii.gz", "vert_msk.nii.gz", "ctd.json", "subreg_msk.nii.gz")]
+        inputs = [p for p in inputs if p.exists()] + [table_path]
+        specs.append(CaseSpec(case_dir.name, f"ct:{case_dir.name}", inputs, _ct_loader(case_dir, table)))
+    return specs
+
+
+def _ct_loader(case_dir: Path, table: dict) -> Callable[[], SpineCase]:
+    def load() -> SpineCase:
+        volume = read_volume(case_dir / "ct.nii.gz")
+        mask = read_volume(case_dir / "vert_msk.nii.gz")
+        positions = read_verse_centroids(case_dir / "ctd.json", volume)
+        if (case_dir / "subreg_msk.nii.gz").exists():  # whole-vertebra mask: keep the body sub-regions only
+            parts = read_volume(case_dir / "subreg_msk.nii.gz")
+            mask = Volume(np.where(np.isin(parts.array, BODY_SUBREGIONS), mask.array, 0), mask.ijk_to_ras, name="body")
+        grades = {p.label: table.get((case_dir.name, p.label)) for p in positions}
+        return SpineCase(case_dir.name, volume, positions, grades, body_mask=mask)
+
+    return load
+
+
+def mri_case_specs(root: Path) -> list[CaseSpec]:
+    """The lumbar MRIs listed in spine_mri/cases.csv (duplicates skipped), grouped by subject."""
+    folder = root / "spine_mri"
+    table_path = folder / "vertebrae_morphometry.csv"
+    cases_path = folder / "cases.csv"
+    for path in (table_path, cases_path):
+        if not path.exists():
+            raise InputError(f"{path}: no such file (is --data-root right?)")
+    table = read_grade_table(table_path, label_column="mask_label", grade_column="morph_grade")
+    with cases_path.open(newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if not r.get("duplicate_of")]
+    specs = []
+    for row in rows:
+        case, dataset = row["case"], row["dataset"]
+        base = folder / dataset.lower() / case
+        inputs = [Path(f"{base}_{name}") for name in ("img.nii.gz", "msk.nii.gz", "ctd.json")] + [table_path, cases_path]
+        group = f"{dataset}:{row['subject_group'].split(' (')[0]}"
+        specs.append(CaseSpec(case, group, inputs, _mri_loader(base, case, dataset == "VB1", table)))
+    return specs
+
+
+def _mri_loader(base: Path, case: str, rank_labels: bool, table: dict) -> Callable[[], SpineCase]:
+    def load() -> SpineCase:
+        volume = read_volume(f"{base}_img.nii.gz")
+        positions = read_verse_centroids(f"{base}_ctd.json", volume, rank_labels=rank_labels)
+        body_mask = read_volume(f"{base}_msk.nii.gz")  # vertebral bodies only: fractures can be simulated
+        return SpineCase(case, volume, positions, {p.label: table.get((case, p.label)) for p in positions},
+                         body_mask=body_mask)
+
+    return load
+
+
+def phantom_case_specs(count: int, seed: int, losses: list[float], kinds: list[str],
+                       max_fractures: int = 2) -> list[CaseSpec]:
+    """``count`` phantoms of three vertebrae, fractured as ``draw_phantom_fractures`` says."""
+    rng = np.random.default_rng(seed)
+    specs = []
+    for n in range(count):
+        labels = (19, 20, 21) if n % 2 else (20, 21, 22)
+        fractures = draw_phantom_fractures(rng, labels, losses, kinds, max_fractures)
+        case = f"phantom_{seed}_{n:03d}"
+        specs.append(CaseSpec(case, f"phantom:{case}", [], _phantom_loader(seed * 1000 + n, labels, fractures, case)))
+    return specs
+
+
+def draw_phantom_fractures(rng: np.random.Generator, labels: tuple[int, ...], losses: list[float], kinds: list[str],
+                           max_fractures: int) -> dict[int, tuple[float, str]]:
+    """Fracture 0..``max_fractures`` (uniformly many) of the vertebrae, each with a random loss and kind.
+    Of three vertebrae, 3 fractures half of all bodies on average and 2 a third."""
+    if not 0 <= max_fractures <= len(labels):
+        raise InputError(f"a phantom has {len(labels)} vertebrae: --phantom-max-fractures must be 0-{len(labels)}, "
+                         f"got {max_fractures}")
+    chosen = rng.choice(labels, size=int(rng.integers(0, max_fractures + 1)), replace=False)
+    return {int(l): (float(rng.choice(losses)), str(rng.choice(kinds))) for l in chosen}
+
+
+def _phantom_loader(seed: int, labels: tuple[int, ...], fractures: dict, case: str) -> Callable[[], SpineCase]:
+    def load() -> SpineCase:
+        phantom = make_spine_phantom(seed=seed, labels=labels, fractures=fractures, case=case)
+        return SpineCase(case, phantom.volume, phantom.positions, dict(phantom.grades), body_mask=None,
+                         origin="phantom", kinds=phantom.kinds, requested_loss=phantom.height_loss)
+
+    return load
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Patches
+
+
+@dataclass
+class Settings:
+    size_px: int
+    spacing_mm: float
+    lateral_offsets_mm: list[float]
+    preprocessing: Preprocessing
+    fracture_losses: list[float]  # simulated on intact (grade 0) real vertebrae; empty = none
+    fracture_kinds: list[str]
+    simulations_per_body: int = 0  # (loss, kind) pairs drawn per intact body and offset; 0 = every pair
+    seed: int = 0
+
+
+def case_samples(spine: SpineCase, settings: Settings, skipped: list[str]) -> Iterator[dict]:
+    """Every patch of a case: each vertebra at each lateral offset, plus simulated fractures of intact bodies."""
+    value_range = settings.preprocessing.volume_range(spine.volume.array)
+    size, spacing = settings.size_px, settings.spacing_mm
+    for position in spine.positions:
+        grade = spine.grades.get(position.label)
+        for offset in settings.lateral_offsets_mm:
+            try:
+                patch = extract_sagittal_patch(spine.volume, position.ras, size, spacing, offset)
+            except InputError as error:
+                skipped.append(f"{spine.case} {position.level} offset {offset}: {error}")
+                continue
+            kind = spine.kinds.get(position.label, "")
+            requested = spine.requested_loss.get(position.label, 0.0)
+            yield _sample(spine, position, offset, patch.patch_to_ras, patch.pixels, value_range, settings,
+                          grade=-1 if grade is None else grade, simulated=bool(kind), kind=kind,
+                          requested=requested if kind else np.nan, measured=np.nan)
+            if grade == 0 and spine.body_mask is not None and settings.fracture_losses:
+                yield from _simulated(spine, position, offset, patch, value_range, settings, skipped)
+
+
+def fracture_pairs(settings: Settings, case: str, label: int, offset: float) -> list[tuple[float, str]]:
+    """Every (loss, kind) pair to simulate on one intact body at one offset, in the order to try them: as set when
+    every pair is kept, else shuffled by a seed drawn from the settings' seed and the body (a rebuild repeats it)."""
+    pairs = [(loss, kind) for loss in settings.fracture_losses for kind in settings.fracture_kinds]
+    if settings.simulations_per_body <= 0:
+        return pairs
+    key = [settings.seed, label, int(round(offset * 10)) % 1000, *case.encode()]
+    return [pairs[i] for i in np.random.default_rng(key).permutation(len(pairs))]
+
+
+def _simulated(spine, position, offset, patch, value_range, settings, skipped) -> Iterator[dict]:
+    """Simulated fractures of one intact body: every pair, or the first ``simulations_per_body`` that succeed.
+    Keeping only a few keeps the real patches from being mostly fractured, which would teach a probe that
+    'looks like a real scan' means 'fractured'."""
+    body = Volume((spine.body_mask.array == position.label).astype(np.float32), spine.body_mask.ijk_to_ras)
+    body_patch = extract_sagittal_patch(body, position.ras, settings.size_px, settings.spacing_mm, offset, 0.0)
+    wanted = settings.simulations_per_body if settings.simulations_per_body > 0 else None
+    made = 0
+    for loss, kind in fracture_pairs(settings, spine.case, position.label, offset):
+        if made == wanted:
+            return
+        try:
+            fracture = simulate_fracture(patch.pixels, body_patch.pixels >= 0.5, loss, kind, settings.spacing_mm)
+        except InputError as error:
+            skipped.append(f"{spine.case} {position.level} offset {offset} {kind} {loss}: {error}")
+            continue
+        measured = achieved_height_loss(kind, fracture.heights_before, fracture.heights)
+        if abs(measured - loss) > MAX_LOSS_ERROR:  # the body's shape defeated the simulation: no label to trust
+            skipped.append(f"{spine.case} {position.level} offset {offset} {kind} {loss}: measured {measured:.3f}")
+            continue
+        made += 1
+        yield _sample(spine, position, offset, patch.patch_to_ras, fracture.image, value_range, settings,
+                      grade=genant_grade(measured), simulated=True, kind=kind, requested=loss, measured=measured)
+
+
+def _sample(spine, position, offset, patch_to_ras, pixels, value_range, settings, **fields) -> dict:
+    return {
+        "image": settings.preprocessing.apply(pixels, value_range)[None],
+        "case_id": spine.case,
+        "label": position.label,
+        "level": position.level,
+        "lateral_offset_mm": offset,
+        "patch_to_ras": patch_to_ras,
+        "origin": spine.origin,
+        **fields,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Splits, output
+
+
+def assign_splits(groups: list[str], fractions: tuple[float, float, float], seed: int,
+                  train_only: tuple[str, ...] = ()) -> dict[str, str]:
+    """Shuffle the distinct groups (seeded) and cut them into train/val/test by the fractions; groups whose name
+    starts with a ``train_only`` prefix go to train whatever the draw (two real CTs among hundreds of phantoms
+    are too few to hold one out: the DAE needs both to learn what real bone looks like)."""
+    pinned = sorted({g for g in groups if g.startswith(train_only)}) if train_only else []
+    unique = sorted(set(groups) - set(pinned))
+    order = np.random.default_rng(seed).permutation(len(unique))
+    cuts = np.round(np.cumsum(fractions) / sum(fractions) * len(unique)).astype(int)
+    split = {unique[g]: SPLITS[int(np.searchsorted(cuts, rank, side="right"))] for rank, g in enumerate(order)}
+    return split | {g: "train" for g in pinned}
+
+
+def to_arrays(samples: list[dict], split_of_case: dict[str, str], group_of_case: dict[str, str]) -> dict[str, np.ndarray]:
+    cases = [s["case_id"] for s in samples]
+    return {
+        "images": np.stack([s["image"] for s in samples]).astype(np.float16),
+        "grades": np.array([s["grade"] for s in samples], dtype=np.int16),
+        "split": np.array([split_of_case[c] for c in cases], dtype=str),
+        "case_id": np.array(cases, dtype=str),
+        "group": np.array([group_of_case[c] for c in cases], dtype=str),
+        "level": np.array([s["level"] for s in samples], dtype=str),
+        "label": np.array([s["label"] for s in samples], dtype=np.int16),
+        "lateral_offset_mm": np.array([s["lateral_offset_mm"] for s in samples], dtype=np.float32),
+        "patch_to_ras": np.stack([s["patch_to_ras"] for s in samples]).astype(np.float32),
+        "simulated": np.array([s["simulated"] for s in samples], dtype=bool),
+        "fracture_kind": np.array([s["kind"] for s in samples], dtype=str),
+        "requested_height_loss": np.array([s["requested"] for s in samples], dtype=np.float32),
+        "measured_height_loss": np.array([s["measured"] for s in samples], dtype=np.float32),
+        "origin": np.array([s["origin"] for s in samples], dtype=str),
+    }
+
+
+def counts(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, int]]:
+    table: dict[str, dict[str, int]] = {}
+    for split in SPLITS:
+        chosen = arrays["split"] == split
+        if chosen.any():
+            grade_counts = Counter(int(g) for g in arrays["grades"][chosen])
+            table[split] = {str(g): grade_counts[g] for g in sorted(grade_counts)}
+            table[split]["cases"] = len(set(arrays["case_id"][chosen]))
+    return table
+
+
+def write_outputs(out: Path, arrays: dict[str, np.ndarray], manifest: dict) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    npz_path, manifest_path = out / "dataset.npz", out / "manifest.json"
+    extra = {k: v for k, v in arrays.items() if k not in REQUIRED}
+    TrainingSet(*(arrays[k] for k in REQUIRED), extra=extra).save(npz_path)
+    manifest["output"] = {"file": npz_path.name, "sha256": sha256_file(npz_path), "samples": int(len(arrays["images"]))}
+    manifest["counts"] = counts(arrays)
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return npz_path, manifest_path
+
+
+def input_records(paths: list[Path], root: Path) -> list[dict]:
+    unique = sorted(set(paths))
+    return [{"path": str(p.relative_to(root)) if p.is_relative_to(root) else p.name, "sha256": sha256_file(p),
+             "bytes": p.stat().st_size} for p in unique]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Presets
+
+
+def build_spine(specs: list[CaseSpec], settings: Settings, fractions, seed: int,
+                train_only: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
+    split_of_group = assign_splits([s.group for s in specs], fractions, seed, train_only)
+    samples, skipped = [], []
+    for spec in tqdm(specs, desc="cases", unit="case"):
+        samples.extend(case_samples(spec.load(), settings, skipped))
+    if not samples:
+        raise InputError("no patch could be extracted from the inputs")
+    split_of_case = {s.case: split_of_group[s.group] for s in specs}
+    return to_arrays(samples, split_of_case, {s.case: s.group for s in specs}), skipped
+
+
+def build_retina(root: Path) -> tuple[dict, list[Path]]:
+    """RetinaMNIST's own train/val splits (the test split is withheld); each image is its own case."""
+    path = root / "retinamnist" / "retinamnist.npz"
+    data = medmnist_training_set(path, ("train", "val"))
+    n = len(data)
+    arrays = {
+        "images": data.images, "grades": data.grades, "split": data.split, "case_id": data.case_id,
+        "group": data.case_id,
+        "level": np.full(n, ""),
+        "label": np.full(n, -1, dtype=np.int16),
+        "lateral_offset_mm": np.zeros(n, dtype=np.float32),
+        "patch_to_ras": np.broadcast_to(np.eye(4, dtype=np.float32), (n, 4, 4)).copy(),  # pixel units, no anatomy
+        "simulated": np.zeros(n, dtype=bool),
+        "fracture_kind": np.full(n, ""),
+        "requested_height_loss": np.full(n, np.nan, dtype=np.float32),
+        "measured_height_loss": np.full(n, np.nan, dtype=np.float32),
+        "origin": np.full(n, "real"),
+    }
+    return arrays, [path]
+
+
+PRESET_DEFAULTS = {
+    "ct": {"offsets": "-6,-3,0,3,6", "preprocessing": ("ct_window", -1000.0, 1500.0), "losses": "0.22,0.3,0.45"},
+    "mri": {"offsets": "-3,0,3", "preprocessing": ("percentile", 1.0, 99.0), "losses": "0.22,0.32,0.45"},
+    "retina": {"offsets": "0", "preprocessing": ("fixed_range", 0.0, 255.0), "losses": ""},
+}
+
+
+def parse_floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]

@@ -1,0 +1,134 @@
+"""What one GPU window does (``scripts/gpu_window.py``): check the GPU, train experiments side by side for a fixed
+time, and write what a later session needs within the device tool's file limits (at most 8 files of 16 MiB).
+
+Per experiment ``<name>`` (its config's bundle name): ``<name>.safetensors`` (EMA and online weights in half
+precision, ``ema.*`` and ``model.*``, metadata: step; split into ``<name>-1.safetensors``, ``-2``... when larger
+than one returned file may be; the optimizer state is dropped, so a continued run restarts AdamW's moments with
+warm-up), ``<name>.json`` (model and training config, data manifest, loss history, images/s, the call's log tail)
+and ``<name>.png`` (the last validation reconstruction strip); ``window.json`` holds the GPU check and wall times.
+Every experiment is one ``scripts/train_dae.py`` process, all at once on the one GPU: a small model leaves it
+mostly idle on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+TRAIN = Path(__file__).resolve().parents[1] / "scripts" / "train_dae.py"
+LOG_TAIL_CHARS = 4000
+MAX_FILE_BYTES = 15 * 2**20  # the device tool returns files of at most 16 MiB
+MAX_FILES = 8
+
+
+def matmul_tflops(device: torch.device, size: int = 8192, repeats: int = 10) -> float:
+    """bf16 matrix-product rate on random data (the ceiling a training step is compared with)."""
+    a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    torch.cuda.synchronize(device)
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e12
+
+
+def gpu_check() -> dict:
+    if not torch.cuda.is_available():
+        return {"cuda": False, "torch": torch.__version__}
+    device = torch.device("cuda")
+    props = torch.cuda.get_device_properties(device)
+    return {"cuda": True, "torch": torch.__version__, "name": props.name, "memory_gib": props.total_memory / 2**30,
+            "multiprocessors": props.multi_processor_count, "bf16_matmul_tflops": matmul_tflops(device)}
+
+
+def half_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    tensors = load_file(checkpoint)
+    return {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()
+            if k.startswith(("ema.", "model."))}
+
+
+def shards(tensors: dict[str, torch.Tensor], max_bytes: int = MAX_FILE_BYTES) -> list[dict[str, torch.Tensor]]:
+    """Tensors packed in key order into groups of at most ``max_bytes`` (a larger single tensor gets its own)."""
+    groups: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for key in sorted(tensors):
+        nbytes = tensors[key].numel() * tensors[key].element_size()
+        if groups[-1] and size + nbytes > max_bytes:
+            groups.append({})
+            size = 0
+        groups[-1][key] = tensors[key]
+        size += nbytes
+    return groups
+
+
+def save_weights(tensors: dict[str, torch.Tensor], out: Path, name: str, metadata: dict[str, str]) -> list[Path]:
+    """``<name>.safetensors``, or numbered shards of it when it would exceed one returned file."""
+    groups = shards(tensors)
+    paths = [out / f"{name}.safetensors"] if len(groups) == 1 else \
+        [out / f"{name}-{k + 1}.safetensors" for k in range(len(groups))]
+    for path, group in zip(paths, groups):
+        save_file(group, path, metadata={**metadata, "shards": str(len(groups))})
+    return paths
+
+
+def collect(name: str, run_dir: Path, log: Path, out: Path) -> dict:
+    """Write one experiment's three files; return its summary line for window.json."""
+    meta_path = run_dir / "checkpoint.json"
+    if not meta_path.exists():
+        return {"name": name, "error": "no checkpoint written", "log_tail": log.read_text()[-LOG_TAIL_CHARS:]}
+    meta = json.loads(meta_path.read_text())
+    call = json.loads((run_dir / "last_call.json").read_text()) if (run_dir / "last_call.json").exists() else {}
+    save_weights(half_weights(run_dir / "checkpoint.safetensors"), out, name,
+                 {"step": str(meta["step"]), "precision": "fp16"})
+    meta.pop("param_groups", None)
+    record = {**meta, "last_call": call, "log_tail": log.read_text()[-LOG_TAIL_CHARS:]}
+    (out / f"{name}.json").write_text(json.dumps(record, indent=1))
+    strip = run_dir / "reconstructions.png"
+    if strip.exists():
+        (out / f"{name}.png").write_bytes(strip.read_bytes())
+    return {"name": name, "step": meta["step"], "samples_seen": meta.get("samples_seen"), **call}
+
+
+
+
+def run_window(configs: list[Path], out: Path, minutes: float, data_root: Path, runs: Path, device: str,
+               total_samples: int | None = None) -> dict:
+    """Train every experiment for ``minutes`` side by side, then collect each one's files; returns window.json."""
+    start = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    window = {"gpu": gpu_check(), "minutes": minutes, "experiments": []}
+    print(json.dumps(window["gpu"]), flush=True)
+    jobs = []
+    for config in configs:
+        name = json.loads(config.read_text())["bundle"]["name"]
+        run_dir, log = runs / name, runs / f"{name}.log"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, str(TRAIN), str(config), "--data-root", str(data_root), "--run-dir",
+                   str(run_dir), "--max-minutes", str(minutes), "--device", device]
+        if total_samples:
+            command += ["--total-samples", str(total_samples)]
+        handle = log.open("w")
+        jobs.append((name, run_dir, log, handle, subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
+                                                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})))
+    for name, run_dir, log, handle, process in jobs:
+        returncode = process.wait()
+        handle.close()
+        summary = collect(name, run_dir, log, out)
+        window["experiments"].append({**summary, "returncode": returncode})
+        print(json.dumps({k: v for k, v in summary.items() if k != "log_tail"}), flush=True)
+    window["wall_s"] = time.time() - start
+    (out / "window.json").write_text(json.dumps(window, indent=1))
+    written = sorted(p.name for p in out.iterdir())
+    if len(written) > MAX_FILES:
+        print(f"warning: {len(written)} files in {out}; the device tool returns {MAX_FILES}: {written}", flush=True)
+    return window

@@ -1,0 +1,110 @@
+"""The daecf command line on a phantom CT and a MedMNIST-style file, with the tiny test bundle."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from DAECounterfactualLib.cli.commands import main
+from DAECounterfactualResearch.synthesis import export_phantom, make_spine_phantom
+
+
+@pytest.fixture(scope="module")
+def phantom_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("phantom")
+    export_phantom(make_spine_phantom(seed=3), folder)
+    return folder
+
+
+def _rows(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("source", ["mask", "centroids"])
+def test_score_a_volume_from_mask_or_centroids(phantom_dir, blob_bundle, tmp_path, source):
+    out = tmp_path / "scores.csv"
+    flag = ["--mask", str(phantom_dir / "vert_msk.nii.gz")] if source == "mask" else \
+        ["--centroids", str(phantom_dir / "ctd.json")]
+    assert main(["score", "--bundle", str(blob_bundle), "--task", "size", "--out", str(out), *flag,
+                 str(phantom_dir / "ct.nii.gz")]) == 0
+    rows = _rows(out)
+    assert [r["level"] for r in rows] == ["L1", "L2", "L3"]
+    assert set(rows[0]) >= {"id", "level", "r", "a", "s", "distance", "probability", "score", "grade", "ood"}
+    for row in rows:
+        assert 0 <= float(row["probability"]) <= 1 and row["grade"] in {"0", "1", "2", "3"}
+        assert row["grade_name"] == f"S{row['grade']}"
+
+
+def test_mask_and_centroid_positions_agree(phantom_dir, blob_bundle, tmp_path):
+    for source, flag in (("mask", "--mask"), ("ctd", "--centroids")):
+        path = phantom_dir / ("vert_msk.nii.gz" if source == "mask" else "ctd.json")
+        main(["score", "--bundle", str(blob_bundle), "--task", "size", "--out", str(tmp_path / f"{source}.csv"),
+              flag, str(path), str(phantom_dir / "ct.nii.gz")])
+    by_mask, by_ctd = _rows(tmp_path / "mask.csv"), _rows(tmp_path / "ctd.csv")
+    for a, b in zip(by_mask, by_ctd):
+        np.testing.assert_allclose([float(a[k]) for k in "ras"], [float(b[k]) for k in "ras"], atol=0.1)
+
+
+def test_score_points_and_npz(phantom_dir, blob_bundle, tmp_path):
+    out = tmp_path / "points.csv"
+    assert main(["score", "--bundle", str(blob_bundle), "--task", "size", "--out", str(out), "--point", "0,0,0",
+                 "--point", "0,0,10", str(phantom_dir / "ct.nii.gz")]) == 0
+    assert [r["level"] for r in _rows(out)] == ["rank 1", "rank 2"]
+    npz = tmp_path / "set.npz"
+    images = np.random.default_rng(0).integers(0, 256, (3, 16, 16), dtype=np.uint8)
+    np.savez(npz, val_images=images, val_labels=np.zeros((3, 1)))
+    # 16 px is below the MedMNIST minimum of 28 px, which the reader refuses with a clear message
+    assert main(["score", "--bundle", str(blob_bundle), "--task", "size", "--out", str(out), str(npz)]) == 2
+
+
+def test_explain_writes_strip_nrrds_and_summary(phantom_dir, blob_bundle, tmp_path, capsys):
+    import SimpleITK as sitk
+
+    from DAECounterfactualLib.io.volumes import read_verse_centroids, read_volume
+
+    volume = read_volume(phantom_dir / "ct.nii.gz")
+    l2 = [p for p in read_verse_centroids(phantom_dir / "ctd.json", volume) if p.level == "L2"][0]
+    point = ",".join(f"{v:.2f}" for v in l2.ras)
+    out = tmp_path / "explain"
+    assert main(["explain", "--bundle", str(blob_bundle), "--task", "size", "--point", point, "--preset", "fast",
+                 "--out", str(out), str(phantom_dir / "ct.nii.gz")]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"strip.png", "patch.nrrd", "reconstruction.nrrd", "reflection.nrrd", "summary.json"} <= names
+    assert {f"counterfactual_S{g}.nrrd" for g in range(4)} <= names
+    assert not [n for n in names if n.startswith(".partial")]
+    summary = json.loads((out / "summary.json").read_text())
+    np.testing.assert_allclose(summary["patch_centre_ras"], l2.ras, atol=1e-6)
+    patch = sitk.ReadImage(str(out / "patch.nrrd"))
+    assert patch.GetSize() == (16, 16, 1) and patch.GetSpacing() == pytest.approx((6.0, 6.0, 6.0))
+    recon = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "reconstruction.nrrd")))
+    assert -1000 <= recon.min() and recon.max() <= 1500  # back in HU, inside the bundle's window
+    assert json.loads(capsys.readouterr().out)["grade_name"] == summary["grades"]["grade_name"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "genant"], "has no task 'genant'"),
+    (["--task", "size", "--point", "1,2"], "expected R,A,S"),
+    (["--task", "size", "--point", "0,0,0", "--mask", "m.nii.gz"], "exactly one source"),
+    (["--task", "size", "--point", "900,0,0"], "outside"),
+])
+def test_bad_arguments_are_one_line_errors(phantom_dir, blob_bundle, tmp_path, capsys, args, message):
+    code = main(["score", "--bundle", str(blob_bundle), "--out", str(tmp_path / "x.csv"), *args,
+                 str(phantom_dir / "ct.nii.gz")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_score_a_rank_labelled_mask_names_ranks_not_levels(phantom_dir, blob_bundle, tmp_path):
+    """Masks with non-VerSe ids (e.g. the VB1 MRIs' ranks) are scored with rank names, never guessed levels."""
+    from DAECounterfactualLib.io.volumes import Volume, read_volume, write_volume
+
+    mask = read_volume(phantom_dir / "vert_msk.nii.gz")
+    ranks = np.where(mask.array > 0, mask.array - 19 + 40, 0).astype(np.uint8)  # ids 41, 42, 43: not VerSe
+    write_volume(Volume(ranks, mask.ijk_to_ras), tmp_path / "ranks.nii.gz")
+    out = tmp_path / "ranks.csv"
+    assert main(["score", "--bundle", str(blob_bundle), "--task", "size", "--out", str(out), "--mask",
+                 str(tmp_path / "ranks.nii.gz"), str(phantom_dir / "ct.nii.gz")]) == 0
+    assert [r["level"] for r in _rows(out)] == ["rank 41", "rank 42", "rank 43"]

@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+
+from DAECounterfactualLib.bundle.store import load_bundle
+from DAECounterfactualLib.errors import InputError
+from DAECounterfactualLib.inference.explainer import Explainer
+
+
+@pytest.fixture(scope="module")
+def explainer(overfit_dae, blob_bundle):
+    return Explainer(load_bundle(blob_bundle)), overfit_dae[1].numpy()
+
+
+def test_grade_reads_out_every_field(explainer):
+    ex, images = explainer
+    g = ex.grade(images, "size")
+    assert g.distance.shape == g.probability.shape == g.grade.shape == g.ood.shape == (4,)
+    assert np.all((g.probability > 0) & (g.probability < 1))
+    np.testing.assert_array_equal(g.distance > 0, np.array([1, 3, 0, 2]) >= 2)  # probe separates its training set
+    assert not g.ood.any()
+    np.testing.assert_array_equal(g.ood_score, ex.bundle.latent_stats.ood_score(ex.encode(images)))
+
+
+def test_explanation_has_every_grade_and_reconstructs(explainer):
+    ex, images = explainer
+    e = ex.explain(images[1], "size", preset="reference", sweep_count=5)
+    assert e.counterfactuals.shape == (4, 1, 16, 16) and e.sweep.shape == (5, 1, 16, 16)
+    assert e.reflection.shape == (1, 16, 16)
+    assert np.mean((e.reconstruction - images[1]) ** 2) < 5e-3
+    np.testing.assert_allclose(e.differences, e.counterfactuals - e.reconstruction[None])
+    spec = ex.bundle.task("size")
+    np.testing.assert_array_equal(spec.calibration.grade(e.target_distances), [0, 1, 2, 3])
+    np.testing.assert_allclose(np.diff(e.sweep_distances), np.diff(e.sweep_distances)[0])
+    # moving along the normal changes the image, more for far targets than near ones
+    change = np.abs(e.differences).mean(axis=(1, 2, 3))
+    own = int(e.grades.grade[0])
+    assert change[own] == change.min()
+
+
+def test_inversion_is_cached_per_patch(explainer, monkeypatch):
+    ex, images = explainer
+    import DAECounterfactualLib.inference.explainer as explainer_module
+
+    calls = []
+    original = explainer_module.ddim_invert
+    monkeypatch.setattr(explainer_module, "ddim_invert", lambda *a, **k: calls.append(1) or original(*a, **k))
+    first = ex.explain(images[2], "size", preset="fast", sweep_count=0)
+    second = ex.explain(images[2], "size", preset="fast", sweep_count=0)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(first.counterfactuals, second.counterfactuals)
+    ex.explain(images[3], "size", preset="fast", sweep_count=0)
+    assert len(calls) == 2
+
+
+def test_progress_runs_once_through_inversion_and_decoding(explainer):
+    ex, images = explainer
+    ex.forget_inversions()
+    seen = []
+    ex.explain(images[0], "size", preset="fast", sweep_count=0, callback=lambda i, n: seen.append((i, n)))
+    assert seen == [(i, 10) for i in range(1, 11)]
+
+
+def test_bad_inputs_are_clear_errors(explainer):
+    ex, images = explainer
+    with pytest.raises(InputError, match=r"expected images of shape \(N, 1, 16, 16\)"):
+        ex.grade(np.zeros((2, 3, 16, 16)), "size")
+    with pytest.raises(InputError, match="NaN"):
+        ex.grade(np.full((1, 1, 16, 16), np.nan), "size")
+    with pytest.raises(InputError, match="unknown quality preset 'turbo'"):
+        ex.explain(images[0], "size", preset="turbo")
+    from DAECounterfactualLib.errors import BundleError
+
+    with pytest.raises(BundleError, match="no task 'genant'"):
+        ex.grade(images, "genant")
+
+
+def test_strip_png_has_a_panel_per_grade(explainer, tmp_path):
+    from PIL import Image
+
+    from DAECounterfactualLib.cli.strips import save_strip
+
+    ex, images = explainer
+    e = ex.explain(images[1], "size", preset="fast", sweep_count=0)
+    path = save_strip(tmp_path / "strip.png", images[1], e, title="blobs")
+    width, height = Image.open(path).size
+    assert width > 2.5 * height  # six columns (original, reconstruction, S0..S3) in two rows
+    pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    red = (pixels[..., 0] > 180) & (pixels[..., 1] < 80) & (pixels[..., 2] < 80)
+    assert red.sum() > 50  # the predicted grade's panel is outlined

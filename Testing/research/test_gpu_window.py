@@ -1,0 +1,53 @@
+"""The one-call GPU window script, dry-run on the CPU with a tiny config: what a window returns is complete, within
+the device tool's file limits, and loads as a model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from bundle_fixtures import blob_images
+
+
+def test_weights_are_packed_into_shards_below_the_file_limit():
+    from DAECounterfactualResearch import gpu_window as window
+
+    tensors = {f"t{k}": torch.zeros(1000, dtype=torch.float16) for k in range(7)}  # 2,000 bytes each
+    groups = window.shards(tensors, max_bytes=4500)
+    assert [sorted(g) for g in groups] == [["t0", "t1"], ["t2", "t3"], ["t4", "t5"], ["t6"]]
+    assert window.shards(tensors, max_bytes=10**6) == [tensors]
+
+
+def test_a_dry_run_writes_weights_record_and_window_summary(tiny_config, tmp_path, script_main):
+    from safetensors.torch import load_file
+
+    from DAECounterfactualLib.model.config import DAEConfig
+    from DAECounterfactualLib.model.networks import make_model
+    from DAECounterfactualResearch.datasets import TrainingSet
+
+    images = np.concatenate([blob_images()] * 4)
+    (tmp_path / "tiny").mkdir()
+    TrainingSet(images, np.zeros(16, dtype=np.int16), np.array(["train"] * 12 + ["val"] * 4),
+                np.arange(16).astype(str)).save(tmp_path / "tiny" / "dataset.npz")
+    model = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(tiny_config).items()}
+    config = {"bundle": {"name": "tiny"}, "model": model,
+              "train": {"total_samples": 16, "batch_size": 4, "validate_every_samples": 8, "validation_images": 2,
+                        "validation_steps": 2, "checkpoint_minutes": 10.0},
+              "data": {"kind": "training_set", "path": "tiny/dataset.npz"}, "tasks": []}
+    (tmp_path / "tiny.json").write_text(json.dumps(config))
+    out = tmp_path / "out"
+    assert script_main("gpu_window")([str(tmp_path / "tiny.json"), "--out", str(out), "--minutes", "5", "--data-root",
+                        str(tmp_path), "--runs", str(tmp_path / "runs"), "--device", "cpu"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["tiny.json", "tiny.png", "tiny.safetensors", "window.json"]
+    summary = json.loads((out / "window.json").read_text())
+    assert summary["gpu"]["cuda"] is False and summary["experiments"][0]["step"] == 4
+    assert summary["experiments"][0]["images_per_s"] > 0 and summary["experiments"][0]["returncode"] == 0
+    record = json.loads((out / "tiny.json").read_text())
+    assert record["samples_seen"] == 16 and any("loss" in h for h in record["history"])
+    weights = load_file(out / "tiny.safetensors")
+    assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float16}
+    ema = {k[len("ema."):]: v.float() for k, v in weights.items() if k.startswith("ema.")}
+    make_model(DAEConfig.from_dict(model)).load_state_dict(ema)  # the EMA half loads as the configured model
