@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     z_train, z_held = explainer.encode(train.images), explainer.encode(held_out.images)
-    first_recipe = TaskRecipe.from_config(experiment["tasks"][0])
+    first_recipe = TaskRecipe.from_config(experiment.tasks[0])
     eval_cases = held_out.case_id[first_recipe.labels(held_out) >= 0]  # the unit the bootstrap intervals resample
     results = {"bundle": bundle.bundle_id, "experiment": args.config.name, "data": data_path.name,
                "data_sha256": sha256_file(data_path),

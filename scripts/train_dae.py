@@ -17,6 +17,7 @@ two CPU processes (the ranks end with equal weights, one checkpoint is written, 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 

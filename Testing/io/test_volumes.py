@@ -192,7 +192,7 @@ def test_mask_positions_keep_vertebrae_and_discs_and_drop_endplates():
 def test_sample_mri_reads_its_cervical_vertebrae_and_discs():
     """The tptbox sample MRI's mask holds C5-C7, their discs (105, 106) and endplates (205-207)."""
     from DAECounterfactualLib.errors import DAECFError
-    from DAECounterfactualLib.sampledata import sample_files
+    from DAECounterfactualLib.io.sampledata import sample_files
 
     try:
         files = sample_files("spine-mri")

@@ -48,7 +48,7 @@ def test_recipe_from_an_experiment_config_task():
 def test_recipe_labels_come_from_the_named_column_with_type_codes_counted_as_present():
     """Several tasks on one set of images: each reads its own column; a finding coded by type (Modic 1-3) is
     'present' for a two-grade task; unknown (-1) stays unknown; no column means the set's own grades."""
-    from DAECounterfactualLib.datasets import TrainingSet
+    from DAECounterfactualResearch.datasets import TrainingSet
     from DAECounterfactualLib.errors import InputError
 
     data = TrainingSet(np.zeros((5, 1, 2, 2)), np.array([0, 1, 2, 3, 4]), np.full(5, "train"), np.arange(5).astype(str),
