@@ -1,15 +1,16 @@
 """An experiment config (``scripts/configs/*.json``) as an ``Experiment``: reading it, loading its training set,
 checking that set against the config's bundle section, and the command-line arguments shared by the scripts that
-study a bundle.
+study a bundle, and how a script exits on an expected error.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.model.preprocessing import Preprocessing
@@ -113,3 +114,13 @@ def chosen_task(parser: argparse.ArgumentParser, args: argparse.Namespace,
     if args.task and args.task not in tasks:
         parser.error(f"task {args.task!r} is not in {args.config} (tasks: {', '.join(tasks)})")
     return tasks[args.task] if args.task else experiment.tasks[0]
+
+
+def run_script(main: Callable[[], int]) -> None:
+    """Run a script's ``main`` and exit with its status; an expected input error prints one line (no traceback)
+    and exits with status 2, as ``daecf`` does."""
+    try:
+        sys.exit(main())
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from DAECounterfactualLib import __version__
@@ -21,7 +20,7 @@ from DAECounterfactualLib.model.preprocessing import Preprocessing
 from DAECounterfactualResearch.dataset_building import (PRESET_DEFAULTS, Settings, build_retina, build_spine, counts,
                                                         ct_case_specs, input_records, mri_case_specs, parse_floats,
                                                         phantom_case_specs, write_outputs)
-from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT
+from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, run_script
 from DAECounterfactualResearch.synthesis import FRACTURE_KINDS
 
 
@@ -113,8 +112,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

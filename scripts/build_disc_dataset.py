@@ -9,14 +9,12 @@ What the set holds: DAECounterfactualResearch/disc_dataset.py.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from DAECounterfactualLib import __version__
-from DAECounterfactualLib.errors import InputError
 from DAECounterfactualResearch.dataset_building import input_records, write_outputs
 from DAECounterfactualResearch.disc_dataset import AUGMENT, PREPROCESSING, build_discs
-from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT
+from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, run_script
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,8 +43,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

@@ -93,6 +93,7 @@ def test_table_rows_come_out_in_input_order_with_every_column_carried(ct_bundle_
     ([["c.png", 30, 20, 2.0, 2.0, "ok", 0, ""]], "c.png: no such image"),
     ([["a.png", 300, 20, 2.0, 2.0, "ok", 0, ""]], "line 2: the centre lies outside a.png"),
     ([["a.png", "x", 20, 2.0, 2.0, "ok", 0, ""]], "line 2: x_px 'x' is not a number"),
+    ([["a.png", 30, 20, 2.0, 2.0, "suspect", 0, ""]], "estimating the scale of a slice needs at least two disc"),
 ])
 def test_table_errors_name_the_row_and_the_file(ct_bundle_path, tmp_path, rows, message):
     from DAECounterfactualLib.bundle.store import load_bundle
