@@ -85,13 +85,13 @@ def collect(name: str, run_dir: Path, log: Path, out: Path) -> dict:
     """Write one experiment's three files; return its summary line for window.json."""
     meta_path = run_dir / "checkpoint.json"
     if not meta_path.exists():
-        return {"name": name, "error": "no checkpoint written", "log_tail": log.read_text()[-LOG_TAIL_CHARS:]}
+        return {"name": name, "error": "no checkpoint written", "log_tail": log.read_text(encoding="utf-8", errors="replace")[-LOG_TAIL_CHARS:]}
     meta = json.loads(meta_path.read_text())
     call = json.loads((run_dir / "last_call.json").read_text()) if (run_dir / "last_call.json").exists() else {}
     save_weights(half_weights(run_dir / "checkpoint.safetensors"), out, name,
                  {"step": str(meta["step"]), "precision": "fp16"})
     meta.pop("param_groups", None)
-    record = {**meta, "last_call": call, "log_tail": log.read_text()[-LOG_TAIL_CHARS:]}
+    record = {**meta, "last_call": call, "log_tail": log.read_text(encoding="utf-8", errors="replace")[-LOG_TAIL_CHARS:]}
     (out / f"{name}.json").write_text(json.dumps(record, indent=1))
     strip = run_dir / "reconstructions.png"
     if strip.exists():
@@ -117,7 +117,7 @@ def run_window(configs: list[Path], out: Path, minutes: float, data_root: Path, 
                    str(run_dir), "--max-minutes", str(minutes), "--device", device]
         if total_samples:
             command += ["--total-samples", str(total_samples)]
-        handle = log.open("w")
+        handle = log.open("w", encoding="utf-8")
         jobs.append((name, run_dir, log, handle, subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
                                                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})))
     for name, run_dir, log, handle, process in jobs:

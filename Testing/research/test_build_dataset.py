@@ -229,8 +229,11 @@ def test_ct_preset_on_the_real_data(tmp_path, build_main):
             "--lateral-offsets", "0", "--fracture-losses", "0.3", "--fracture-kinds", "wedge"]
     assert build_main(argv) == 0
     data = load_npz(tmp_path / "dataset.npz")
-    assert set(data["case_id"]) == {"totalseg_example", "tptbox_sample"}
+    cases = {d.name: d for d in (root / "spine_ct").iterdir() if (d / "ct.nii.gz").exists()}
+    assert set(data["case_id"]) == set(cases)  # every real CT folder (two at first, five since the FX-Grader cases)
     plain = ~data["simulated"]
-    assert plain.sum() == 9  # 6 + 3 vertebrae in the centroid files
+    for case, folder in cases.items():  # one plain patch per vertebra of the centroid file, at the one offset
+        listed = len(json.loads((folder / "ctd.json").read_text())) - 1
+        assert (plain & (data["case_id"] == case)).sum() == listed, case
     assert sorted(data["level"][plain & (data["case_id"] == "tptbox_sample")].tolist()) == ["L2", "L3", "L4"]
     assert (data["simulated"] & (data["grades"] == 2)).sum() >= 4  # most intact bodies take a 30 % wedge
