@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.slices import slice_patch, slice_spacing
+from ..io.volumes import read_2d_image
 from .explainer import Explainer
 
 REQUIRED_COLUMNS = ("image", "x_px", "y_px", "pixel_spacing_row_mm", "pixel_spacing_col_mm")
@@ -53,16 +54,11 @@ def _number(path: Path, line: int, row: dict[str, str], column: str) -> float:
 
 
 def read_slice_image(path: Path) -> np.ndarray:
-    """A 2D greyscale slice (PNG, JPEG, TIFF, ... as Pillow reads them) as float32."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("L"), dtype=np.float32)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such image") from None
-    except (OSError, UnidentifiedImageError) as error:
-        raise InputError(f"{path}: cannot be read as an image ({error})") from None
+    """A 2D slice (PNG or 2D NIfTI) as float32 grey values; a grey image stored with colour channels is averaged."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such image")
+    array = read_2d_image(path).astype(np.float32)
+    return array[..., :3].mean(axis=-1) if array.ndim == 3 else array
 
 
 def _image_patches(explainer: Explainer, path: Path, table: Path, rows: Sequence[tuple[int, dict[str, str]]]

@@ -608,7 +608,7 @@ def read_image_folder(path: str | Path) -> ImageSet:
     labels = [_folder_label(path, f) for f in files]
     if any(label is None for label in labels) and any(label is not None for label in labels):
         raise InputError(f"{path}: mixes labelled (integer sub-folder) and unlabelled images")
-    arrays = [_read_2d_image(f) for f in files]
+    arrays = [read_2d_image(f) for f in files]
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise InputError(f"{path}: images differ in size or channels {sorted(shapes)}")
@@ -627,7 +627,7 @@ def _folder_label(root: Path, file: Path) -> int | None:
         raise InputError(f"{file}: sub-folder {parent.name!r} is not an integer label") from None
 
 
-def _read_2d_image(file: Path) -> np.ndarray:
+def read_2d_image(file: Path) -> np.ndarray:
     """H x W (grey) or H x W x C array of one image file."""
     if file.name.lower().endswith(".png"):
         from PIL import Image
