@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from DAECounterfactualLib.errors import InputError
-from DAECounterfactualLib.inference.slice_table import LUMBAR_DISC_LABELS, read_slice_image
+from DAECounterfactualLib.inference.slice_table import read_slice_image, scale_centres
 from DAECounterfactualLib.io.slices import slice_patch, slice_spacing
 from DAECounterfactualLib.model.preprocessing import Preprocessing
 
@@ -43,9 +43,10 @@ def read_discs(path: Path) -> dict[str, list[dict[str, str]]]:
 def spacing_of(rows: list[dict[str, str]]):
     """The slice's spacing by the rule of ``io.slices`` (lumbar discs estimate a suspect slice's scale)."""
     first = rows[0]
-    lumbar = np.array([[float(r["x_px"]), float(r["y_px"])] for r in rows if r["ivd_label"] in LUMBAR_DISC_LABELS])
+    centres = np.array([[float(r["x_px"]), float(r["y_px"])] for r in rows])
     return slice_spacing(first["spacing_check"], float(first["pixel_spacing_row_mm"]),
-                         float(first["pixel_spacing_col_mm"]), int(first["img_w"]), int(first["img_h"]), lumbar)
+                         float(first["pixel_spacing_col_mm"]), int(first["img_w"]), int(first["img_h"]),
+                         scale_centres(centres, rows))
 
 
 def random_augmentation(rng: np.random.Generator) -> dict[str, float]:

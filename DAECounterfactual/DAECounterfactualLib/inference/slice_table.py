@@ -53,6 +53,13 @@ def _number(path: Path, line: int, row: dict[str, str], column: str) -> float:
     return value
 
 
+def scale_centres(centres_xy: np.ndarray, rows: Sequence[dict[str, str]]) -> np.ndarray:
+    """The centres that estimate a suspect slice's scale: its lumbar discs where the table names at least two
+    (``ivd_label`` 1-5), else every target of the slice."""
+    lumbar = [k for k, row in enumerate(rows) if row.get("ivd_label", "") in LUMBAR_DISC_LABELS]
+    return centres_xy[lumbar] if len(lumbar) >= 2 else centres_xy
+
+
 def read_slice_image(path: Path) -> np.ndarray:
     """A 2D slice (PNG or 2D NIfTI) as float32 grey values; a grey image stored with colour channels is averaged."""
     if not path.is_file():
@@ -72,10 +79,9 @@ def _image_patches(explainer: Explainer, path: Path, table: Path, rows: Sequence
     outside = [n for (n, _), (x, y) in zip(rows, centres) if not (0 <= x < width and 0 <= y < height)]
     if outside:
         raise InputError(f"{table}, line {outside[0]}: the centre lies outside {path.name} ({width}×{height} px)")
-    lumbar = [k for k, (_, r) in enumerate(rows) if r.get("ivd_label", "") in LUMBAR_DISC_LABELS]
     spacing = slice_spacing(first.get("spacing_check") or "ok", _number(table, line, first, "pixel_spacing_row_mm"),
                             _number(table, line, first, "pixel_spacing_col_mm"), width, height,
-                            centres[lumbar] if len(lumbar) >= 2 else centres)
+                            scale_centres(centres, [r for _, r in rows]))
     value_range = config.preprocessing.intensity_range(image)
     patches = [slice_patch(image, centre, spacing, config.patch_size_px, config.patch_spacing_mm) for centre in centres]
     return np.stack([config.preprocessing.apply(p, value_range)[None] for p in patches])
