@@ -75,3 +75,19 @@ def test_slicer_requirements_are_torch_and_safetensors_as_the_package_states_the
     lines = (MODULE / "Resources" / "requirements-slicer.txt").read_text(encoding="utf-8").splitlines()
     slicer = {re.split(r"[<>=!~ ]", d)[0].lower(): d for d in lines if d and not d.startswith("#")}
     assert slicer == {name: package[name] for name in ("torch", "safetensors")}
+
+
+def test_icons_have_the_sizes_slicer_expects():
+    """The module icon, which EXTENSION_ICONURL also names, is a 128x128 PNG (Slicer's size for an extension icon);
+    any other PNG in Resources/Icons is a Sample Data thumbnail of about 260x280 (the scripted-module template's
+    registerSampleData asks for that size)."""
+    from PIL import Image
+
+    sizes = {}
+    for path in (MODULE / "Resources" / "Icons").glob("*.png"):
+        with Image.open(path) as image:
+            assert image.format == "PNG", f"{path.name} is {image.format}"
+            sizes[path.name] = image.size
+    assert sizes.pop("DAECounterfactual.png", None) == (128, 128), "DAECounterfactual.png must be 128x128"
+    odd = {name: size for name, size in sizes.items() if not (234 <= size[0] <= 286 and 252 <= size[1] <= 308)}
+    assert not odd, f"thumbnails should be about 260x280: {odd}"
