@@ -25,8 +25,8 @@ import torch.distributed as dist
 
 from DAECounterfactualLib.io.files import cache_dir, sha256_file
 from DAECounterfactualLib.model.config import DAEConfig
-from DAECounterfactualLib.model.diffusion import (NoiseSchedule, ddim_invert, ddim_sample, diffusion_loss, loss_weights,
-                                                  predict_x0)
+from DAECounterfactualLib.model.diffusion import ddim_invert, ddim_sample, diffusion_loss, loss_weights, predict_x0
+from DAECounterfactualLib.model.schedule import NoiseSchedule
 from DAECounterfactualLib.model.networks import count_parameters, make_model
 
 from .checkpoint import load_checkpoint, save_checkpoint

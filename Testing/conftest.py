@@ -47,7 +47,8 @@ def overfit_dae(tiny_config):
     """(model, images): a tiny DAE trained for 600 steps on the four blob images, once per session."""
     import torch
 
-    from DAECounterfactualLib.model.diffusion import NoiseSchedule, diffusion_loss
+    from DAECounterfactualLib.model.diffusion import diffusion_loss
+    from DAECounterfactualLib.model.schedule import NoiseSchedule
     from DAECounterfactualLib.model.networks import make_model
 
     torch.manual_seed(0)

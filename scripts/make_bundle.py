@@ -21,7 +21,7 @@ import torch
 
 from DAECounterfactualLib.bundle.store import add_task, load_bundle, write_bundle
 from DAECounterfactualLib.inference.explainer import Explainer, encode_images
-from DAECounterfactualLib.model.diffusion import NoiseSchedule
+from DAECounterfactualLib.model.schedule import NoiseSchedule
 from DAECounterfactualLib.model.networks import count_parameters
 from DAECounterfactualLib.model.ood import LatentStats
 from DAECounterfactualResearch.bundle_making import bundle_config, fit_tasks, fitted_tasks, gain_images, load_ema_model

@@ -217,7 +217,7 @@ def test_user_step_counts_are_checked_against_the_model(tiny_config):
     """What the Logic and ``daecf explain --steps`` pass to the Explainer: 0, absurd or beyond the trained timesteps
     is an InputError before any diffusion step runs."""
     from DAECounterfactualLib.bundle.spec import StepPreset
-    from DAECounterfactualLib.model.diffusion import DiffusionConfig
+    from DAECounterfactualLib.model.schedule import DiffusionConfig
     from DAECounterfactualLib.errors import InputError
 
     config = BundleConfig(name="short", modality="CT", model=tiny_config, preprocessing=Preprocessing(),

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from DAECounterfactualLib.model.diffusion import (DiffusionConfig, NoiseSchedule, ddim_invert, ddim_move, ddim_sample,
-                                                  diffusion_loss)
+from DAECounterfactualLib.model.diffusion import ddim_invert, ddim_move, ddim_sample, diffusion_loss
+from DAECounterfactualLib.model.schedule import DiffusionConfig, NoiseSchedule
 
 RECONSTRUCTION_MSE_AT_50_STEPS = 2e-3  # stated error for the overfitted tiny DAE (measured ~3e-4)
 

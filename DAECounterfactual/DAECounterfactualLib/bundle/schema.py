@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model.diffusion import SPACINGS
+from ..model.schedule import SPACINGS
 
 # JSON schema of the bundle files, checked before any object is built, so that a string where a number belongs, a
 # float where an integer belongs or an unknown probe kind is named instead of coerced (int(2.7) == 2) or crashing

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import BundleError, InputError
 from ..model.config import DAEConfig
-from ..model.diffusion import SPACINGS, DiffusionConfig, NoiseSchedule
+from ..model.schedule import SPACINGS, DiffusionConfig, NoiseSchedule
 from ..model.ood import LatentStats
 from ..model.preprocessing import Preprocessing
 from ..model.probe import Calibration, LinearProbe

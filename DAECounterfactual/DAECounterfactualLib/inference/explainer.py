@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from ..bundle.spec import Bundle, StepPreset, TaskSpec
-from ..model.diffusion import NoiseSchedule, StepCallback, ddim_invert, ddim_sample
+from ..model.diffusion import StepCallback, ddim_invert, ddim_sample
+from ..model.schedule import NoiseSchedule
 from ..errors import InputError
 
 
