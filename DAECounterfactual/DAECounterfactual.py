@@ -1,118 +1,50 @@
 """3D Slicer scripted module: counterfactual explanations of pathology grades with a diffusion autoencoder.
 
-All real work happens in the Qt-free ``DAECounterfactualLib`` package (tested headless with slicer-core); this
-file is glue: the module description, a thin widget, a Logic for Slicer's Python console, and a self-test.
-torch and the other dependencies are imported only after the user agreed to install them, so the module loads
-(and can offer the installation) on a fresh Slicer.
+All real work happens in the Qt-free ``DAECounterfactualLib`` package (tested headless with slicer-core); the
+panel's Slicer-side helpers are in ``DAECounterfactualGui``. This file is glue, laid out as Slicer's template: the
+module description, the parameter node, a thin widget, a Logic for Slicer's Python console, and a self-test.
+Opening the module needs no torch: models and tasks are listed from their JSON files, and torch is checked (and
+installed with the user's consent) when the user first asks for a result.
 """
 
 import logging
-import os
-from typing import Annotated
+import traceback
+from typing import Annotated, Optional, Union
 
 import qt
 import slicer
 import vtk
-from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode
+from slicer import (vtkMRMLLabelMapVolumeNode, vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode,
+                    vtkMRMLSegmentationNode)
 from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from DAECounterfactualLib.errors import DAECFError
+from DAECounterfactualGui.dependencies import dependenciesPresent, ensureDependencies, missingRequirements
+from DAECounterfactualGui.explanation_views import showExplanation
+from DAECounterfactualGui.sample_data import loadSampleCT, registerSampleData
+from DAECounterfactualLib.errors import BusyError, Cancelled, DAECFError
 
-MODULE_DIR = os.path.dirname(__file__)
-REQUIREMENTS_FILE = os.path.join(MODULE_DIR, "Resources", "requirements-slicer.txt")
-IMPORT_NAMES = ("torch", "safetensors")
-LAYOUT_ID = 50500
-VIEW_PREFIX = "DAECF"
+PRESETS = ["fast", "standard", "reference"]
+DEVICES = ["auto", "cpu", "cuda"]
 
 
 class DAECounterfactual(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = "DAE Counterfactual"
-        self.parent.categories = ["Explainability"]
+        self.parent.categories = ["Quantification"]
         self.parent.dependencies = []
-        self.parent.contributors = ["DAECounterfactual developers"]
+        self.parent.contributors = ["DAECounterfactual developers (DAECounterfactual project)"]
         self.parent.helpText = (
-            "Click a vertebra: the module cuts a sagittal patch, grades it from a diffusion autoencoder's semantic "
-            "latent with a linear probe, and shows the same vertebra as the model imagines it at every grade. "
-            "Not for clinical use.")
+            "Place a point on a vertebra or an intervertebral disc: the module cuts a sagittal patch, grades it from "
+            "a diffusion autoencoder's semantic latent with a linear probe, and shows the same anatomy as the model "
+            "imagines it at every grade. Not for clinical use.")
         self.parent.acknowledgementText = (
             "Method: diffusion autoencoder counterfactuals for pathology grading (Preechakul et al. 2022 DAE; "
             "hyperplane-distance grading and calibrated counterfactuals).")
         slicer.app.connect("startupCompleted()", registerSampleData)
-
-
-def loadSampleCT(source=None):
-    """Sample data loader: the lumbar CT (L2-L4) and its vertebra labels from the pinned tptbox wheel on PyPI,
-    downloaded with pip (sha256-checked) the first time the user asks for it."""
-    if not ensureDependencies():
-        return []
-    from DAECounterfactualLib.io.sampledata import fetch_sample_wheel, sample_files
-
-    with slicer.util.tryWithErrorDisplay("Could not get the sample CT.", waitCursor=True):
-        fetch_sample_wheel()
-        files = sample_files("spine-ct")
-        volume = slicer.util.loadVolume(str(files["image"]), {"name": "DAECF sample CT"})
-        labels = slicer.util.loadLabelVolume(str(files["vertebra_mask"]), {"name": "DAECF sample CT vertebrae"})
-        return [volume, labels]
-    return []
-
-
-def registerSampleData():
-    """List the sample CT in the Sample Data module (category DAE Counterfactual)."""
-    try:
-        import SampleData
-
-        SampleData.SampleDataLogic.registerCustomSampleDataSource(
-            category="DAE Counterfactual", sampleName="DAECF spine CT",
-            thumbnailFileName=os.path.join(MODULE_DIR, "Resources", "Icons", "DAECounterfactual.png"),
-            customDownloader=loadSampleCT)
-    except Exception as exc:  # a Sample Data module without custom downloaders must not break module loading
-        logging.warning(f"DAE Counterfactual: sample data not registered ({exc})")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Dependencies
-
-
-def dependenciesPresent():
-    import importlib.util
-
-    return all(importlib.util.find_spec(name) is not None for name in IMPORT_NAMES)
-
-
-def requirements():
-    with open(REQUIREMENTS_FILE, encoding="utf-8") as handle:
-        return [line.strip() for line in handle if line.strip() and not line.startswith("#")]
-
-
-def ensureDependencies():
-    """Install the Python dependencies after the user agrees; True when they are importable.
-
-    Slicer 5.12+: slicer.packaging.pip_ensure asks, installs with progress and offers a restart. Before that, torch
-    comes from the PyTorch extension (it picks the build matching the GPU) and the rest from pip_install."""
-    if dependenciesPresent():
-        return True
-    packaging = getattr(slicer, "packaging", None)
-    if packaging is not None and hasattr(packaging, "pip_ensure"):
-        packaging.pip_ensure(requirements(), requester="DAE Counterfactual")
-        return dependenciesPresent()
-    if not slicer.util.confirmOkCancelDisplay(
-            "DAE Counterfactual needs PyTorch and a few Python packages "
-            f"({', '.join(r for r in requirements() if not r.startswith('torch'))}). Install them now?"):
-        return False
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        import PyTorchUtils
-
-        if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
-            return False
-    slicer.util.pip_install([r for r in requirements() if not r.startswith("torch")])
-    return dependenciesPresent()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -121,13 +53,13 @@ def ensureDependencies():
 
 @parameterNodeWrapper
 class DAECounterfactualParameterNode:
-    inputVolume: vtkMRMLScalarVolumeNode
-    points: vtkMRMLMarkupsFiducialNode
-    vertebraLabels: slicer.vtkMRMLNode
+    inputVolume: Optional[vtkMRMLScalarVolumeNode]
+    points: Optional[vtkMRMLMarkupsFiducialNode]
+    vertebraLabels: Optional[Union[vtkMRMLLabelMapVolumeNode, vtkMRMLSegmentationNode]]
     bundle: str = "vcf-ct"
     task: str = "genant"
-    preset: Annotated[str, Choice(["fast", "standard", "reference"])] = "fast"
-    device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
+    preset: Annotated[str, Choice(PRESETS)] = "fast"
+    device: Annotated[str, Choice(DEVICES)] = "auto"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -141,7 +73,9 @@ class DAECounterfactualWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._cancelRequested = False
+        self._observedPoints = None
+        self._placedIndex = None
+        self._busy = False
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -154,17 +88,17 @@ class DAECounterfactualWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         self.ui.gradeButton.connect("clicked(bool)", self.onGrade)
         self.ui.explainButton.connect("clicked(bool)", self.onExplain)
         self.ui.scoreButton.connect("clicked(bool)", self.onScore)
-        self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.loadBundleButton.connect("clicked(bool)", self.onLoadBundleFolder)
         self.ui.bundleSelector.connect("currentIndexChanged(int)", self.onBundleChanged)
         self.ui.taskSelector.connect("currentIndexChanged(int)", self.onTaskChanged)
-        self.ui.cancelButton.enabled = False
-        self.ui.progressBar.hide()
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.refreshBundles()
         self.initializeParameterNode()
+        self.refreshBundles()
+        if not dependenciesPresent():
+            self.ui.statusLabel.text = ("PyTorch is not installed yet: the first Grade or Explain offers to install "
+                                        f"{', '.join(missingRequirements())}.")
 
     def cleanup(self):
         self.removeObservers()
@@ -173,9 +107,7 @@ class DAECounterfactualWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         self.initializeParameterNode()
 
     def exit(self):
-        if self._parameterNode and self._parameterNodeGuiTag:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
+        self.setParameterNode(None)
 
     def onSceneStartClose(self, caller, event):
         self.setParameterNode(None)
@@ -186,26 +118,81 @@ class DAECounterfactualWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
 
     def initializeParameterNode(self):
         self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.inputVolume:
-            self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+        p = self._parameterNode
+        if not p.inputVolume:
+            p.inputVolume = firstNode("vtkMRMLScalarVolumeNode", exclude="vtkMRMLLabelMapVolumeNode")
+        if not p.points:
+            p.points = firstNode("vtkMRMLMarkupsFiducialNode")
 
     def setParameterNode(self, inputParameterNode):
-        if self._parameterNode and self._parameterNodeGuiTag:
+        if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.ui.pointsPlaceWidget.setCurrentNode(self._parameterNode.points)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
             self._selectCombo(self.ui.bundleSelector, self._parameterNode.bundle)
+        self._onParameterNodeModified()
+
+    def _onParameterNodeModified(self, caller=None, event=None):
+        self._observePoints(self._parameterNode.points if self._parameterNode else None)
+        self._checkCanApply()
+
+    def _checkCanApply(self):
+        """Enable each action once its inputs are there (and none while a request runs), saying why not."""
+        p = self._parameterNode
+        point = bool(p and p.inputVolume and p.points and p.points.GetNumberOfDefinedControlPoints() > 0)
+        task = bool(self.ui.taskSelector.currentText)
+        positions = bool(p and p.inputVolume and (p.vertebraLabels or point))
+        why = "" if (p and p.inputVolume) else "Select a volume first."
+        why = why or ("" if point else "Place a point on a vertebra or disc first.")
+        why = why or ("" if task else "Choose a model with at least one task.")
+        for button, ready in ((self.ui.gradeButton, point and task), (self.ui.explainButton, point and task),
+                              (self.ui.scoreButton, positions and task)):
+            button.enabled = ready and not self._busy
+        self.ui.gradeButton.toolTip = why or "Grade the anatomy at the point just placed"
+        self.ui.explainButton.toolTip = why or "Grade it and show it at every grade"
+        for widget in (self.ui.inputsCollapsibleButton, self.ui.modelCollapsibleButton):
+            widget.enabled = not self._busy
+
+    # -- the point list: a new point is graded at once ---------------------------------------------------------
+
+    def _observePoints(self, points):
+        if points is self._observedPoints:
+            return
+        if self._observedPoints is not None:
+            self.removeObserver(self._observedPoints, slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent,
+                                self.onPointPlaced)
+        self._observedPoints, self._placedIndex = points, None
+        if points is not None:
+            self.addObserver(points, slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent, self.onPointPlaced)
+
+    def onPointPlaced(self, caller, event):
+        self._placedIndex = caller.GetNumberOfControlPoints() - 1  # placing appends: the last one is the new one
+        self._checkCanApply()
+        if self._busy or not self.ui.gradeButton.enabled:
+            return
+        if not dependenciesPresent():
+            self.ui.statusLabel.text = "Point placed. PyTorch is not installed yet: press Grade to install it."
+            return
+        self.onGrade()
+
+    def _pointIndex(self) -> int:
+        """The point just placed if it still exists, else the last one in the list."""
+        count = self._parameterNode.points.GetNumberOfControlPoints()
+        return self._placedIndex if self._placedIndex is not None and self._placedIndex < count else count - 1
 
     # -- model and task selection ------------------------------------------------------------------------------
 
     def refreshBundles(self):
-        self.ui.bundleSelector.blockSignals(True)
-        self.ui.bundleSelector.clear()
-        for name, path in self.logic.availableBundles().items():
-            self.ui.bundleSelector.addItem(name, path)
-        self.ui.bundleSelector.blockSignals(False)
+        with blockedSignals(self.ui.bundleSelector):
+            self.ui.bundleSelector.clear()
+            for name, path in self.logic.availableBundles().items():
+                self.ui.bundleSelector.addItem(name, path)
+            if self._parameterNode:
+                self._selectCombo(self.ui.bundleSelector, self._parameterNode.bundle)
         if not self.ui.bundleSelector.count:
             self.ui.statusLabel.text = "No bundled model found: load a bundle folder."
         self.onBundleChanged()
@@ -218,24 +205,39 @@ class DAECounterfactualWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
 
     def onLoadBundleFolder(self):
         folder = qt.QFileDialog.getExistingDirectory(None, "Model bundle folder")
-        if folder:
-            name = os.path.basename(folder.rstrip("/\\"))
-            self.ui.bundleSelector.addItem(name, folder)
+        if not folder:
+            return
+        try:
+            self.logic.bundleTasks(folder)
+        except DAECFError as exc:
+            self._showExpectedError(exc)
+            return
+        with blockedSignals(self.ui.bundleSelector):
+            self.ui.bundleSelector.addItem(folder, folder)
             self.ui.bundleSelector.currentIndex = self.ui.bundleSelector.count - 1
+        self.onBundleChanged()
 
     def onBundleChanged(self, *_):
+        """List the bundle's tasks (no torch needed); the model itself is loaded by the first request."""
         path = self.ui.bundleSelector.currentData
-        self.ui.taskSelector.clear()
-        if not path or not ensureDependencies():
-            return
-        with slicer.util.tryWithErrorDisplay("Could not load the model bundle.", waitCursor=True):
+        p = self._parameterNode
+        with blockedSignals(self.ui.taskSelector):
+            self.ui.taskSelector.clear()
+            if path:
+                try:
+                    tasks = self.logic.bundleTasks(path)
+                except DAECFError as exc:
+                    self._showExpectedError(exc)
+                    tasks = {}
+                for task in sorted(tasks):
+                    self.ui.taskSelector.addItem(task)
+                if p:
+                    self._selectCombo(self.ui.taskSelector, p.task)
+        if path and p:
+            p.bundle = self.ui.bundleSelector.currentText
             self.logic.setBundle(path)
-            for task in sorted(self.logic.bundle.tasks):
-                self.ui.taskSelector.addItem(task)
-            if self._parameterNode:
-                self._parameterNode.bundle = self.ui.bundleSelector.currentText
-                self._selectCombo(self.ui.taskSelector, self._parameterNode.task)
-            self.ui.statusLabel.text = f"Model {self.logic.bundle.bundle_id}"
+            self.onTaskChanged()
+        self._checkCanApply()
 
     def onTaskChanged(self, *_):
         if self._parameterNode and self.ui.taskSelector.currentText:
@@ -243,73 +245,98 @@ class DAECounterfactualWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
 
     # -- requests -----------------------------------------------------------------------------------------------
 
-    def _ready(self):
-        p = self._parameterNode
+    def _run(self, what, function):
+        """Run one request: inputs disabled, a modal progress dialog (with Cancel), expected errors as a status
+        message, a cancel as a status message, anything else as an error box with its traceback."""
+        if self._busy:
+            return None
         if not ensureDependencies():
-            return False
-        if not p.inputVolume or not p.points or p.points.GetNumberOfControlPoints() == 0:
-            slicer.util.errorDisplay("Select a volume and place a point on a vertebra first.")
-            return False
-        self.logic.setDevice(p.device)
-        return True
+            self.ui.statusLabel.text = f"{what} needs {', '.join(missingRequirements())}: not installed."
+            return None
+        p = self._parameterNode
+        self._busy = True
+        self._checkCanApply()
+        dialog = slicer.util.createProgressDialog(labelText=f"{what}…", windowTitle="DAE Counterfactual", maximum=0)
 
-    def _progress(self, done, total):
-        self.ui.progressBar.maximum = total
-        self.ui.progressBar.value = done
-        slicer.app.processEvents()  # lets the Cancel button be clicked between diffusion steps
+        def progress(done, total):
+            dialog.maximum, dialog.value = total, done
+            slicer.app.processEvents()
 
-    def _run(self, message, function):
-        """Run a long request with the progress bar and Cancel enabled; expected errors become a message box."""
-        self._cancelRequested = False
-        self.ui.progressBar.show()
-        self.ui.cancelButton.enabled = True
         try:
-            with slicer.util.tryWithErrorDisplay(message, waitCursor=True):
-                return function()
+            self.logic.setDevice(p.device)
+            result = function(progress, lambda: dialog.wasCanceled)
+            self.ui.statusLabel.text = ""
+            return result
+        except Cancelled:
+            self.ui.statusLabel.text = f"{what} cancelled: the scene is as it was."
+        except DAECFError as exc:
+            self._showExpectedError(exc)
+        except Exception as exc:  # a bug: say so, with the traceback for the report
+            logging.exception(f"{what} failed")
+            slicer.util.errorDisplay(f"{what} failed: {exc}", detailedText=traceback.format_exc())
         finally:
-            self.ui.progressBar.hide()
-            self.ui.cancelButton.enabled = False
+            dialog.close()
+            self._busy = False
+            self._checkCanApply()
+        return None
 
-    def onCancel(self):
-        self._cancelRequested = True
+    def _showExpectedError(self, exc):
+        self.ui.statusLabel.text = str(exc)
+        slicer.util.showStatusMessage(str(exc), 10000)
 
     def onGrade(self):
-        if not self._ready():
-            return
         p = self._parameterNode
-        result = self._run("Grading failed.", lambda: self.logic.grade(p.inputVolume, p.points, p.task))
-        if result:
-            self.ui.resultLabel.text = describeGrade(result)
+        index = self._pointIndex()
+        grades = self._run("Grading", lambda progress, cancel: self.logic.grade(
+            p.inputVolume, p.points, p.task, index=index, progress=progress, cancel=cancel))
+        if grades:
+            self.ui.resultLabel.text = describeGrade(grades)
 
     def onExplain(self):
-        if not self._ready():
-            return
         p = self._parameterNode
-        result = self._run("Explanation failed.", lambda: self.logic.explain(
-            p.inputVolume, p.points, p.task, preset=p.preset, progress=self._progress,
-            cancel=lambda: self._cancelRequested))
+        index = self._pointIndex()
+        result = self._run("Explaining", lambda progress, cancel: self.logic.explain(
+            p.inputVolume, p.points, p.task, preset=p.preset, index=index, progress=progress, cancel=cancel))
         if result:
             self.ui.resultLabel.text = describeGrade(result.grades)
-            showExplanation(result, p.inputVolume)
-            if result.sweep_browser:
-                self.ui.sweepSeekWidget.setMRMLSequenceBrowserNode(result.sweep_browser)
+            position = [0.0, 0.0, 0.0]
+            p.points.GetNthControlPointPositionWorld(index, position)
+            showExplanation(result, p.inputVolume, position)
+            self.ui.sweepSeekWidget.setMRMLSequenceBrowserNode(result.sweep_browser)
 
     def onScore(self):
-        if not ensureDependencies():
-            return
         p = self._parameterNode
         positions = p.vertebraLabels or p.points
-        if not p.inputVolume or not positions:
-            slicer.util.errorDisplay("Select a volume and points or a vertebra label map first.")
+        table = self._run("Scoring", lambda progress, cancel: self.logic.score(
+            p.inputVolume, positions, p.task, progress=progress, cancel=cancel))
+        if table is None:
             return
-        table = self._run("Scoring failed.", lambda: self.logic.score(
-            p.inputVolume, positions, p.task, progress=self._progress, cancel=lambda: self._cancelRequested))
-        if table and table.GetAttribute("DAECounterfactual.warning"):
+        if table.GetAttribute("DAECounterfactual.warning"):
             slicer.util.warningDisplay(table.GetAttribute("DAECounterfactual.warning"), windowTitle="Scores flagged")
-        if table:
-            slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
-            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
-            slicer.app.applicationLogic().PropagateTableSelection()
+        slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+        slicer.app.applicationLogic().PropagateTableSelection()
+
+
+class blockedSignals:
+    """``with blockedSignals(widget):`` fill or reset a widget without firing its change handlers."""
+
+    def __init__(self, widget):
+        self.widget = widget
+
+    def __enter__(self):
+        self.previous = self.widget.blockSignals(True)
+
+    def __exit__(self, *exc):
+        self.widget.blockSignals(self.previous)
+
+
+def firstNode(className, exclude=None):
+    """The scene's first node of a class (leaving out a subclass, e.g. label maps among scalar volumes)."""
+    for node in slicer.util.getNodesByClass(className):
+        if not (exclude and node.IsA(exclude)):
+            return node
+    return None
 
 
 def describeGrade(grades):
@@ -320,49 +347,17 @@ def describeGrade(grades):
             f"distance {grades['distance']:+.2f}){ood}")
 
 
-def explanationLayout(names):
-    """One sagittal view per image, in a row under the main sagittal view."""
-    views = "".join(
-        f'<item><view class="vtkMRMLSliceNode" singletontag="{VIEW_PREFIX}{i}">'
-        f'<property name="orientation" action="default">Sagittal</property>'
-        f'<property name="viewlabel" action="default">{name}</property>'
-        f'<property name="viewgroup" action="default">1</property></view></item>' for i, name in enumerate(names))
-    return ('<layout type="vertical"><item><view class="vtkMRMLSliceNode" singletontag="Red">'
-            '<property name="orientation" action="default">Sagittal</property></view></item>'
-            f'<item><layout type="horizontal">{views}</layout></item></layout>')
-
-
-def showExplanation(result, inputVolume):
-    """Original, reconstruction and one view per grade side by side, linked so they pan and zoom together."""
-    images = [result.original, result.reconstruction, *result.counterfactuals]
-    names = ["Original", "Reconstruction", *result.explanation.grade_names]
-    layoutManager = slicer.app.layoutManager()
-    layoutNode = layoutManager.layoutLogic().GetLayoutNode()
-    if layoutNode.IsLayoutDescription(LAYOUT_ID):
-        layoutNode.SetLayoutDescription(LAYOUT_ID, explanationLayout(names))
-    else:
-        layoutNode.AddLayoutDescription(LAYOUT_ID, explanationLayout(names))
-    layoutManager.setLayout(LAYOUT_ID)
-    slicer.util.setSliceViewerLayers(background=inputVolume, foreground=result.original, foregroundOpacity=0.5)
-    for i, node in enumerate(images):
-        widget = layoutManager.sliceWidget(f"{VIEW_PREFIX}{i}")
-        if widget is None:
-            continue
-        composite = widget.mrmlSliceCompositeNode()
-        composite.SetBackgroundVolumeID(node.GetID())
-        composite.SetLinkedControl(True)
-        widget.sliceLogic().FitSliceToAll()
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Logic
 
 
 class DAECounterfactualLogic(ScriptedLoadableModuleLogic):
-    """Slicer-side entry points; the work is done by DAECounterfactualLib.mrml.logic.ExplanationLogic.
+    """Slicer-side entry points; the work is done by DAECounterfactualLib.mrml.logic.ExplanationLogic, built on the
+    first request (so creating this logic needs no torch).
 
-    From Slicer's Python console (batch scoring):
-        logic = slicer.util.getModuleLogic("DAECounterfactual")
+    From Slicer's Python console (batch scoring; this does not open the module's panel):
+        import DAECounterfactual
+        logic = DAECounterfactual.DAECounterfactualLogic()
         logic.setBundle("vcf-ct")
         table = logic.score(volumeNode, vertebraLabelMapNode, "genant")
     """
@@ -370,38 +365,58 @@ class DAECounterfactualLogic(ScriptedLoadableModuleLogic):
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
         self._core = None
-        self._bundle = None
+        self._bundle = "vcf-ct"
         self._device = "auto"
 
     def getParameterNode(self):
         return DAECounterfactualParameterNode(super().getParameterNode())
 
-    @property
-    def core(self):
-        if self._core is None:
-            from DAECounterfactualLib.mrml.logic import ExplanationLogic
+    # -- models, without torch --------------------------------------------------------------------------------
 
-            self._core = ExplanationLogic(slicer.mrmlScene, bundle=self._bundle, device=self._resolvedDevice())
-        return self._core
-
-    def _resolvedDevice(self):
-        from DAECounterfactualLib.model.device import resolve_device
-
-        return resolve_device(self._device)
-
-    def availableBundles(self):
+    @staticmethod
+    def availableBundles():
+        """Bundled model name -> folder."""
         from DAECounterfactualLib.bundle.registry import available_bundles
 
         return {name: str(path) for name, path in sorted(available_bundles().items())}
 
+    @staticmethod
+    def bundleTasks(nameOrPath):
+        """Task name -> grade names of a bundle, read and verified without loading its weights."""
+        from DAECounterfactualLib.bundle.registry import resolve_bundle
+        from DAECounterfactualLib.bundle.store import load_bundle
+
+        bundle = load_bundle(resolve_bundle(nameOrPath), load_weights=False)
+        return {name: list(task.grade_names) for name, task in bundle.tasks.items()}
+
     def setBundle(self, nameOrPath):
         self._bundle = nameOrPath
-        self.core.set_bundle(nameOrPath)
+        if self._core is not None:
+            self._core.set_bundle(nameOrPath)
 
     def setDevice(self, device):
-        if device != self._device:
-            self._device = device
-            self._core = None  # rebuilt on the next request, on the new device
+        """Takes effect on the next request; refused while one runs (the model would move under it)."""
+        if device == self._device:
+            return
+        if self.busy:
+            raise BusyError("cannot change the device while a request is running")
+        self._device = device
+        self._core = None
+
+    @property
+    def busy(self):
+        return self._core is not None and self._core.busy
+
+    # -- requests (need torch) ---------------------------------------------------------------------------------
+
+    @property
+    def core(self):
+        if self._core is None:
+            from DAECounterfactualLib.model.device import resolve_device
+            from DAECounterfactualLib.mrml.logic import ExplanationLogic
+
+            self._core = ExplanationLogic(slicer.mrmlScene, bundle=self._bundle, device=resolve_device(self._device))
+        return self._core
 
     @property
     def bundle(self):
@@ -410,11 +425,12 @@ class DAECounterfactualLogic(ScriptedLoadableModuleLogic):
     def extract(self, volumeNode, pointsNode, index=0):
         return self.core.extract(volumeNode, pointsNode, index)
 
-    def grade(self, volumeNode, pointsNode, task, index=0):
-        return self.core.grade(volumeNode, pointsNode, task, index)
+    def grade(self, volumeNode, pointsNode, task, index=0, progress=None, cancel=None):
+        return self.core.grade(volumeNode, pointsNode, task, index, progress=progress, cancel=cancel)
 
-    def explain(self, volumeNode, pointsNode, task, preset="fast", progress=None, cancel=None):
-        return self.core.explain(volumeNode, pointsNode, task, preset=preset, progress=progress, cancel=cancel)
+    def explain(self, volumeNode, pointsNode, task, preset="fast", index=0, progress=None, cancel=None):
+        return self.core.explain(volumeNode, pointsNode, task, preset=preset, index=index, progress=progress,
+                                 cancel=cancel)
 
     def score(self, volumeNode, positions, task, progress=None, cancel=None):
         return self.core.score(volumeNode, positions, task, progress=progress, cancel=cancel)
@@ -425,7 +441,9 @@ class DAECounterfactualLogic(ScriptedLoadableModuleLogic):
 
 
 class DAECounterfactualTest(ScriptedLoadableModuleTest):
-    """Runs the Logic on the sample CT inside Slicer (the headless pytest suite covers the library itself)."""
+    """Runs the Logic on the sample CT inside Slicer (the headless pytest suite covers the library and, through
+    Slicer's own Python layer, the widget). Skips, and never installs anything, when torch or the sample is
+    missing: a build machine's test must not change its Python environment."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -435,16 +453,16 @@ class DAECounterfactualTest(ScriptedLoadableModuleTest):
         self.test_explain_sample_ct()
 
     def test_explain_sample_ct(self):
-        self.assertTrue(ensureDependencies(), "dependencies are not installed")
-        from DAECounterfactualLib.io.sampledata import sample_files
+        if not dependenciesPresent():
+            self.skipTest(f"not installed: {', '.join(missingRequirements())} (the module offers to install them)")
         from DAECounterfactualLib.io.volumes import centroids_from_mask, read_volume
 
         try:
-            files = sample_files("spine-ct")
-        except DAECFError as exc:
-            self.skipTest(str(exc))
-        volumeNode = slicer.util.loadVolume(str(files["image"]))
-        l3 = [p for p in centroids_from_mask(read_volume(files["vertebra_mask"])) if p.level == "L3"][0]
+            volumeNode, labelsNode = loadSampleCT()
+        except Exception as exc:  # no network on this machine and no cached wheel
+            self.skipTest(f"sample CT not available: {exc}")
+        files = labelsNode.GetStorageNode().GetFileName()
+        l3 = [p for p in centroids_from_mask(read_volume(files)) if p.level == "L3"][0]
         points = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "L3")
         points.AddControlPoint(vtk.vtkVector3d(*l3.ras), "L3")
         logic = DAECounterfactualLogic()

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 RUNTIME = REPO / "DAECounterfactual" / "DAECounterfactualLib"
 RESEARCH = REPO / "DAECounterfactualResearch"
 SLICER_MODULE = REPO / "DAECounterfactual" / "DAECounterfactual.py"
+SLICER_GUI = REPO / "DAECounterfactual" / "DAECounterfactualGui"  # the panel's helpers: Slicer, not Qt-free
 LAYERS = ("errors", "io", "model", "bundle", "inference", "mrml", "cli")  # bottom to top
 QT = {"qt", "ctk", "PythonQt", "slicer.util", "slicer.ScriptedLoadableModule"}
 SHIPPED_BY_SLICER = {"numpy", "scipy", "SimpleITK", "PIL", "vtk", "slicer"}
@@ -80,7 +81,7 @@ def test_runtime_imports_only_its_own_layer_and_those_below(path):
     assert not upward, f"{path.relative_to(REPO)} imports upward: {upward}"
 
 
-@pytest.mark.parametrize("path", [*_sources(RUNTIME), SLICER_MODULE], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [*_sources(RUNTIME), SLICER_MODULE, *_sources(SLICER_GUI)], ids=lambda p: p.name)
 def test_runtime_never_imports_the_research_package(path):
     research = sorted(name for name in _imports(path) if name.split(".")[0] == "DAECounterfactualResearch")
     assert not research, f"{path.relative_to(REPO)} imports {research}"
@@ -105,6 +106,8 @@ def _closure(start: Path) -> set[Path]:
             if parts[0] == "DAECounterfactualLib" and _is_module(name):
                 file = RUNTIME.joinpath(*parts[1:]).with_suffix(".py")
                 todo.append(file if file.is_file() else RUNTIME.joinpath(*parts[1:], "__init__.py"))
+            elif parts[0] == SLICER_GUI.name and len(parts) > 1:
+                todo.append(SLICER_GUI.joinpath(*parts[1:]).with_suffix(".py"))
     return seen
 
 
@@ -113,7 +116,7 @@ def test_the_slicer_module_needs_only_what_slicer_ships_and_its_requirements():
     installed = {"torch", "safetensors"}
     assert {line.split(">")[0] for line in requirements.splitlines() if line and not line.startswith("#")} == installed
     allowed = (set(sys.stdlib_module_names) | SHIPPED_BY_SLICER | SLICER_MODULES | installed | QT
-               | {"DAECounterfactualLib"})
+               | {"DAECounterfactualLib", SLICER_GUI.name})
     needed = {name.split(".")[0]: path for path in _closure(SLICER_MODULE) for name in _imports(path)}
     extra = sorted(f"{name} ({path.relative_to(REPO)})" for name, path in needed.items()
                    if name not in allowed and name != "" and name != "__future__")

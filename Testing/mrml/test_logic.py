@@ -87,6 +87,17 @@ def test_grade_reads_out_every_field_and_matches_the_pipeline(logic, spine, phan
     assert 0 < result["probability"] < 1
 
 
+def test_grade_reports_progress_and_can_be_cancelled_before_the_model_runs(scene, logic, spine):
+    volume, points = spine
+    seen = []
+    logic.grade(volume, points, "genant", progress=lambda i, n: seen.append((i, n)))
+    assert seen == [(1, 2), (2, 2)]
+    before = scene_state(scene)
+    with pytest.raises(Cancelled):
+        logic.grade(volume, points, "genant", cancel=lambda: True)
+    assert scene_state(scene) == before and not logic.busy
+
+
 def test_unknown_point_labels_give_no_level(scene, logic, spine, phantom):
     volume, _ = spine
     points = add_points(scene, [("F-1", phantom.positions[0].ras)])

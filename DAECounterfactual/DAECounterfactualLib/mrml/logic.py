@@ -121,11 +121,20 @@ class ExplanationLogic:
             return mrml.add_patch_node(self.scene, point.patch.pixels, point.patch.patch_to_ras,
                                        f"{point.name} patch", volume_value_range(self.bundle.config, point.volume))
 
-    def grade(self, volume_node, markups_node, task: str, index: int = 0) -> dict:
-        """Grade the vertebra at a control point: distance, probability, score, grade, grade name, OOD, level."""
+    def grade(self, volume_node, markups_node, task: str, index: int = 0, progress: Progress | None = None,
+              cancel: CancelCheck | None = None) -> dict:
+        """Grade the vertebra at a control point: distance, probability, score, grade, grade name, OOD, level.
+
+        ``progress(i, 2)``: once the patch is cut (loading the model first, when needed), once graded; ``cancel``
+        is checked between the two."""
         with self._request("grade"):
             point = self._read_point(volume_node, markups_node, index)
+            if progress is not None:
+                progress(1, 2)
+            _check_cancel(cancel)
             grades = self.explainer.grade(to_model_input(self.bundle.config, [point.patch], volume_value_range(self.bundle.config, point.volume)), task)
+            if progress is not None:
+                progress(2, 2)
             return {**grade_row(grades, 0, self.bundle.task(task).grade_names, point.warning), "level": point.level}
 
     def explain(self, volume_node, markups_node, task: str, preset: str = "fast", sweep_count: int = 9,
