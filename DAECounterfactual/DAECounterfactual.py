@@ -169,8 +169,9 @@ class DAECounterfactualWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         if points is not None:
             self.addObserver(points, slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent, self.onPointPlaced)
 
-    def onPointPlaced(self, caller, event):
-        self._placedIndex = caller.GetNumberOfControlPoints() - 1  # placing appends: the last one is the new one
+    @vtk.calldata_type(vtk.VTK_INT)
+    def onPointPlaced(self, caller, event, index):
+        self._placedIndex = index
         self._checkCanApply()
         if self._busy or not self.ui.gradeButton.enabled:
             return
@@ -219,7 +220,7 @@ class DAECounterfactualWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
 
     def onBundleChanged(self, *_):
         """List the bundle's tasks (no torch needed); the model itself is loaded by the first request."""
-        path = self.ui.bundleSelector.currentData
+        path = self.ui.bundleSelector.itemData(self.ui.bundleSelector.currentIndex)
         p = self._parameterNode
         with blockedSignals(self.ui.taskSelector):
             self.ui.taskSelector.clear()
@@ -257,6 +258,8 @@ class DAECounterfactualWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         self._busy = True
         self._checkCanApply()
         dialog = slicer.util.createProgressDialog(labelText=f"{what}…", windowTitle="DAE Counterfactual", maximum=0)
+        cancelled = []
+        dialog.connect("canceled()", lambda: cancelled.append(True))
 
         def progress(done, total):
             dialog.maximum, dialog.value = total, done
@@ -264,7 +267,7 @@ class DAECounterfactualWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
 
         try:
             self.logic.setDevice(p.device)
-            result = function(progress, lambda: dialog.wasCanceled)
+            result = function(progress, lambda: bool(cancelled))
             self.ui.statusLabel.text = ""
             return result
         except Cancelled:

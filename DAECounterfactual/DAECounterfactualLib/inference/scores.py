@@ -12,15 +12,18 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import DAECFError, InputError
 from ..io.files import atomic_write
 from ..io.volumes import Volume, VertebraPosition
-from .explainer import Explainer, Grades
 from .patches import check_positions_inside, cut_patch, to_model_input, volume_value_range
 from .screening import screen_volume
+
+if TYPE_CHECKING:  # rows and CSV need no torch; the explainer passed in brings it
+    from .explainer import Explainer, Grades
 
 SCORE_COLUMNS = ("id", "level", "r", "a", "s", "distance", "probability", "score", "grade", "grade_name", "ood",
                  "ood_score")

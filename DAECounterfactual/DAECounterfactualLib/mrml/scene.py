@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
 import vtk
@@ -21,10 +21,12 @@ import vtk
 import slicer
 
 from ..errors import DAECFError, InputError
-from ..inference.explainer import Explanation
-from ..model.preprocessing import Preprocessing
 from ..inference.scores import SCORE_COLUMNS
 from ..io.volumes import LABELS_BY_LEVEL, Volume
+from ..model.preprocessing import Preprocessing
+
+if TYPE_CHECKING:  # the scene helpers themselves need no torch
+    from ..inference.explainer import Explanation
 
 _COLUMN_TYPES = {"id": "int", "level": "string", "grade": "int", "grade_name": "string", "ood": "int"}
 DIFFERENCE_COLOR_ID = "vtkMRMLColorTableNodeFileDivergingBlueRed.txt"  # present in a full Slicer scene only
