@@ -33,7 +33,8 @@ from DAECounterfactualLib.io.volumes import (
 from DAECounterfactualLib.model.preprocessing import Preprocessing
 
 from .datasets import REQUIRED, TrainingSet, medmnist_training_set
-from .synthesis import achieved_height_loss, genant_grade, make_spine_phantom, simulate_fracture
+from .patch_fractures import body_masks, fracture_in_patch
+from .synthesis import achieved_height_loss, genant_grade, make_spine_phantom
 
 SPLITS = ("train", "val", "test")
 BODY_SUBREGIONS = (49, 50)  # TPTBox ids of the vertebral body (cortex, interior)
@@ -172,6 +173,7 @@ class Settings:
     fracture_kinds: list[str]
     simulations_per_body: int = 0  # (loss, kind) pairs drawn per intact body and offset; 0 = every pair
     seed: int = 0
+    spine_follows: bool = False  # the spine above moves down with a wedge/crush collapse (patch_fractures)
 
 
 def case_samples(spine: SpineCase, settings: Settings, skipped: list[str]) -> Iterator[dict]:
@@ -209,15 +211,15 @@ def _simulated(spine, position, offset, patch, value_range, settings, skipped) -
     """Simulated fractures of one intact body: every pair, or the first ``simulations_per_body`` that succeed.
     Keeping only a few keeps the real patches from being mostly fractured, which would teach a probe that
     'looks like a real scan' means 'fractured'."""
-    body = Volume((spine.body_mask.array == position.label).astype(np.float32), spine.body_mask.ijk_to_ras)
-    body_patch = extract_sagittal_patch(body, position.ras, settings.size_px, settings.spacing_mm, offset, 0.0)
+    body, others = body_masks(spine.body_mask, position.label)
     wanted = settings.simulations_per_body if settings.simulations_per_body > 0 else None
     made = 0
     for loss, kind in fracture_pairs(settings, spine.case, position.label, offset):
         if made == wanted:
             return
         try:
-            fracture = simulate_fracture(patch.pixels, body_patch.pixels >= 0.5, loss, kind, settings.spacing_mm)
+            fracture = fracture_in_patch(spine.volume, body, others, position.ras, settings.size_px,
+                                         settings.spacing_mm, offset, loss, kind, settings.spine_follows)
         except InputError as error:
             skipped.append(f"{spine.case} {position.level} offset {offset} {kind} {loss}: {error}")
             continue

@@ -210,16 +210,33 @@ def _profile(kind: str, columns: np.ndarray, anterior: float, posterior: float) 
     return ramp * ramp * (3.0 - 2.0 * ramp)  # smoothstep
 
 
-def _source_rows(shape: tuple[int, int], top: np.ndarray, bottom: np.ndarray, drop: np.ndarray, margin: float) -> np.ndarray:
+def _disc_margin(top: np.ndarray, neighbours: np.ndarray | None, default: float) -> np.ndarray:
+    """Per column, how far above the superior endplate the deformation may stretch: ``default``, but never into
+    the body above (``neighbours``: the other bodies in the patch), so the height the body loses fills with disc,
+    as in a real fracture, instead of with the neighbour's endplate drawn out in streaks."""
+    margin = np.full(top.shape, default)
+    if neighbours is None or not neighbours.any():
+        return margin
+    rows = np.arange(neighbours.shape[0], dtype=np.float64)[:, None]
+    above = np.where(neighbours & (rows < top[None, :]), rows, -np.inf).max(axis=0)  # lowest neighbour row above
+    gap = top - above - 1.0
+    return np.where(np.isfinite(gap), np.clip(gap, 1.0, default), margin)
+
+
+def _source_rows(shape: tuple[int, int], top: np.ndarray, bottom: np.ndarray, drop: np.ndarray,
+                 margin: float | np.ndarray, shift: np.ndarray | float = 0.0) -> np.ndarray:
     """Backward row map of a deformation that moves the superior endplate down by ``drop`` (pixels, per column),
-    compresses the body linearly between it and the fixed inferior endplate, and stretches the disc above over
-    ``margin`` pixels. Identity elsewhere; continuous and monotonic in every column."""
+    compresses the body linearly between it and the fixed inferior endplate, moves everything above the disc down
+    by ``shift`` (<= drop: the spine above follows the collapse) and stretches the disc above, over ``margin``
+    pixels, by the rest. Identity below the body; continuous and monotonic in every column."""
     rows = np.arange(shape[0], dtype=np.float64)[:, None]
     start = top - margin
     new_top = top + drop
-    disc = start + (rows - start) * margin / (margin + drop)
+    disc = start + (rows - start - shift) * margin / (margin + drop - shift)
     body = top + (rows - new_top) * (bottom - top) / np.maximum(bottom - new_top, 1e-6)
-    return np.where((rows > start) & (rows <= new_top), disc, np.where((rows > new_top) & (rows < bottom), body, rows))
+    above = rows - shift
+    return np.where(rows <= start + shift, above,
+                    np.where(rows <= new_top, disc, np.where(rows < bottom, body, rows)))
 
 
 def _warp_rows(array: np.ndarray, source_rows: np.ndarray, order: int) -> np.ndarray:
@@ -240,6 +257,8 @@ def simulate_fracture(
     kind: str = "wedge",
     spacing_mm: float | tuple[float, float] = 1.0,
     iterations: int = 4,
+    neighbours_2d: np.ndarray | None = None,
+    spine_follows: bool = False,
 ) -> Fracture:
     """Deform a sagittal patch so the body loses ``height_loss`` of its height.
 
@@ -247,7 +266,12 @@ def simulate_fracture(
     compressed consistently and the disc above stretched, by one smooth row-wise deformation applied to image
     and mask. For wedge and biconcave the target is the morphometric height_loss = 1 - min(Ha, Hm) / Hp; for
     crush it is the loss of posterior height against the body before. A few measure-and-correct iterations make
-    the measured loss match the request.
+    the measured loss match the request. ``neighbours_2d``: a mask of the other bodies in the patch (real scans,
+    where the disc above is thinner than the default stretch): the stretch stops short of them.
+    ``spine_follows``: in wedge and crush fractures everything above the disc moves down with the collapsing
+    endplate (the segment shortens and tilts, as in a real collapse) instead of the disc stretching to fill the
+    lost height; rows above the patch are needed for that, so give an image taller than the region of interest.
+    Biconcave depressions are always filled by the disc.
     """
     if kind not in FRACTURE_KINDS:
         raise InputError(f"unknown fracture kind {kind!r}; expected one of {FRACTURE_KINDS}")
@@ -265,10 +289,15 @@ def simulate_fracture(
     drop_mm = before.hp * height_loss if kind == "crush" else start - (1.0 - height_loss) * before.hp
     if drop_mm <= 0:
         raise InputError(f"the body already has height loss {before.height_loss:.2f} >= the requested {height_loss}")
-    margin = 0.35 * float(np.median(bottom - top))
+    neighbours = None if neighbours_2d is None else np.asarray(neighbours_2d) > 0
+    if neighbours is not None and neighbours.shape != mask.shape:
+        raise InputError(f"neighbour mask {neighbours.shape} and body mask {mask.shape} differ in shape")
+    margin = _disc_margin(top, neighbours, 0.35 * float(np.median(bottom - top)))
+    follows = spine_follows and kind != "biconcave"
     best = None
     for _ in range(iterations):
-        rows = _source_rows(mask.shape, top, bottom, weights * drop_mm / row_mm, margin)
+        drop = weights * drop_mm / row_mm
+        rows = _source_rows(mask.shape, top, bottom, drop, margin, drop if follows else 0.0)
         warped_mask = _warp_rows(mask.astype(np.float32), rows, order=1) >= 0.5
         after = morphometry(warped_mask, spacing)
         error = height_loss - achieved_height_loss(kind, before, after)

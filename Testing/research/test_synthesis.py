@@ -133,6 +133,37 @@ def test_fracture_leaves_far_rows_untouched_and_keeps_the_inferior_endplate():
     np.testing.assert_array_equal(result.mask[40:], mask[40:])
 
 
+def neighbour_above(gap: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """(this body, the body above it ``gap`` rows higher): a thin disc, as on real scans."""
+    body = trapezoid()
+    return body, (COLUMNS >= 15) & (COLUMNS <= 49) & (ROWS >= 20 - gap - 14) & (ROWS < 20 - gap)
+
+
+def test_the_stretch_never_reaches_the_neighbour_above():
+    """Real discs are thinner than the default stretch: the lost height must fill with disc, not with the
+    neighbour's endplate drawn out."""
+    body, above = neighbour_above(gap=4)
+    image = body_image(body | above)
+    unlimited = simulate_fracture(image, body, 0.35, "biconcave")
+    limited = simulate_fracture(image, body, 0.35, "biconcave", neighbours_2d=above)
+    assert not np.allclose(unlimited.image[above], image[above])  # the default stretch reaches into the neighbour
+    np.testing.assert_array_equal(limited.image[above], image[above].astype(np.float32))
+    assert limited.heights.height_loss == pytest.approx(0.35, abs=0.05)
+
+
+def test_when_the_spine_follows_everything_above_the_disc_moves_down_by_the_drop():
+    body, above = neighbour_above(gap=4)
+    image = body_image(body | above)
+    crush = simulate_fracture(image, body, 0.3, "crush", neighbours_2d=above, spine_follows=True)
+    drop = crush.heights_before.hp - crush.heights.hp  # mm = rows here
+    moved = np.flatnonzero(crush.image[:, 32] > 115 + np.arange(64) * 0.5)
+    assert moved[0] == pytest.approx(np.flatnonzero(above[:, 32])[0] + drop, abs=1.0)  # the neighbour came down
+    assert np.all(np.diff(crush.source_rows, axis=0) >= 0)  # monotonic: nothing folds
+    biconcave = simulate_fracture(image, body, 0.3, "biconcave", neighbours_2d=above, spine_follows=True)
+    np.testing.assert_array_equal(  # a central depression is filled by the disc: the spine stays
+        biconcave.image, simulate_fracture(image, body, 0.3, "biconcave", neighbours_2d=above).image)
+
+
 def test_fracture_errors():
     mask = trapezoid()
     with pytest.raises(InputError, match="unknown fracture kind 'burst'"):
