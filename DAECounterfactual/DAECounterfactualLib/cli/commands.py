@@ -148,14 +148,14 @@ def _score_batches(args: argparse.Namespace, explainer, sink):
 
     if str(args.input).endswith(".npz"):
         data = read_npz_dataset(args.input, args.split)
-        todo = [n for n, name in enumerate(data.names) if name not in sink.done]
+        todo = [n for n, name in enumerate(data.names) if (name,) not in sink.done]
         names = [data.names[n] for n in todo]
         return len(data.names), iter_image_rows(explainer, data.images[todo], names, args.task, source=data.source) \
             if todo else ()
     volume = read_volume(args.input)
     positions = _positions(args, volume)
     sink.check_positions(positions)
-    todo = [p for p in positions if str(p.label) not in sink.done]
+    todo = [p for p in positions if (str(p.label),) not in sink.done]
     return len(positions), iter_volume_rows(explainer, volume, todo, args.task) if todo else ()
 
 

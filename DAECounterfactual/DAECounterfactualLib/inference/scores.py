@@ -90,21 +90,43 @@ def iter_image_rows(explainer: Explainer, images: np.ndarray, ids: Sequence[str]
 # Scores CSV
 
 
-def _csv_text(rows: Iterable[Mapping[str, object]], header: bool) -> str:
+def _csv_text(rows: Iterable[Mapping[str, object]], header: bool, columns: Sequence[str] = SCORE_COLUMNS) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=SCORE_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     if header:
         writer.writeheader()
     writer.writerows({k: int(v) if isinstance(v, bool) else v for k, v in row.items()} for row in rows)
     return buffer.getvalue()
 
 
-def write_scores_csv(rows: Sequence[Mapping[str, object]], path: str | Path) -> Path:
-    """One row per vertebra or image with the ``SCORE_COLUMNS``, at full precision; written atomically, so an
+def write_scores_csv(rows: Sequence[Mapping[str, object]], path: str | Path,
+                     columns: Sequence[str] = SCORE_COLUMNS) -> Path:
+    """One row per vertebra or image with the ``columns``, at full precision; written atomically, so an
     existing file is replaced whole or not at all."""
     path = Path(path)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(_csv_text(rows, header=True), encoding="utf-8"))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(_csv_text(rows, True, columns), encoding="utf-8"))
     return path
+
+
+def read_scores_csv(path: str | Path, columns: Sequence[str] = SCORE_COLUMNS) -> list[dict[str, str]]:
+    """The complete rows of a scores CSV written by ``ScoresFile`` (a last line cut short is left out)."""
+    return [row for row, _end in _parse_scores(Path(path), columns)[1]]
+
+
+def _parse_scores(path: Path, columns: Sequence[str]) -> tuple[int, list[tuple[dict[str, str], int]]]:
+    """(bytes of the header line, [(row, bytes up to the end of the row)]) of the file's complete lines; a file
+    that is not a scores CSV with these ``columns`` is an InputError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read this scores file ({error})") from None
+    lines = text[:text.rfind("\n") + 1].splitlines(keepends=True)
+    reader = csv.reader(lines)
+    if next(reader, None) != list(columns):
+        raise InputError(f"{path}: not a scores CSV (expected the header {','.join(columns)})")
+    offsets = np.cumsum([0] + [len(line.encode("utf-8")) for line in lines])
+    rows = [(dict(zip(columns, values)), int(offsets[reader.line_num])) for values in reader]
+    return int(offsets[1]), rows
 
 
 def check_writable(path: Path, folder: bool = False) -> None:
@@ -131,41 +153,45 @@ class ScoresFile:
     """A scores CSV that grows one batch of rows at a time, each batch flushed to disk, so an interrupted run
     keeps every finished row and ``resume=True`` continues it.
 
-    Resuming reads the rows already there (``done``: id -> row). A last line cut short by the interruption is
-    dropped, never parsed as a row. A file created by this run is removed again if the run fails with an
-    expected error (nothing partial is left behind); rows of an interrupted or resumed run stay.
+    Resuming reads the rows already there (``done``: the values of the ``key`` columns -> row, in file order). A
+    last line cut short by the interruption is dropped, never parsed as a row. With ``group`` (a column), each
+    append holds the whole group of rows sharing its value (e.g. every target of one case), and resuming drops
+    the file's last group too, since an interruption may have cut it between two rows. A file created by this run
+    is removed again if the run fails with an expected error (nothing partial is left behind); rows of an
+    interrupted or resumed run stay.
     """
 
-    def __init__(self, path: str | Path, resume: bool = False):
+    def __init__(self, path: str | Path, resume: bool = False, columns: Sequence[str] = SCORE_COLUMNS,
+                 key: Sequence[str] = ("id",), group: str | None = None):
         self.path = Path(path)
+        self.columns, self.key, self.group = tuple(columns), tuple(key), group
         check_writable(self.path)
         self.resumed = resume and self.path.is_file()
-        self._keep_bytes = 0  # of the resumed file: up to its last complete line
-        self.done: dict[str, dict[str, str]] = self._read_done() if self.resumed else {}
+        self._keep_bytes = 0  # of the resumed file: up to its last complete line (or group)
+        self.done: dict[tuple[str, ...], dict[str, str]] = self._read_done() if self.resumed else {}
         self.written = 0
         self._handle = None
         self._created = False
 
-    def _read_done(self) -> dict[str, dict[str, str]]:
+    def _read_done(self) -> dict[tuple[str, ...], dict[str, str]]:
         """Rows of the file being resumed. Nothing is changed here: a refused file stays as it was, and the cut
-        last row (if any) is dropped only when the first new rows are appended."""
+        last row or group (if any) is dropped only when the first new rows are appended."""
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise InputError(f"{self.path}: cannot resume from this file ({error})") from None
-        complete = text[:text.rfind("\n") + 1]
-        self._keep_bytes = len(complete.encode("utf-8"))
-        lines = complete.splitlines()
-        if not lines or next(csv.reader(lines[:1])) != list(SCORE_COLUMNS):
-            raise InputError(f"{self.path}: not a scores CSV (expected the header {','.join(SCORE_COLUMNS)}); "
-                             "cannot resume from it")
-        return {row["id"]: row for row in csv.DictReader(lines)}
+            header_bytes, rows = _parse_scores(self.path, self.columns)
+        except InputError as error:
+            raise InputError(f"{error}; cannot resume from it") from None
+        if self.group and rows:
+            last = rows[-1][0][self.group]
+            while rows and rows[-1][0][self.group] == last:
+                rows.pop()
+        self._keep_bytes = rows[-1][1] if rows else header_bytes
+        return {tuple(row[k] for k in self.key): row for row, _end in rows}
 
     def check_positions(self, positions: Sequence[VertebraPosition]) -> None:
         """Rows already in the file must be the same vertebrae at the same places: else the CSV belongs to another
         input, and appending would mix two images in one table."""
         for position in positions:
-            row = self.done.get(str(position.label))
+            row = self.done.get((str(position.label),))
             if row is not None and not np.allclose(self._ras(row), position.ras, atol=1e-3):
                 raise InputError(f"{self.path}: row {position.label} was scored at RAS "
                                  f"{[row[k] for k in 'ras']}, the input puts it at "
@@ -182,7 +208,7 @@ class ScoresFile:
         try:
             if self._handle is None:
                 self._open()
-            self._handle.write(_csv_text(rows, header=False))
+            self._handle.write(_csv_text(rows, False, self.columns))
             self._handle.flush()
             os.fsync(self._handle.fileno())
         except OSError as error:  # disk full, removed medium
@@ -193,12 +219,12 @@ class ScoresFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.resumed:
             with self.path.open("r+b") as handle:
-                handle.truncate(self._keep_bytes)  # a row cut short by the interruption
+                handle.truncate(self._keep_bytes)  # a row (or group) cut short by the interruption
             self._handle = self.path.open("a", newline="", encoding="utf-8")
         else:
             self._handle = self.path.open("w", newline="", encoding="utf-8")
             self._created = True
-            self._handle.write(_csv_text([], header=True))
+            self._handle.write(_csv_text([], True, self.columns))
 
     def __enter__(self) -> "ScoresFile":
         return self
