@@ -169,9 +169,22 @@ def _write_batches(sink, batches, total: int, quiet: bool) -> None:
         for rows in batches:
             sink.append(rows)
             bar.update(len(rows))
-            for warning in {str(row.get("warning") or "") for row in rows} - warned - {""}:
-                tqdm.write(f"daecf: warning: {warning}", file=sys.stderr)
-                warned.add(warning)
+            warn_once(rows, warned)
+
+
+def warn_once(rows, warned: set[str]) -> None:
+    """Print each screening warning of ``rows`` not in ``warned`` (and add it there), above the progress bar."""
+    from tqdm import tqdm
+
+    for warning in {str(row.get("warning") or "") for row in rows} - warned - {""}:
+        tqdm.write(f"daecf: warning: {warning}", file=sys.stderr)
+        warned.add(warning)
+
+
+def _cmd_score_cohort(args: argparse.Namespace) -> int:
+    from .cohort_command import run_score_cohort
+
+    return run_score_cohort(args, _device(args.device))
 
 
 def _steps(text: str | None, preset: str, config):
@@ -285,6 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     score.add_argument("input", type=Path, help="volume (NIfTI, NRRD, MHA, DICOM folder), .npz, or image folder")
     score.set_defaults(func=_cmd_score)
+    cohort = sub.add_parser("score-cohort", help="grade every vertebra (and disc) of every case of a study folder")
+    _add_model_arguments(cohort)
+    cohort.add_argument("--out", required=True, type=Path, help="CSV file to write (one row per target, with case)")
+    cohort.add_argument("--pairs", type=Path, help="CSV listing image and mask or centroids per case, for layouts "
+                        "the BIDS/VerSe patterns miss (instead of DATASET)")
+    cohort.add_argument("--failures", type=Path, help="CSV of the cases not graded and why (default: failures.csv "
+                        "beside --out)")
+    cohort.add_argument("--workers", type=_count(1, 256), default=1, help="worker processes, each with the model")
+    cohort.add_argument("--resume", action="store_true", help="keep the cases already in --out and score the rest")
+    cohort.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    cohort.add_argument("dataset", type=Path, nargs="?", help="study folder in a BIDS/VerSe layout")
+    cohort.set_defaults(func=_cmd_score_cohort)
     explain = sub.add_parser("explain", help="counterfactual explanation of one vertebra")
     _add_model_arguments(explain)
     explain.add_argument("--point", required=True, help="R,A,S in mm of the vertebra")
