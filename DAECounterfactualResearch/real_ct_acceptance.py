@@ -1,0 +1,149 @@
+"""Issue 21's acceptance of a CT bundle, on real data only: leave one real CT series out, fit the probe and the
+calibration on the others' real patches (intact bodies and their simulated fractures), grade the held-out series.
+
+Per series and pooled: the share of healthy real vertebrae (morphometric G0, body whole in the patch) graded G0;
+the AUC of the probe for simulated G2-G3 fractures against those healthy bodies; the share of simulated fractures
+graded within one grade of their simulated grade. Intervals resample vertebrae. The bundle's own probe is graded
+on the same patches beside it, so "the shipped task" and "probes that saw real anatomy" can be told apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from DAECounterfactualLib.bundle.spec import Bundle, TaskSpec
+from DAECounterfactualLib.inference.explainer import Explainer
+
+from .bootstrap import bootstrap_intervals
+from .dataset_building import Settings, case_samples, ct_case_specs
+from .probe_fitting import fit_calibration, fit_probe
+from .synthesis import FRACTURE_KINDS
+from .task_fitting import TaskRecipe
+
+LOSSES = (0.22, 0.32, 0.45)  # one simulated fracture per Genant grade G1-G3
+TARGETS = {"healthy_g0": 0.90, "fracture_auc": 0.95, "within_one_grade": 0.90}
+
+
+@dataclass
+class RealPatches:
+    images: np.ndarray      # (N, 1, H, W) model range
+    case: np.ndarray        # series
+    vertebra: np.ndarray    # series:level
+    grade: np.ndarray       # morphometric grade of the real body, or the simulated grade
+    simulated: np.ndarray   # bool
+    whole: np.ndarray       # the body lies whole in the patch
+
+
+def real_patches(bundle: Bundle, data_root: Path, kinds: tuple[str, ...] = FRACTURE_KINDS) -> RealPatches:
+    """Every real CT vertebra in the bundle's patch geometry and preprocessing (no lateral offset), plus every
+    kind of simulated fracture at each grade of each intact body."""
+    config = bundle.config
+    settings = Settings(config.patch_size_px, config.patch_spacing_mm, [0.0], config.preprocessing, list(LOSSES),
+                        list(kinds))
+    rows: list[dict] = []
+    for spec in ct_case_specs(data_root):
+        case = spec.load()
+        body_whole = _whole_bodies(case, config.patch_size_px, config.patch_spacing_mm)
+        for sample in case_samples(case, settings, []):
+            sample["whole"] = body_whole.get(sample["label"], False)
+            rows.append(sample)
+    return RealPatches(
+        images=np.stack([r["image"] for r in rows]).astype(np.float32),
+        case=np.array([r["case_id"] for r in rows]),
+        vertebra=np.array([f"{r['case_id']}:{r['level']}" for r in rows]),
+        grade=np.array([r["grade"] for r in rows], dtype=np.int16),
+        simulated=np.array([r["simulated"] for r in rows], dtype=bool),
+        whole=np.array([r["whole"] for r in rows], dtype=bool),
+    )
+
+
+def _whole_bodies(case, size_px: int, spacing_mm: float) -> dict[int, bool]:
+    from DAECounterfactualLib.errors import InputError
+    from DAECounterfactualLib.inference.geometry import extract_sagittal_patch
+
+    from .patch_fractures import body_masks
+
+    whole = {}
+    for position in case.positions:
+        if case.body_mask is None:
+            continue
+        body, _ = body_masks(case.body_mask, position.label)
+        try:
+            mask = extract_sagittal_patch(body, position.ras, size_px, spacing_mm, 0.0, 0.0).pixels >= 0.5
+        except InputError:
+            continue
+        whole[position.label] = bool(mask.any()) and not (mask[[0, -1], :].any() or mask[:, [0, -1]].any())
+    return whole
+
+
+def leave_one_case_out(z: np.ndarray, patches: RealPatches, recipe: TaskRecipe, C: float) -> np.ndarray:
+    """Out-of-case grades and distances: (N, 2) columns distance, grade; each series by a probe that never saw it."""
+    out = np.full((len(z), 2), np.nan)
+    usable = patches.grade >= 0
+    for case in np.unique(patches.case):
+        train = usable & (patches.case != case)
+        fit = train & ~np.isin(patches.grade, recipe.exclude_from_probe)
+        probe = fit_probe(z[fit], patches.grade[fit] >= recipe.positive_min_grade, recipe.probe, C=C,
+                          components=recipe.probe_components)
+        calibration = fit_calibration(probe.distance(z[train]), patches.grade[train], recipe.calibration,
+                                      recipe.degree, grade_range=(0, len(recipe.grade_names) - 1))
+        held = patches.case == case
+        distance = probe.distance(z[held])
+        out[held] = np.stack([distance, calibration.grade(distance)], axis=1)
+    return out
+
+
+def shipped_grades(z: np.ndarray, spec: TaskSpec) -> np.ndarray:
+    distance = spec.probe.distance(z)
+    return np.stack([distance, spec.calibration.grade(distance)], axis=1)
+
+
+def figures(graded: np.ndarray, patches: RealPatches, indices: np.ndarray, positive_min_grade: int) -> dict[str, float]:
+    """The three acceptance figures on the samples ``indices``."""
+    from sklearn.metrics import roc_auc_score
+
+    grade, simulated = patches.grade[indices], patches.simulated[indices]
+    healthy = (~simulated) & (grade == 0) & patches.whole[indices]
+    fractured = simulated & (grade >= positive_min_grade)
+    distance, predicted = graded[indices, 0], graded[indices, 1]
+    labels = np.concatenate([np.zeros(healthy.sum()), np.ones(fractured.sum())])
+    scores = np.concatenate([distance[healthy], distance[fractured]])
+    return {
+        "healthy_g0": float(np.mean(predicted[healthy] == 0)) if healthy.any() else float("nan"),
+        "fracture_auc": float(roc_auc_score(labels, scores)) if 0 < labels.sum() < len(labels) else float("nan"),
+        "within_one_grade": float(np.mean(np.abs(predicted[simulated] - grade[simulated]) <= 1))
+        if simulated.any() else float("nan"),
+        "healthy_n": int(healthy.sum()), "fractures_n": int(simulated.sum()),
+    }
+
+
+def acceptance(graded: np.ndarray, patches: RealPatches, positive_min_grade: int, resamples: int) -> dict:
+    """Figures per series and pooled, the pooled ones with intervals over vertebrae."""
+    per_case = {case: figures(graded, patches, np.flatnonzero(patches.case == case), positive_min_grade)
+                for case in np.unique(patches.case)}
+    everything = np.arange(len(patches.grade))
+    pooled = figures(graded, patches, everything, positive_min_grade)
+
+    def statistics(indices):
+        values = figures(graded, patches, indices, positive_min_grade)
+        return {name: values[name] for name in TARGETS}
+
+    intervals = bootstrap_intervals(statistics, patches.vertebra, n_resamples=resamples)
+    return {"per_case": per_case, "pooled": pooled, "pooled_intervals": intervals,
+            "meets": {name: bool(pooled[name] >= target) for name, target in TARGETS.items()}}
+
+
+def run(bundle: Bundle, task: str, recipe: TaskRecipe, data_root: Path, C: float = 0.01,
+        resamples: int = 1000) -> dict:
+    patches = real_patches(bundle, data_root)
+    z = Explainer(bundle).encode(patches.images)
+    spec = bundle.task(task)
+    return {
+        "bundle": bundle.bundle_id, "task": task, "patches": int(len(z)), "targets": TARGETS, "probe_C": C,
+        "leave_one_case_out": acceptance(leave_one_case_out(z, patches, recipe, C), patches,
+                                         recipe.positive_min_grade, resamples),
+        "shipped_task": acceptance(shipped_grades(z, spec), patches, spec.positive_min_grade, resamples),
+    }

@@ -1,0 +1,69 @@
+"""Issue 21's acceptance figures: leave-one-series-out probes and the three real-data figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from DAECounterfactualResearch.real_ct_acceptance import RealPatches, acceptance, figures, leave_one_case_out
+from DAECounterfactualResearch.task_fitting import TaskRecipe
+
+RECIPE = TaskRecipe(name="genant", grade_names=("G0", "G1", "G2", "G3"), positive_min_grade=2,
+                    exclude_from_probe=(1,), calibration="linear")
+
+
+def synthetic(cases=4, bodies=6, flip_case=None, seed=0) -> tuple[np.ndarray, RealPatches]:
+    """Latents whose first dimension is the grade (plus noise); ``flip_case`` has it reversed."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in range(cases):
+        for b in range(bodies):
+            for grade, simulated in ((0, False), (1, True), (2, True), (3, True)):
+                sign = -1.0 if c == flip_case else 1.0
+                z = rng.normal(0, 0.1, 8)
+                z[0] += sign * grade
+                rows.append((z, f"case{c}", f"case{c}:b{b}", grade, simulated))
+    z = np.stack([r[0] for r in rows])
+    patches = RealPatches(images=np.zeros((len(rows), 1, 2, 2), np.float32), case=np.array([r[1] for r in rows]),
+                          vertebra=np.array([r[2] for r in rows]), grade=np.array([r[3] for r in rows]),
+                          simulated=np.array([r[4] for r in rows]), whole=np.ones(len(rows), bool))
+    return z, patches
+
+
+def test_a_latent_that_carries_the_grade_meets_every_target():
+    z, patches = synthetic()
+    result = acceptance(leave_one_case_out(z, patches, RECIPE, C=1.0), patches, 2, resamples=50)
+    assert result["pooled"]["fracture_auc"] == pytest.approx(1.0)
+    assert result["pooled"]["healthy_g0"] >= 0.9 and result["pooled"]["within_one_grade"] >= 0.9
+    assert all(result["meets"].values())
+    low, high = result["pooled_intervals"]["healthy_g0"]
+    assert low <= result["pooled"]["healthy_g0"] <= high
+
+
+def test_the_held_out_series_is_graded_by_probes_that_never_saw_it(monkeypatch):
+    from DAECounterfactualResearch import real_ct_acceptance
+
+    z, patches = synthetic(flip_case=1)
+    z[:, -1] = np.arange(len(z))  # a row id, to see which rows each probe was fitted on
+    seen = []
+    fit_probe = real_ct_acceptance.fit_probe
+    monkeypatch.setattr(real_ct_acceptance, "fit_probe",
+                        lambda x, *args, **kwargs: seen.append(set(x[:, -1].astype(int))) or fit_probe(x, *args, **kwargs))
+    z_graded = z.copy()
+    z_graded[:, -1] = 0.0
+    leave_one_case_out(z, patches, RECIPE, C=1.0)
+    for case, rows in zip(np.unique(patches.case), seen):
+        assert rows and not rows & set(np.flatnonzero(patches.case == case))
+    # and the consequence: a series whose latents run the other way is misgraded out of case
+    graded = leave_one_case_out(z_graded, patches, RECIPE, C=1.0)
+    flipped = np.flatnonzero(patches.case == "case1")
+    assert figures(graded, patches, flipped, 2)["fracture_auc"] == pytest.approx(0.0)
+    others = np.flatnonzero(patches.case != "case1")
+    assert figures(graded, patches, others, 2)["fracture_auc"] > 0.7  # the flipped series only blurs their probes
+
+
+def test_only_whole_real_g0_bodies_count_as_healthy():
+    z, patches = synthetic(cases=2)
+    patches.whole[patches.case == "case0"] = False
+    result = figures(leave_one_case_out(z, patches, RECIPE, C=1.0), patches, np.arange(len(z)), 2)
+    assert result["healthy_n"] == int(((patches.case == "case1") & (patches.grade == 0)).sum())

@@ -1,0 +1,45 @@
+#!/usr/bin/env python
+"""Issue 21's acceptance of a CT bundle on real data only: leave one real CT series out, fit probe and calibration
+on the rest, grade the held-out series (healthy vertebrae graded G0, simulated fractures detected and graded
+within one grade), per series and pooled with intervals; the bundle's own task graded beside it.
+
+    python scripts/ct_real_acceptance.py scripts/configs/vcf-ct.json --data-root DATA --out docs/results/ct-real
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from DAECounterfactualLib.bundle.registry import resolve_bundle
+from DAECounterfactualLib.bundle.store import load_bundle
+from DAECounterfactualResearch.experiment import add_bundle_arguments, chosen_task, load_experiment, run_script
+from DAECounterfactualResearch.real_ct_acceptance import run
+from DAECounterfactualResearch.task_fitting import TaskRecipe
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_bundle_arguments(parser, task=True)
+    parser.add_argument("--out", type=Path, default=None, help="folder for acceptance_<bundle>.json")
+    parser.add_argument("--C", type=float, default=0.01, help="the leave-one-out probes' regularisation")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of vertebrae")
+    args = parser.parse_args(argv)
+    experiment = load_experiment(args.config)
+    recipe = TaskRecipe.from_config(chosen_task(parser, args, experiment))
+    bundle = load_bundle(resolve_bundle(args.bundle or experiment.name))
+    record = run(bundle, recipe.name, recipe, args.data_root, args.C, args.resamples)
+    text = json.dumps(record, indent=1)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"acceptance_{bundle.config.name}.json").write_text(text, encoding="utf-8")
+    for name in ("leave_one_case_out", "shipped_task"):
+        pooled, meets = record[name]["pooled"], record[name]["meets"]
+        print(f"{name}: " + ", ".join(f"{k} {pooled[k]:.3f}{'' if meets.get(k, True) else ' (missed)'}"
+                                      for k in ("healthy_g0", "fracture_auc", "within_one_grade")))
+    return 0
+
+
+if __name__ == "__main__":
+    run_script(main)
