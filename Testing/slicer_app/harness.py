@@ -386,6 +386,17 @@ def _build_application(session_holder, standins, slicer, testing_enabled, tempor
     return scene, app, layout_manager, core_logics
 
 
+def _detach_logics(application_logic, logics) -> None:
+    """Application exit: the slice logics, ``logics`` and the application logic leave the scene, as when Slicer
+    quits. A logic left attached may be destroyed at interpreter exit (Python frees what is left in any order) after
+    a slice logic it notifies, which crashes the process."""
+    if application_logic is None:
+        return
+    slices = application_logic.GetSliceLogics()
+    for logic in [*(slices.GetItemAsObject(i) for i in range(slices.GetNumberOfItems())), *logics, application_logic]:
+        logic.SetMRMLScene(None)
+
+
 def _owned(name: str, module, session_objects, owned_dirs) -> bool:
     """Whether a module added during the session belongs to it (and must not outlive it)."""
     if name in ("slicer", "qt", "ctk", "SampleData", "PyTorchUtils") or name.startswith(("slicer.", "MarkupsLib")):
@@ -432,6 +443,7 @@ def slicer_session(hide_modules=(), testing_enabled=False):
     temporary = Path(temporary_dir.name)
     rt = standins.runtime.Runtime()
     session = None
+    application_logic, logics = None, []
     failed = False
     try:
         for key in list(sys.modules):
@@ -454,6 +466,7 @@ def slicer_session(hide_modules=(), testing_enabled=False):
                                        selected_module="")
         scene, app, layout_manager, core_logics = _build_application(holder, standins, slicer, testing_enabled,
                                                                       temporary)
+        application_logic, logics = app.applicationLogic(), [layout_manager.layoutLogic(), *core_logics.values()]
         rt.app = app
         slicer.app = app
         slicer.mrmlScene = scene
@@ -481,6 +494,7 @@ def slicer_session(hide_modules=(), testing_enabled=False):
         failed = True
         raise
     finally:
+        _detach_logics(application_logic, logics)
         standins.runtime.activate(None)
         sys.meta_path[:] = [f._inner if isinstance(f, _HidingFinder) else f for f in sys.meta_path]
         session_objects = [sys.modules.get("slicer"), standins.qt, standins.ctk]
