@@ -96,6 +96,11 @@ class _HidingFinder:
 # The session
 
 
+def _recorded(name: str, doc: str):
+    """A session attribute that reads what the stand-ins recorded in the session's runtime."""
+    return property(lambda session: getattr(session._runtime, name), doc=doc)
+
+
 class SlicerSession:
     """What a test sees inside ``slicer_session()``; see the module docstring and README.md."""
 
@@ -115,27 +120,13 @@ class SlicerSession:
         self.selected_module = ""
 
     # -- what the session recorded ---------------------------------------------------------------------------
-    @property
-    def dialogs(self):
-        return self._runtime.dialogs
-
-    @property
-    def progress_dialogs(self):
-        return self._runtime.progress_dialogs
-
-    @property
-    def slot_errors(self):
-        """Exceptions raised in slots and timer callbacks (PythonQt prints them and carries on). The session
-        fails at its end if any are left here: clear the list in a test that expects one."""
-        return self._runtime.slot_errors
-
-    @property
-    def opened_urls(self):
-        return self._runtime.opened_urls
-
-    @property
-    def settings(self):
-        return self._runtime.settings
+    dialogs = _recorded("dialogs", "Message boxes and dialogs (runtime.Dialog) a real session would have shown.")
+    progress_dialogs = _recorded("progress_dialogs", "Every qt.QProgressDialog created in the session.")
+    slot_errors = _recorded("slot_errors", "Exceptions raised in slots and timer callbacks (PythonQt prints them "
+                            "and carries on). The session fails at its end if any are left here: clear the list in "
+                            "a test that expects one.")
+    opened_urls = _recorded("opened_urls", "URLs given to qt.QDesktopServices.openUrl (nothing is opened).")
+    settings = _recorded("settings", "The session's in-memory QSettings store.")
 
     @property
     def python_slicer_calls(self) -> list[list[str]]:
