@@ -154,7 +154,7 @@ class SlicerSession:
 
     @file_dialog_answer.setter
     def file_dialog_answer(self, answer):
-        """What the user picks in the following file dialogs (a path, a list of paths; None/"": Cancel)."""
+        """What the user picks in the following directory dialogs (a path; None/"": Cancel)."""
         self._runtime.file_dialog_answer = answer
 
     # -- events ----------------------------------------------------------------------------------------------
@@ -206,7 +206,6 @@ class SlicerSession:
             raise KeyError(f"module {name!r} is not loaded (use load_module)")
         parent = self._standins.widgets.qSlicerScriptedLoadableModuleWidget()
         parent.setLayout(self.qt.QVBoxLayout())
-        parent._module = module
         widget = getattr(self._pymodules[name], name + "Widget")(parent)
         parent._python_widget = widget
         setattr(self.slicer.modules, name + "Widget", widget)
@@ -323,7 +322,7 @@ def _build_slicer_package(standins, core):
             setattr(package, name, value)
     for module in (standins.widgets, standins.modules, standins.layout, standins.application, standins.io_manager):
         for name, value in vars(module).items():
-            if name.startswith("q") and isinstance(value, type):
+            if re.match(r"q[A-Z]", name) and isinstance(value, type):
                 setattr(package, name, value)
     generic = {}
 

@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ElementTree
 import vtk
 
 from . import qt
-from .qt import QObject, QWidget, Signal
+from .qt import QObject, QWidget, Signal, qproperty
 from .widgets import _node_callback, qMRMLSliceWidget, qMRMLThreeDWidget
 
 qt.register_standin_module(__name__)
@@ -27,7 +27,6 @@ qt.register_standin_module(__name__)
 
 class qSlicerLayoutManager(QObject):
     layoutChanged = Signal("int")
-    activeMRMLThreeDViewNodeChanged = Signal("vtkMRMLViewNode*")
 
     def __init__(self, scene, application_logic, layout_logic):
         super().__init__(None)
@@ -70,7 +69,7 @@ class qSlicerLayoutManager(QObject):
             self._slice_widgets[node] = widget
             self._slice_logics.AddItem(widget.sliceLogic())
         elif node.IsA("vtkMRMLViewNode") and node not in self._threed_widgets:
-            widget = qMRMLThreeDWidget(node, self._viewport)
+            widget = qMRMLThreeDWidget(self._viewport)
             widget.setMRMLScene(self._scene)
             widget.setVisible(False)
             self._threed_widgets[node] = widget
@@ -123,25 +122,11 @@ class qSlicerLayoutManager(QObject):
             self._applying = False
         self._emit("layoutChanged(int)", state[0])
 
-    @property
-    def layout(self):
-        return self._layout_node().GetViewArrangement()
-
-    @layout.setter
-    def layout(self, value):
-        self.setLayout(value)
-
-    def setLayout(self, layout):
-        node = self._layout_node()
-        if node.GetViewArrangement() == layout:
-            return
-        node.SetViewArrangement(int(layout))
+    layout = qproperty(get=lambda self: self._layout_node().GetViewArrangement(),
+                       set=lambda self, layout: self._layout_node().SetViewArrangement(int(layout)))
 
     def layoutLogic(self):
         return self._layout_logic
-
-    def mrmlSliceLogics(self):
-        return self._slice_logics
 
     def sliceViewNames(self):
         return [node.GetName() for node in self._slice_widgets]
@@ -151,16 +136,6 @@ class qSlicerLayoutManager(QObject):
             if node.GetName() == name:
                 return widget
         return None
-
-    def threeDViewCount(self):
-        return len(self._threed_widgets)
-
-    def threeDWidget(self, index):
-        widgets = list(self._threed_widgets.values())
-        return widgets[index] if 0 <= index < len(widgets) else None
-
-    def viewport(self):
-        return self._viewport
 
     def slice_views_in_layout(self):
         """Harness helper (not Slicer API): slice view names of the current layout, in description order."""

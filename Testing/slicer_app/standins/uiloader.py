@@ -1,10 +1,12 @@
 """``qt.QUiLoader().load(qfile)``: builds the widget tree of a Qt Designer .ui file from the stand-in classes, in
-QFormBuilder's order: create the widget (child of its parent widget), apply its properties, build its children and
-layout, add combo box items, then apply ``currentIndex``; finally wire the ``<connections>`` section.
+QFormBuilder's order: create the widget (child of its parent widget), apply its properties, build its layout and
+the widgets in it, add combo box items, then apply ``currentIndex``; finally wire the ``<connections>`` section.
 
 Classes resolve through the session's ``qt``, ``ctk`` and ``slicer`` modules (unknown names get the generic
 class of their module). ``stdset="0"`` properties (e.g. SlicerParameterName) become dynamic properties; a standard
 property the stand-in class does not model is kept as a dynamic property too, as QObject::setProperty does.
+Property values other than strings, numbers, booleans, string lists and geometry, and child widgets outside a
+layout (tab pages, scroll area contents, ...) are not stood in: NotImplementedError.
 """
 
 from __future__ import annotations
@@ -14,168 +16,102 @@ import xml.etree.ElementTree as ElementTree
 
 from . import qt
 
+_SCALARS = {"string": str, "cstring": str, "bool": lambda text: text.strip() == "true", "number": int,
+            "double": float, "float": float}
+
 
 def _resolve_class(name: str):
     module_name = "ctk" if name.startswith("ctk") else ("qt" if name.startswith("Q") else "slicer")
     return getattr(sys.modules[module_name], name)
 
 
-def _resolve_enum(text: str):
-    value = 0
-    for part in text.split("|"):
-        scope, _, member = part.strip().rpartition("::")
-        owner = qt.Qt if scope in ("", "Qt") else None
-        if owner is None:
-            try:
-                owner = _resolve_class(scope)
-            except AttributeError:
-                return text
-        resolved = getattr(owner, member, None)
-        if not isinstance(resolved, int):
-            return text
-        value |= resolved
-    return value
-
-
 def _value(element):
     """The Python value of a ``<property>``'s value element."""
-    tag, text = element.tag, (element.text or "")
-    if tag in ("string", "cstring"):
-        return text
-    if tag == "bool":
-        return text.strip() == "true"
-    if tag == "number":
-        return int(text)
-    if tag in ("double", "float"):
-        return float(text)
-    if tag in ("enum", "set"):
-        return _resolve_enum(text)
-    if tag == "stringlist":
+    if element.tag in _SCALARS:
+        return _SCALARS[element.tag](element.text or "")
+    if element.tag == "stringlist":
         return [child.text or "" for child in element.findall("string")]
-    if tag == "size":
-        return qt.QSize(int(element.findtext("width", "0")), int(element.findtext("height", "0")))
-    if tag == "sizepolicy":
-        return qt.QSizePolicy(_resolve_enum("QSizePolicy::" + element.get("hsizetype", "Preferred")),
-                              _resolve_enum("QSizePolicy::" + element.get("vsizetype", "Preferred")))
-    if tag == "rect":
+    if element.tag == "rect":  # geometry: kept as a dynamic property (nothing is drawn)
         return {child.tag: int(child.text or 0) for child in element}
-    if tag in ("iconset", "pixmap"):
-        return qt.QIcon((element.findtext("normaloff") or text).strip())
-    if tag == "color":
-        return qt.QColor(*(int(element.findtext(c, "0")) for c in ("red", "green", "blue")))
-    if tag == "url":
-        return qt.QUrl(element.findtext("string", ""))
-    return text
+    raise NotImplementedError(f"<{element.tag}> property values in .ui files are not stood in")
 
 
 def _apply_property(obj, prop):
-    name = prop.get("name")
-    value_elements = list(prop)
-    if not value_elements:
-        return
-    value = _value(value_elements[0])
+    name, value = prop.get("name"), _value(prop[0])
     if prop.get("stdset", "1") == "0":
         obj.setProperty(name, value)
-        return
-    if name in qt._qt_properties(type(obj)):
+    elif name in qt._qt_properties(type(obj)):
         setattr(obj, name, value)
-        return
-    setter = getattr(obj, "set" + name[:1].upper() + name[1:], None)
-    if callable(setter) and not getattr(type(obj), "_accepts_any_signal", False):
+    elif callable(setter := getattr(obj, "set" + name[:1].upper() + name[1:], None)) and not obj._accepts_any_signal:
         setter(value)
-        return
-    obj._dynamic[name] = value
+    else:
+        obj._dynamic[name] = value
 
 
 class _Builder:
     def __init__(self):
         self.by_name: dict[str, qt.QObject] = {}
 
+    def _named(self, element, obj):
+        obj.objectName = element.get("name", "")
+        self.by_name[obj.objectName] = obj
+        return obj
+
     def widget(self, element, parent):
         cls = _resolve_class(element.get("class"))
-        widget = cls(parent) if parent is not None else cls()
-        widget.objectName = element.get("name", "")
-        self.by_name[widget.objectName] = widget
+        widget = self._named(element, cls(parent) if parent is not None else cls())
         properties = element.findall("property")
         deferred = [prop for prop in properties if prop.get("name") == "currentIndex"]  # applied after the items
         for prop in properties:
-            if prop.get("name") != "currentIndex":
+            if prop not in deferred:
                 _apply_property(widget, prop)
-        for child in element:
-            if child.tag == "widget":
-                attributes = {a.get("name"): _value(list(a)[0]) for a in child.findall("attribute") if list(a)}
-                sub = self.widget(child, widget)
-                add = getattr(widget, "_add_ui_child", None)
-                if add is not None:
-                    try:
-                        add(sub, attributes)
-                    except TypeError:
-                        add(sub)
-            elif child.tag == "layout":
-                layout = self.layout(child)
-                widget.setLayout(layout)
-                self.fill_layout(layout, child, widget)
+        if element.find("widget") is not None:
+            raise NotImplementedError(f"child widgets outside a layout ({element.get('class')}) are not stood in")
+        if element.find("layout") is not None:
+            self.layout(element.find("layout"), widget)
         if isinstance(widget, qt.QComboBox):
             for item in element.findall("item"):
-                text = next((_value(list(p)[0]) for p in item.findall("property") if p.get("name") == "text"), "")
-                widget.addItem(text)
+                widget.addItem(next((_value(p[0]) for p in item.findall("property") if p.get("name") == "text"), ""))
         for prop in deferred:
             _apply_property(widget, prop)
         return widget
 
-    def layout(self, element):
-        layout = _resolve_class(element.get("class"))()
-        layout.objectName = element.get("name", "")
-        self.by_name[layout.objectName] = layout
-        return layout
-
-    def fill_layout(self, layout, element, owner):
+    def layout(self, element, owner, parent_layout=None):
+        """The layout, added to ``parent_layout`` (if any) before its items, so that they find their owner."""
+        layout = self._named(element, _resolve_class(element.get("class"))())
+        if parent_layout is not None:
+            self._add(parent_layout, layout)
+        else:
+            owner.setLayout(layout)
         for item in element.findall("item"):
-            row, column = int(item.get("row", -1)), int(item.get("column", -1))
-            colspan = int(item.get("colspan", 1))
             for child in item:
                 if child.tag == "widget":
-                    self._add(layout, self.widget(child, owner), row, column, colspan)
+                    self._add(layout, self.widget(child, owner))
                 elif child.tag == "layout":
-                    sub = self.layout(child)
-                    self._add(layout, sub, row, column, colspan)
-                    self.fill_layout(sub, child, owner)
+                    self.layout(child, owner, layout)
                 elif child.tag == "spacer":
-                    self._add(layout, qt.QSpacerItem(), row, column, colspan)
+                    self._add(layout, qt.QSpacerItem())
+        return layout
 
     @staticmethod
-    def _add(layout, thing, row, column, colspan):
-        if isinstance(layout, qt.QFormLayout):
-            role = (qt.QFormLayout.SpanningRole if colspan > 1 else
-                    qt.QFormLayout.LabelRole if column == 0 else qt.QFormLayout.FieldRole)
-            layout.setWidget(max(row, 0), role, thing) if not isinstance(thing, qt.QSpacerItem) else layout.addItem(thing)
-        elif isinstance(layout, qt.QGridLayout) and not isinstance(thing, qt.QSpacerItem):
-            (layout.addLayout if isinstance(thing, qt.QLayout) else layout.addWidget)(thing, max(row, 0), max(column, 0))
-        elif isinstance(thing, qt.QLayout):
-            layout.addLayout(thing)
-        elif isinstance(thing, qt.QSpacerItem):
+    def _add(layout, thing):
+        """In document order: the stand-in layouts keep no rows or columns (nothing is laid out)."""
+        if isinstance(thing, qt.QSpacerItem):
             layout.addItem(thing)
         else:
-            layout.addWidget(thing)
+            layout.addWidget(thing)  # a widget or a nested layout (QLayout.addLayout is the same)
 
     def connect(self, connections):
         for connection in connections.findall("connection"):
             sender = self.by_name[connection.findtext("sender")]
             receiver = self.by_name[connection.findtext("receiver")]
-            signal, slot = connection.findtext("signal"), connection.findtext("slot")
-            slot_name = qt._normalize(slot).partition("(")[0]
-            if not hasattr(receiver, slot_name) and getattr(type(receiver), "_accepts_any_signal", False):
-                continue  # a generic stand-in has no behaviour to connect to
-            sender.connect(signal, receiver, slot)
+            sender.connect(connection.findtext("signal"), receiver, connection.findtext("slot"))
 
 
 def load_ui(path, parent=None):
     root = ElementTree.parse(str(path)).getroot()
-    top = root.find("widget")
-    if top is None:
-        return None
     builder = _Builder()
-    widget = builder.widget(top, parent)
+    widget = builder.widget(root.find("widget"), parent)
     connections = root.find("connections")
     if connections is not None:
         builder.connect(connections)
