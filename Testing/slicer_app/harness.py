@@ -369,10 +369,10 @@ def _build_application(session_holder, standins, slicer, testing_enabled, tempor
     layout_logic.SetMRMLApplicationLogic(application_logic)
     layout_logic.SetMRMLScene(scene)
     layout_manager = standins.layout.qSlicerLayoutManager(scene, application_logic, layout_logic)
-    io_manager = standins.io_manager.qSlicerCoreIOManager(scene, core_logics["Volumes"])
+    io_manager = standins.io_manager.qSlicerCoreIOManager(core_logics["Volumes"])
     app = standins.application.qSlicerApplication(
-        session_holder, scene=scene, application_logic=application_logic, layout_manager=layout_manager,
-        io_manager=io_manager, testing_enabled=testing_enabled, temporary_path=temporary, home=temporary)
+        session_holder, application_logic=application_logic, layout_manager=layout_manager,
+        io_manager=io_manager, testing_enabled=testing_enabled)
     return scene, app, layout_manager, core_logics
 
 

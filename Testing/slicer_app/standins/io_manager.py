@@ -15,27 +15,14 @@ from .qt import QObject
 
 qt.register_standin_module(__name__)
 
-VOLUME_EXTENSIONS = (".hdr", ".nhdr", ".nrrd", ".mhd", ".mha", ".vti", ".nii", ".nii.gz", ".mgh", ".mgz", ".mgh.gz",
-                     ".img", ".img.gz", ".pic", ".dcm", ".ima", ".png", ".tif", ".tiff", ".jpg", ".jpeg")
-
-
 def _flag(properties, key, bit):
     return bit if properties.get(key) else 0
 
 
 class qSlicerCoreIOManager(QObject):
-    def __init__(self, scene, volumes_logic):
+    def __init__(self, volumes_logic):
         super().__init__(None)
-        self._scene = scene
         self._volumes_logic = volumes_logic
-
-    def fileType(self, file_name):
-        lower = str(file_name).lower()
-        if lower.endswith(VOLUME_EXTENSIONS):
-            return "VolumeFile"
-        if lower.endswith((".mrml", ".mrb")):
-            return "SceneFile"
-        return "NoFile"
 
     def loadNodes(self, file_type, properties, loaded_nodes=None, user_messages=None):
         if file_type != "VolumeFile":
@@ -71,9 +58,3 @@ class qSlicerCoreIOManager(QObject):
         if loaded_nodes is not None:
             loaded_nodes.AddItem(node)
         return True
-
-    def loadFile(self, file_name, *args):
-        raise NotImplementedError("loadFile is not stood in; use slicer.util.loadVolume")
-
-    def saveNodes(self, *args):
-        raise NotImplementedError("saving through the IO manager is not stood in; use a storage node")

@@ -74,9 +74,6 @@ class Runtime:
         self._sequence += 1
         heapq.heappush(self._timers, (self.clock_ms + max(0.0, float(delay_ms)), self._sequence, callback))
 
-    def pending_timers(self) -> int:
-        return len(self._timers)
-
     def run_due(self) -> int:
         """What ``QApplication.processEvents()`` does with timers: run those already due, without waiting (timers
         queued meanwhile wait for the next call)."""
