@@ -78,8 +78,9 @@ def test_cases_that_cannot_be_graded_are_listed_with_their_reason_and_the_run_go
         ("sub-phantom003", str(mri))]
     reasons = [f["reason"] for f in failures]
     assert reasons[0].startswith(f"{ct}: truncated, corrupt or unreadable file")
-    assert "no positions file found (looked for sub-phantom002_seg-vert_msk.nii[.gz]" in reasons[1]
-    assert reasons[2] == f"{mri}: a MR image (by its name), and the bundle grades CT; not graded"
+    assert "no positions file found (looked for a vertebra mask or centroid file named by the entities " \
+        "sub-phantom002" in reasons[1]
+    assert reasons[2] == f"{mri}: modality MR (by its file name), but the bundle grades CT; not graded"
     assert failures[2]["positions"].endswith("sub-phantom003_seg-vert_msk.nii.gz")
 
 
@@ -137,3 +138,27 @@ def test_a_write_that_fails_midway_leaves_no_partial_csv(cohort, scorer, tmp_pat
     with pytest.raises(InputError, match="No space left"):
         score_cohort(find_cases(cohort), tmp_path / "scores.csv", scorer)
     assert appended and list(tmp_path.iterdir()) == []
+
+
+def test_targets_choose_the_vertebrae_or_the_discs_of_a_tptbox_mask(cohort, scorer, tmp_path):
+    import numpy as np
+
+    from DAECounterfactualLib.io.volumes import Volume, write_volume
+
+    study = tmp_path / "study"
+    shutil.copytree(cohort / "rawdata/sub-phantom000", study / "rawdata/sub-phantom000")
+    mask_path = cohort / "derivatives/sub-phantom000/sub-phantom000_seg-vert_msk.nii.gz"
+    mask = read_volume(mask_path)
+    labels = np.array(mask.array)
+    top = np.nonzero((labels == 21).any(axis=(1, 2)))[0].max()  # the most superior slice of L2 (k runs to S)
+    labels[top - 2:top + 1][labels[top - 2:top + 1] == 21] = 120  # becomes the L1-L2 disc (TPTBox: 100 + L1)
+    write_volume(Volume(labels, mask.ijk_to_ras), study / "derivatives/sub-phantom000_seg-vert_msk.nii.gz")
+    levels = {}
+    for targets in ("all", "vertebrae", "discs"):
+        out = tmp_path / f"{targets}.csv"
+        score_cohort(find_cases(study), out, CaseScorer(scorer.explainer, "genant", targets))
+        levels[targets] = [r["level"] for r in rows(out)]
+    assert levels == {"all": ["L1", "L2", "L3", "L1-L2"], "vertebrae": ["L1", "L2", "L3"], "discs": ["L1-L2"]}
+    summary = score_cohort(find_cases(cohort)[:1], tmp_path / "none.csv", CaseScorer(scorer.explainer, "genant",
+                                                                                      "discs"))
+    assert summary.failures[0]["reason"] == f"{mask_path}: no discs among its targets (L1, L2, L3)"

@@ -28,8 +28,11 @@ def test_verse_and_bids_names_pair_by_their_entities(tmp_path):
           "rawdata/sub-m01/ses-1/anat/sub-m01_ses-1_T2w.nii",  # BIDS MRI, TPTBox derivative naming its mod-
           "derivatives/sub-m01/sub-m01_ses-1_mod-T2w_seg-vert_msk.nii.gz",
           "derivatives/sub-m01/sub-m01_ses-1_mod-T1w_seg-vert_msk.nii.gz",  # another image's mask
+          "sample/sub-ct_label-22_ct.nii.gz",  # TPTBox: seg-vert among the entities; a subregion mask is no target
+          "sample/sub-ct_seg-vert_label-22_msk.nii.gz", "sample/sub-ct_seg-subreg_label-22_msk.nii.gz",
           "rawdata/sub-verse004/.hidden/sub-x_ct.nii.gz")  # hidden folders are left alone
     assert summary(find_cases(tmp_path)) == [
+        ("sub-ct_label-22", "sub-ct_label-22_ct.nii.gz", "sub-ct_seg-vert_label-22_msk.nii.gz", "mask", "CT"),
         ("sub-gl003_dir-ax", "sub-gl003_dir-ax_ct.nii.gz", "sub-gl003_dir-ax_seg-subreg_ctd.json", "centroids", "CT"),
         ("sub-m01_ses-1", "sub-m01_ses-1_T2w.nii", "sub-m01_ses-1_mod-T2w_seg-vert_msk.nii.gz", "mask", "MR"),
         ("sub-verse004", "sub-verse004_ct.nii.gz", "sub-verse004_seg-vert_msk.nii.gz", "mask", "CT"),
@@ -44,7 +47,7 @@ def test_an_image_without_positions_is_a_case_that_says_what_was_looked_for(tmp_
     cases = {c.case_id: c for c in find_cases(tmp_path)}
     assert sorted(cases) == ["sub-a", "sub-b_T2w", "sub-b_ct", "sub-c"]
     assert cases["sub-b_ct"].positions is None
-    assert "looked for sub-b_seg-vert_msk.nii[.gz] or sub-b[_seg-*]_ctd.json" in cases["sub-b_ct"].missing
+    assert "named by the entities sub-b: *_seg-vert[_*]_msk.nii[.gz] or *_ctd.json" in cases["sub-b_ct"].missing
     assert cases["sub-c"].positions is None and "several centroids files match" in cases["sub-c"].missing
     with pytest.raises(InputError, match="no positions file found"):
         cases["sub-b_T2w"].read()

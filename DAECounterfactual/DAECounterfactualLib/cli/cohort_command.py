@@ -53,11 +53,11 @@ def run_score_cohort(args: argparse.Namespace, device: str) -> int:
     bundle = resolve_bundle(args.bundle)
     if args.workers > 1:
         load_bundle(bundle, load_weights=False).task(args.task)  # checked here; each worker loads the weights
-        scorer = WorkerPool(bundle, rank_device(device), args.task, args.workers)
+        scorer = WorkerPool(bundle, rank_device(device), args.task, args.workers, args.targets)
     else:
         from ..inference.explainer import Explainer
 
-        scorer = CaseScorer(Explainer(load_bundle(bundle), device=rank_device(device)), args.task)
+        scorer = CaseScorer(Explainer(load_bundle(bundle), device=rank_device(device)), args.task, args.targets)
     progress = CohortProgress(quiet=args.no_progress or rank != 0)
     run = score_cohort_on_ranks if world > 1 else score_cohort
     try:

@@ -305,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the BIDS/VerSe patterns miss (instead of DATASET)")
     cohort.add_argument("--failures", type=Path, help="CSV of the cases not graded and why (default: failures.csv "
                         "beside --out)")
+    cohort.add_argument("--targets", choices=("all", "vertebrae", "discs"), default="all", help="which positions "
+                        "to grade: a vertebra bundle takes vertebrae, a disc bundle discs (a TPTBox mask holds both); "
+                        "all: whatever the mask or centroid file holds")
     cohort.add_argument("--workers", type=_count(1, 256), default=1, help="worker processes, each with the model")
     cohort.add_argument("--resume", action="store_true", help="keep the cases already in --out and score the rest")
     cohort.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Union
 
 from ..errors import DAECFError, InputError
 from ..io.cohort import CohortCase
+from ..io.volumes import VertebraPosition, is_disc_label
 from .scores import SCORE_COLUMNS, ScoresFile, check_writable, iter_volume_rows, write_scores_csv
 
 if TYPE_CHECKING:  # the CSV side needs no torch; the explainer passed in brings it
@@ -28,25 +29,36 @@ FAILURES_NAME = "failures.csv"
 Outcome = Union[list[dict], str]  # the case's rows, or why it was not graded
 Scorer = Callable[[Sequence[CohortCase]], Iterable[Outcome]]  # one outcome per case, in the cases' order
 Progress = Callable[[int, int, Union[CohortCase, None], Union[Outcome, None]], None]  # (done, total, case, outcome)
+# Which of a case's positions are graded. A bundle does not say whether it grades vertebrae or discs, and a TPTBox
+# mask holds both: a disc bundle takes "discs", a vertebra bundle "vertebrae"; "all" grades what the file holds.
+TARGETS = {"all": lambda label: True, "vertebrae": lambda label: not is_disc_label(label), "discs": is_disc_label}
 
 
 def check_modality(bundle_modality: str, case: CohortCase) -> None:
     if case.modality is not None and case.modality != bundle_modality:
-        raise InputError(f"{case.image}: a {case.modality} image (by its name), and the bundle grades "
+        raise InputError(f"{case.image}: modality {case.modality} (by its file name), but the bundle grades "
                          f"{bundle_modality}; not graded")
 
 
-def score_case(explainer: Explainer, case: CohortCase, task: str) -> list[dict]:
+def score_case(explainer: Explainer, case: CohortCase, task: str, targets: str = "all") -> list[dict]:
     """Rows of every target of one case, each with the case id; a DAECFError says why it cannot be graded."""
     check_modality(explainer.config.modality, case)
     volume, positions = case.read()
-    return [{"case": case.case_id, **row} for batch in iter_volume_rows(explainer, volume, positions, task)
+    return [{"case": case.case_id, **row} for batch in iter_volume_rows(explainer, volume, _chosen(case, positions,
+                                                                                                    targets), task)
             for row in batch]
 
 
-def case_outcome(explainer: Explainer, case: CohortCase, task: str) -> Outcome:
+def _chosen(case: CohortCase, positions: list[VertebraPosition], targets: str) -> list[VertebraPosition]:
+    chosen = [p for p in positions if TARGETS[targets](p.label)]
+    if not chosen:
+        raise InputError(f"{case.positions}: no {targets} among its targets ({', '.join(p.level for p in positions)})")
+    return chosen
+
+
+def case_outcome(explainer: Explainer, case: CohortCase, task: str, targets: str = "all") -> Outcome:
     try:
-        return score_case(explainer, case, task)
+        return score_case(explainer, case, task, targets)
     except DAECFError as error:
         return str(error)
 
@@ -54,12 +66,12 @@ def case_outcome(explainer: Explainer, case: CohortCase, task: str) -> Outcome:
 class CaseScorer:
     """Scores cases one after another in this process with one loaded explainer."""
 
-    def __init__(self, explainer: Explainer, task: str):
+    def __init__(self, explainer: Explainer, task: str, targets: str = "all"):
         explainer.bundle.task(task)  # an unknown task fails before any case
-        self.explainer, self.task = explainer, task
+        self.explainer, self.task, self.targets = explainer, task, targets
 
     def __call__(self, cases: Sequence[CohortCase]) -> Iterator[Outcome]:
-        return (case_outcome(self.explainer, case, self.task) for case in cases)
+        return (case_outcome(self.explainer, case, self.task, self.targets) for case in cases)
 
 
 @dataclass

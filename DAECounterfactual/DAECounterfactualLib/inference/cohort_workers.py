@@ -21,7 +21,7 @@ from .cohort import CaseScorer, Outcome
 _scorer: CaseScorer | BaseException | None = None  # of this worker process
 
 
-def _start(bundle: str, device: str, task: str, threads: int) -> None:
+def _start(bundle: str, device: str, task: str, targets: str, threads: int) -> None:
     global _scorer
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -31,7 +31,7 @@ def _start(bundle: str, device: str, task: str, threads: int) -> None:
         from .explainer import Explainer
 
         torch.set_num_threads(threads)
-        _scorer = CaseScorer(Explainer(load_bundle(bundle), device=device), task)
+        _scorer = CaseScorer(Explainer(load_bundle(bundle), device=device), task, targets)
     except BaseException as error:  # raised with the first case it is given, in the parent
         _scorer = error
 
@@ -45,8 +45,8 @@ def _score(case: CohortCase) -> Outcome:
 class WorkerPool:
     """A ``Scorer`` over ``workers`` processes; ``bundle`` is a bundle folder (each worker loads it)."""
 
-    def __init__(self, bundle: str | Path, device: str, task: str, workers: int):
-        self.bundle, self.device, self.task, self.workers = str(bundle), device, task, workers
+    def __init__(self, bundle: str | Path, device: str, task: str, workers: int, targets: str = "all"):
+        self.bundle, self.device, self.task, self.workers, self.targets = str(bundle), device, task, workers, targets
 
     def __call__(self, cases: Sequence[CohortCase]) -> Iterator[Outcome]:
         if not cases:
@@ -54,7 +54,7 @@ class WorkerPool:
         workers = min(self.workers, len(cases))
         threads = max(1, (os.cpu_count() or 1) // workers)
         pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _start,
-                                   (self.bundle, self.device, self.task, threads))
+                                   (self.bundle, self.device, self.task, self.targets, threads))
         try:
             yield from pool.map(_score, cases)
         finally:

@@ -1,12 +1,13 @@
 """The cases of a study folder: which image goes with which vertebra mask or centroid file.
 
 A BIDS/VerSe folder is searched (all sub-folders) for images named ``sub-*_ct.nii.gz``, ``sub-*_T1w.nii.gz`` or
-``sub-*_T2w.nii.gz`` (``.nii`` too; the suffix gives the modality) and for positions named ``sub-*_seg-vert_msk.nii.gz``
-(an instance mask) or ``sub-*_ctd.json`` (VerSe centroids, e.g. ``_seg-subreg_ctd.json``). An image and a
-positions file belong together when their BIDS entities (``sub-``, ``ses-``, ``dir-``, ``acq-``, ...) are the same,
-leaving out the derivative's ``seg-`` and, where it names one, requiring its ``mod-`` to be the image's suffix. A
-mask is taken before centroids (it also holds TPTBox disc labels). Layouts these patterns miss are listed in a
-pairs CSV instead (``read_pairs``). Nothing here reads an image: finding the cases of a large study is quick.
+``sub-*_T2w.nii.gz`` (``.nii`` too; the suffix gives the modality) and for positions: vertebra masks
+``sub-*_msk.nii.gz`` with a ``seg-vert`` entity (VerSe ``_seg-vert_msk``, TPTBox ``_seg-vert_label-22_msk``) or VerSe
+centroid files ``sub-*_ctd.json`` (e.g. ``_seg-subreg_ctd.json``). An image and a positions file belong together
+when their BIDS entities (``sub-``, ``ses-``, ``dir-``, ``label-``, ...) are the same, leaving out the derivative's
+``seg-`` and, where it names one, requiring its ``mod-`` to be the image's suffix. A mask is taken before centroids
+(it also holds TPTBox disc labels). Layouts these patterns miss are listed in a pairs CSV instead (``read_pairs``).
+Nothing here reads an image: finding the cases of a large study is quick.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from .volumes import Volume, VertebraPosition, positions_from_mask, read_verse_c
 
 IMAGE_SUFFIXES = {"ct": "CT", "T1w": "MR", "T2w": "MR"}  # BIDS suffix -> modality
 NIFTI = (".nii.gz", ".nii")
-MASK_ENDING = "_seg-vert_msk"
+MASK_ENDINGS = tuple("_msk" + n for n in NIFTI)
+MASK_ENTITY = "seg-vert"
 CENTROID_ENDING = "_ctd.json"
-PATTERNS = ("images: sub-*_ct.nii[.gz], sub-*_T1w.nii[.gz], sub-*_T2w.nii[.gz]; "
-            f"positions: sub-*{MASK_ENDING}.nii[.gz] (mask) or sub-*{CENTROID_ENDING} (VerSe centroids)")
+PATTERNS = ("images: sub-*_ct.nii[.gz], sub-*_T1w.nii[.gz], sub-*_T2w.nii[.gz]; positions: sub-*_seg-vert[_*]_msk.nii[.gz] "
+            "(vertebra mask) or sub-*_ctd.json (VerSe centroids)")
 PAIRS_COLUMNS = ("image", "mask", "centroids", "case", "modality")
 
 
@@ -77,9 +79,9 @@ def _positions(path: Path) -> tuple[tuple[str, ...], str, str | None] | None:
     if path.name.endswith(CENTROID_ENDING):
         stem, kind = path.name[: -len(CENTROID_ENDING)], "centroids"
     else:
-        stem, kind = _strip(path.name, tuple(MASK_ENDING + n for n in NIFTI)), "mask"
+        stem, kind = _strip(path.name, MASK_ENDINGS), "mask"
     parts = _entities(stem) if stem else None
-    if parts is None:
+    if parts is None or (kind == "mask" and MASK_ENTITY not in parts):
         return None
     mod = next((p[4:] for p in parts if p.startswith("mod-")), None)
     return tuple(p for p in parts if not p.startswith(("seg-", "mod-"))), kind, mod
@@ -122,8 +124,8 @@ def _pair(image: Path, entities, suffix: str, positions, keep_suffix: bool) -> C
                               missing=f"several {kind} files match: {', '.join(map(str, found))}; list the one to "
                                       "use with --pairs")
     return CohortCase(case_id, image, None, modality=modality,
-                      missing=f"no positions file found (looked for {'_'.join(entities)}{MASK_ENDING}.nii[.gz] "
-                              f"or {'_'.join(entities)}[_seg-*]{CENTROID_ENDING})")
+                      missing=f"no positions file found (looked for a vertebra mask or centroid file named by the "
+                              f"entities {'_'.join(entities)}: *_seg-vert[_*]_msk.nii[.gz] or *_ctd.json)")
 
 
 def _unique(cases: list[CohortCase], source: Path, case_id: str) -> list[CohortCase]:
