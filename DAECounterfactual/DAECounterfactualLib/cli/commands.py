@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import DAECFError, InputError
 from ..model.device import DEVICES
+from .sweep_animation import FRAME_MS, SWEEP_FRAMES
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -214,6 +215,11 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from ..io.volumes import read_volume
 
     check_writable(args.out, folder=True)
+    if args.animate:
+        from .video import check_animation_path
+
+        check_animation_path(args.animate)
+        check_writable(args.animate)
     explainer = _explainer(args)
     steps = _steps(args.steps, args.preset, explainer.config)
     volume = read_volume(args.input)
@@ -221,8 +227,15 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if warning:
         print(f"daecf: warning: {warning}", file=sys.stderr)
     patch, image = model_input(explainer.config, volume, _parse_point(args.point))
-    explanation = explainer.explain(image, args.task, preset=steps)
+    frames = args.sweep_frames or (SWEEP_FRAMES if args.animate else 9)
+    explanation = explainer.explain(image, args.task, preset=steps, sweep_count=frames)
     summary = write_explanation(args.out, explainer, patch, image, explanation, volume, warning)
+    if args.animate:
+        from .sweep_animation import write_sweep_animation
+
+        write_sweep_animation(args.animate, explainer, image, explanation, f"{explainer.bundle.bundle_id} · "
+                              f"{args.task} · {volume.name or volume.label}", args.frame_ms)
+        print(f"daecf: sweep animation written to {args.animate}", file=sys.stderr)
     print(json.dumps(summary["grades"], indent=1))
     return 0
 
@@ -319,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--preset", default="standard", help="fast, standard or reference")
     explain.add_argument("--steps", help="DDIM steps N or INVERT,DECODE instead of the preset's")
     explain.add_argument("--out", required=True, type=Path, help="folder for strip.png, NRRDs and summary.json")
+    explain.add_argument("--animate", type=Path, help="also write the severity sweep as an animation: .gif "
+                         "(Pillow), or .mp4 where ffmpeg is on PATH")
+    explain.add_argument("--sweep-frames", type=_count(2, 64), help=f"sweep images (default 9; {SWEEP_FRAMES} with "
+                         "--animate, shown there and back)")
+    explain.add_argument("--frame-ms", type=_count(20, 5000), default=FRAME_MS, help="milliseconds per animation "
+                         f"frame (default {FRAME_MS}; the two ends are held four times as long)")
     explain.add_argument("input", type=Path, help="volume file or DICOM folder")
     explain.set_defaults(func=_cmd_explain)
     bench = sub.add_parser("bench", help="time explanations per step preset on patches of the sample CT")

@@ -13,14 +13,14 @@ import numpy as np
 from ..inference.explainer import Explanation
 
 
-def _to_display(image: np.ndarray) -> np.ndarray:
+def to_display(image: np.ndarray) -> np.ndarray:
     """(C, H, W) in [-1, 1] -> (H, W) or (H, W, 3) in [0, 1]."""
     image = (np.clip(image, -1, 1) + 1) / 2
     return image[0] if image.shape[0] == 1 else np.transpose(image, (1, 2, 0))
 
 
 def show_image(ax, image: np.ndarray, title: str, highlight: bool = False) -> None:
-    shown = _to_display(image)
+    shown = to_display(image)
     ax.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
     ax.set_title(title, fontsize=8, fontweight="bold" if highlight else "normal")
     ax.set_xticks([])
