@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from DAECounterfactualLib.errors import InputError
-from DAECounterfactualLib.inference.geometry import extract_sagittal_patch
+from DAECounterfactualLib.inference.geometry import extract_sagittal_patch, fill_fraction
 from DAECounterfactualLib.io.files import sha256_file
 from DAECounterfactualLib.io.volumes import (
     Volume,
@@ -34,6 +34,7 @@ from DAECounterfactualLib.model.preprocessing import Preprocessing
 
 from .datasets import REQUIRED, TrainingSet, medmnist_training_set
 from .patch_fractures import body_masks, fracture_in_patch
+from .scanner_augmentation import draw_augmentations
 from .synthesis import achieved_height_loss, genant_grade, make_spine_phantom
 
 SPLITS = ("train", "val", "test")
@@ -76,8 +77,13 @@ def ct_case_specs(root: Path) -> list[CaseSpec]:
     for case_dir in sorted(d for d in folder.iterdir() if (d / "ct.nii.gz").exists()):
         inputs = [case_dir / name for name in ("ct.nii.gz", "vert_msk.nii.gz", "ctd.json", "subreg_msk.nii.gz")]
         inputs = [p for p in inputs if p.exists()] + [table_path]
-        specs.append(CaseSpec(case_dir.name, f"ct:{case_dir.name}", inputs, _ct_loader(case_dir, table)))
+        specs.append(CaseSpec(case_dir.name, f"ct:{_subject(case_dir.name)}", inputs, _ct_loader(case_dir, table)))
     return specs
+
+
+def _subject(case: str) -> str:
+    """The patient of a series (BIDS ``..._ses-...`` names one session): sessions of one patient share a split."""
+    return case.split("_ses-")[0]
 
 
 def _ct_loader(case_dir: Path, table: dict) -> Callable[[], SpineCase]:
@@ -174,10 +180,15 @@ class Settings:
     simulations_per_body: int = 0  # (loss, kind) pairs drawn per intact body and offset; 0 = every pair
     seed: int = 0
     spine_follows: bool = False  # the spine above moves down with a wedge/crush collapse (patch_fractures)
+    augmentations: int = 0  # scanner augmentations per patch, beside the patch as it is (scanner_augmentation)
+    max_fill: float = 1.0  # patches with more of their area beyond the scan are left out
 
 
 def case_samples(spine: SpineCase, settings: Settings, skipped: list[str]) -> Iterator[dict]:
-    """Every patch of a case: each vertebra at each lateral offset, plus simulated fractures of intact bodies."""
+    """Every patch of a case: each vertebra at each lateral offset, plus simulated fractures of intact bodies,
+    each as it is and in ``settings.augmentations`` scanner augmentations (the same draw for a body's intact patch
+    and its fractures: one ``pair``). A patch with more than ``settings.max_fill`` of its area beyond the scan is
+    left out with its fractures, so a scan border cannot stand in for a class."""
     value_range = settings.preprocessing.volume_range(spine.volume.array)
     size, spacing = settings.size_px, settings.spacing_mm
     for position in spine.positions:
@@ -188,13 +199,24 @@ def case_samples(spine: SpineCase, settings: Settings, skipped: list[str]) -> It
             except InputError as error:
                 skipped.append(f"{spine.case} {position.level} offset {offset}: {error}")
                 continue
+            fill = fill_fraction(spine.volume, patch)
+            if fill > settings.max_fill:
+                skipped.append(f"{spine.case} {position.level} offset {offset}: {fill:.0%} of the patch lies "
+                               f"beyond the scan (more than {settings.max_fill:.0%})")
+                continue
             kind = spine.kinds.get(position.label, "")
             requested = spine.requested_loss.get(position.label, 0.0)
-            yield _sample(spine, position, offset, patch.patch_to_ras, patch.pixels, value_range, settings,
-                          grade=-1 if grade is None else grade, simulated=bool(kind), kind=kind,
-                          requested=requested if kind else np.nan, measured=np.nan)
+            versions = [(patch.pixels, {"grade": -1 if grade is None else grade, "simulated": bool(kind),
+                                        "kind": kind, "requested": requested if kind else np.nan,
+                                        "measured": np.nan})]
             if grade == 0 and spine.body_mask is not None and settings.fracture_losses:
-                yield from _simulated(spine, position, offset, patch, value_range, settings, skipped)
+                versions += list(_simulated(spine, position, offset, settings, skipped))
+            key = [settings.seed, position.label, int(round(offset * 10)) % 1000, *spine.case.encode()]
+            for number, augment in enumerate(draw_augmentations(settings.augmentations, key)):
+                pair = f"{spine.case}:{position.label}:{offset:g}:{number}"
+                for pixels, fields in versions:
+                    yield _sample(spine, position, offset, patch.patch_to_ras, augment(pixels), value_range,
+                                  settings, fill_fraction=fill, pair=pair, augmentation=number, **fields)
 
 
 def fracture_pairs(settings: Settings, case: str, label: int, offset: float) -> list[tuple[float, str]]:
@@ -207,10 +229,10 @@ def fracture_pairs(settings: Settings, case: str, label: int, offset: float) -> 
     return [pairs[i] for i in np.random.default_rng(key).permutation(len(pairs))]
 
 
-def _simulated(spine, position, offset, patch, value_range, settings, skipped) -> Iterator[dict]:
-    """Simulated fractures of one intact body: every pair, or the first ``simulations_per_body`` that succeed.
-    Keeping only a few keeps the real patches from being mostly fractured, which would teach a probe that
-    'looks like a real scan' means 'fractured'."""
+def _simulated(spine, position, offset, settings, skipped) -> Iterator[tuple[np.ndarray, dict]]:
+    """(image, fields) of simulated fractures of one intact body: every pair, or the first
+    ``simulations_per_body`` that succeed. Keeping only a few keeps the real patches from being mostly fractured,
+    which would teach a probe that 'looks like a real scan' means 'fractured'."""
     body, others = body_masks(spine.body_mask, position.label)
     wanted = settings.simulations_per_body if settings.simulations_per_body > 0 else None
     made = 0
@@ -228,8 +250,8 @@ def _simulated(spine, position, offset, patch, value_range, settings, skipped) -
             skipped.append(f"{spine.case} {position.level} offset {offset} {kind} {loss}: measured {measured:.3f}")
             continue
         made += 1
-        yield _sample(spine, position, offset, patch.patch_to_ras, fracture.image, value_range, settings,
-                      grade=genant_grade(measured), simulated=True, kind=kind, requested=loss, measured=measured)
+        yield fracture.image, {"grade": genant_grade(measured), "simulated": True, "kind": kind,
+                               "requested": loss, "measured": measured}
 
 
 def _sample(spine, position, offset, patch_to_ras, pixels, value_range, settings, **fields) -> dict:
@@ -279,6 +301,9 @@ def to_arrays(samples: list[dict], split_of_case: dict[str, str], group_of_case:
         "requested_height_loss": np.array([s["requested"] for s in samples], dtype=np.float32),
         "measured_height_loss": np.array([s["measured"] for s in samples], dtype=np.float32),
         "origin": np.array([s["origin"] for s in samples], dtype=str),
+        "fill_fraction": np.array([s["fill_fraction"] for s in samples], dtype=np.float32),
+        "pair": np.array([s["pair"] for s in samples], dtype=str),
+        "augmentation": np.array([s["augmentation"] for s in samples], dtype=np.int16),
     }
 
 

@@ -39,6 +39,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--spine-follows", action="store_true",
                         help="in simulated wedge and crush fractures the spine above moves down with the collapse "
                              "(default: the disc above stretches into the lost height, never into the next body)")
+    parser.add_argument("--augmentations", type=int, default=0,
+                        help="scanner augmentations (HU offset, noise, row blur, tilt) per patch, the same for a "
+                             "body's intact patch and its simulated fractures")
+    parser.add_argument("--max-fill", type=float, default=1.0,
+                        help="leave out patches with more of their area beyond the scan (e.g. 0.05)")
     parser.add_argument("--intensity-range", default=None,
                         help="LOW,HIGH of the preset's preprocessing (HU window for ct, percentiles for mri), e.g. "
                         "--intensity-range=-200,800 for a bone window")
@@ -76,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     root = args.data_root.resolve()
     settings = Settings(args.size_px, args.spacing_mm, parse_floats(args.lateral_offsets), preprocessing_of(args),
                         parse_floats(args.fracture_losses), [k for k in args.fracture_kinds.split(",") if k],
-                        args.simulations_per_body, args.seed, args.spine_follows)
+                        args.simulations_per_body, args.seed, args.spine_follows, args.augmentations,
+                        args.max_fill)
     fractions = tuple(parse_floats(args.split_fractions))
     if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
         raise InputError(f"--split-fractions needs three non-negative numbers, got {args.split_fractions!r}")
@@ -101,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             "lateral_offsets_mm": settings.lateral_offsets_mm, "preprocessing": settings.preprocessing.to_dict(),
             "fracture_losses": settings.fracture_losses, "fracture_kinds": settings.fracture_kinds,
             "simulations_per_body": settings.simulations_per_body, "spine_follows": settings.spine_follows,
+            "augmentations": settings.augmentations, "max_fill": settings.max_fill,
             "fracture_stretch": "disc above, stopped short of the next body",
             "phantom_max_fractures": args.phantom_max_fractures,
             "split_fractions": list(fractions), "train_only": args.train_only, "seed": args.seed,

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.geometry import (
+    fill_fraction,
     extract_sagittal_patch,
     extract_sagittal_patches,
     patch_as_volume,
@@ -176,3 +177,11 @@ def test_real_pir_ct_patch_has_superior_up_and_anterior_left():
     assert own[31:33, 31:33].all()
     assert rows[above].mean() < rows[own].mean(), "L2 must lie above L3 (rows run superior -> inferior)"
     assert columns[body].mean() < columns[spinous].mean(), "the body must lie anterior (columns run A -> P)"
+
+
+def test_fill_fraction_counts_the_pixels_beyond_the_scan():
+    volume = Volume(np.zeros((40, 40, 40), np.float32), np.eye(4))  # RAS = ijk: 40 mm along y and z
+    inside = extract_sagittal_patch(volume, (20.0, 20.0, 20.0), 20, 1.0)
+    assert fill_fraction(volume, inside) == 0.0
+    near_top = extract_sagittal_patch(volume, (20.0, 20.0, 39.0), 20, 1.0)  # rows 10..19 lie beyond z = 39.5
+    assert fill_fraction(volume, near_top) == pytest.approx(0.45, abs=0.05)

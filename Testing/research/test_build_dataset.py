@@ -158,6 +158,33 @@ def test_simulations_per_body_keeps_one_fracture_per_intact_body_and_repeats_its
         np.testing.assert_array_equal(built[1][key], data[key])
 
 
+def test_augmentations_are_shared_within_a_pair_and_border_patches_are_left_out(fake_root, tmp_path, build_main):
+    """Issue 21: a body's intact patch and its simulated fractures get the same scanner augmentation (one pair),
+    so the fracture is their only difference; a patch mostly beyond the scan is left out with its fractures."""
+    base = ["--preset", "ct", "--data-root", str(fake_root), "--size-px", "48", "--lateral-offsets", "0",
+            "--fracture-losses", "0.3", "--fracture-kinds", "wedge", "--phantoms", "0"]
+    assert build_main(base + ["--out", str(tmp_path / "plain")]) == 0
+    assert build_main(base + ["--out", str(tmp_path / "aug"), "--augmentations", "2"]) == 0
+    plain, data = load_npz(tmp_path / "plain" / "dataset.npz"), load_npz(tmp_path / "aug" / "dataset.npz")
+    assert len(data["images"]) == 3 * len(plain["images"])
+    identity = data["augmentation"] == 0
+    np.testing.assert_array_equal(data["images"][identity], plain["images"])  # augmentation 0 is the patch as is
+    assert not np.array_equal(data["images"][data["augmentation"] == 1], plain["images"])
+    for pair in set(data["pair"][data["simulated"]]):
+        members = np.flatnonzero(data["pair"] == pair)
+        assert sorted(data["simulated"][members].tolist()) == [False, True]
+        intact, fractured = (data["images"][m, 0].astype(np.float32) for m in sorted(members, key=lambda m: data["simulated"][m]))
+        far = slice(42, 48)  # rows below the body, which the fracture leaves: the same augmentation, the same pixels
+        np.testing.assert_allclose(intact[far], fractured[far], atol=2e-3)
+    bordered = plain["fill_fraction"] > 0.05  # the end vertebrae of the small phantoms reach past the scan
+    assert bordered.any() and not bordered.all()
+    assert build_main(base + ["--out", str(tmp_path / "border"), "--max-fill", "0.05"]) == 0
+    kept = load_npz(tmp_path / "border" / "dataset.npz")
+    np.testing.assert_array_equal(kept["images"], plain["images"][~bordered])  # with their fractures
+    skipped = json.loads((tmp_path / "border" / "manifest.json").read_text())["skipped"]
+    assert len(skipped) == len(set(plain["pair"][bordered])) and "beyond the scan" in skipped[0]
+
+
 def test_phantom_max_fractures_sets_the_share_of_fractured_phantom_bodies(build):
     def fractured_share(max_fractures: int) -> float:
         rng = np.random.default_rng(0)

@@ -82,6 +82,15 @@ def patch_pixel_to_ras(patch_to_ras: np.ndarray, column_row: np.ndarray) -> np.n
     return column_row @ patch_to_ras[:3, :2].T + patch_to_ras[:3, 3]
 
 
+def fill_fraction(volume: Volume, patch: Patch) -> float:
+    """Share of a patch's pixels that lie beyond the scanned volume (filled, not imaged): a large fill region is a
+    scan border a model can learn instead of anatomy."""
+    height, width = patch.pixels.shape
+    rows, columns = np.mgrid[0:height, 0:width]
+    ras = patch_pixel_to_ras(patch.patch_to_ras, np.stack([columns.ravel(), rows.ravel()], axis=1))
+    return float(np.mean(~volume.contains_ijk(volume.ras_to_ijk_points(ras))))
+
+
 def ras_to_patch_pixel(patch_to_ras: np.ndarray, ras: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of the patch geometry: (N, 3) RAS -> ((N, 2) pixel (column, row), (N,) signed distance in mm
     from the patch plane along +x). Use it to place a RAS point (e.g. a centroid) on a patch or result image."""
