@@ -77,11 +77,11 @@ def ct_case_specs(root: Path) -> list[CaseSpec]:
     for case_dir in sorted(d for d in folder.iterdir() if (d / "ct.nii.gz").exists()):
         inputs = [case_dir / name for name in ("ct.nii.gz", "vert_msk.nii.gz", "ctd.json", "subreg_msk.nii.gz")]
         inputs = [p for p in inputs if p.exists()] + [table_path]
-        specs.append(CaseSpec(case_dir.name, f"ct:{_subject(case_dir.name)}", inputs, _ct_loader(case_dir, table)))
+        specs.append(CaseSpec(case_dir.name, f"ct:{subject_of(case_dir.name)}", inputs, _ct_loader(case_dir, table)))
     return specs
 
 
-def _subject(case: str) -> str:
+def subject_of(case: str) -> str:
     """The patient of a series (BIDS ``..._ses-...`` names one session): sessions of one patient share a split."""
     return case.split("_ses-")[0]
 

@@ -18,7 +18,7 @@ from DAECounterfactualLib.bundle.spec import Bundle, TaskSpec
 from DAECounterfactualLib.inference.explainer import Explainer
 
 from .bootstrap import bootstrap_intervals
-from .dataset_building import Settings, case_samples, ct_case_specs
+from .dataset_building import Settings, case_samples, ct_case_specs, subject_of
 from .probe_fitting import fit_calibration, fit_probe
 from .synthesis import FRACTURE_KINDS
 from .task_fitting import TaskRecipe
@@ -80,11 +80,13 @@ def _whole_bodies(case, size_px: int, spacing_mm: float) -> dict[int, bool]:
 
 
 def leave_one_case_out(z: np.ndarray, patches: RealPatches, recipe: TaskRecipe, C: float) -> np.ndarray:
-    """Out-of-case grades and distances: (N, 2) columns distance, grade; each series by a probe that never saw it."""
+    """Out-of-case grades and distances: (N, 2) columns distance, grade; each series by a probe that saw no
+    series of its patient (two FX-Grader sessions are one patient)."""
     out = np.full((len(z), 2), np.nan)
     usable = patches.grade >= 0
+    subjects = np.array([subject_of(case) for case in patches.case])
     for case in np.unique(patches.case):
-        train = usable & (patches.case != case)
+        train = usable & (subjects != subject_of(case))
         fit = train & ~np.isin(patches.grade, recipe.exclude_from_probe)
         probe = fit_probe(z[fit], patches.grade[fit] >= recipe.positive_min_grade, recipe.probe, C=C,
                           components=recipe.probe_components)

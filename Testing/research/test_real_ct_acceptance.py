@@ -52,7 +52,7 @@ def test_the_held_out_series_is_graded_by_probes_that_never_saw_it(monkeypatch):
     z_graded = z.copy()
     z_graded[:, -1] = 0.0
     leave_one_case_out(z, patches, RECIPE, C=1.0)
-    for case, rows in zip(np.unique(patches.case), seen):
+    for case, rows in zip(np.unique(patches.case), seen):  # synthetic cases are their own patients
         assert rows and not rows & set(np.flatnonzero(patches.case == case))
     # and the consequence: a series whose latents run the other way is misgraded out of case
     graded = leave_one_case_out(z_graded, patches, RECIPE, C=1.0)
