@@ -51,7 +51,7 @@ def test_geometry_properties_and_inverse():
         (np.zeros((4, 4)), "2D"),
         (np.zeros((2, 3, 4, 5)), "4 dimensions"),
         (np.array([[[0.0, np.nan]]]), "NaN"),
-        (np.array([[[0.0, np.inf]]]), "NaN or infinite"),
+        (np.array([[[0.0, np.inf]]]), r"NaN or infinite voxel values \(0 NaN, 1 infinite of 2\)"),
     ],
 )
 def test_bad_arrays_are_rejected_naming_the_file(array, message):
@@ -390,3 +390,18 @@ def test_image_folder_reads_png_and_nifti_with_folder_labels(tmp_path):
         read_image_folder(tmp_path / "none")
     with pytest.raises(InputError, match="absent: not a folder"):
         read_image_folder(tmp_path / "absent")
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_nifti_with_infinite_or_nan_voxels_is_refused_with_the_count(tmp_path, suffix):
+    """ITK reads non-finite float voxels of a NIfTI file as 0: a slab of +Inf would be graded as tissue."""
+    array = np.zeros((6, 7, 8), np.float32)
+    array[2:4] = np.inf
+    array[0, 0, 0] = np.nan
+    path = tmp_path / f"slab{suffix}"
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(path))
+    with pytest.raises(InputError, match=r"slab.* \(1 NaN, 112 infinite\); ITK would read them as 0"):
+        read_volume(path)
+    array[~np.isfinite(array)] = 0.0
+    sitk.WriteImage(sitk.GetImageFromArray(array.astype(np.float64)), str(path))
+    assert read_volume(path).array.shape == (6, 7, 8)

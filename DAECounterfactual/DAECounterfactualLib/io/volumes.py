@@ -134,7 +134,9 @@ def _validate_volume(volume: Volume) -> None:
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or np.iscomplexobj(array):
         raise InputError(f"{name}: voxel type {array.dtype} is not a real number type")
     if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
-        raise InputError(f"{name}: the image contains NaN or infinite voxel values")
+        nan, infinite = int(np.isnan(array).sum()), int(np.isinf(array).sum())
+        raise InputError(f"{name}: the image contains NaN or infinite voxel values ({nan} NaN, {infinite} "
+                         f"infinite of {array.size})")
     if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
         raise InputError(f"{name}: the IJK-to-RAS matrix must be a finite 4x4 matrix")
     if not np.allclose(matrix[3], [0, 0, 0, 1]):
@@ -174,13 +176,15 @@ def read_volume(path: str | Path, series_id: str | None = None) -> Volume:
     return _sitk_to_volume(image, source=str(path), name=_stem(path))
 
 
-NIFTI_HEADERS = {348: ("h", 40, "h", 72, "f", 108), 540: ("q", 16, "h", 14, "q", 168)}  # NIfTI-1, NIfTI-2:
-# sizeof_hdr -> (dim type, dim offset, bitpix type, bitpix offset, vox_offset type, vox_offset offset)
+NIFTI_HEADERS = {348: ("h", 40, "h", 72, "f", 108, 70), 540: ("q", 16, "h", 14, "q", 168, 12)}  # NIfTI-1, -2:
+# sizeof_hdr -> (dim type, dim offset, bitpix type, bitpix offset, vox_offset type, vox_offset offset, datatype offset)
+NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32 and float64 voxels
 
 
 def _check_nifti_complete(path: Path) -> None:
-    """Refuse a truncated NIfTI file. ITK reads a .nii or .nii.gz that ends early without complaint and fills the
-    missing voxels with whatever it likes, so the size the header promises is checked here first."""
+    """Refuse a truncated NIfTI file, or one with NaN or infinite voxels. ITK reads a .nii or .nii.gz that ends
+    early without complaint and fills the missing voxels with whatever it likes, and it reads NaN and infinite
+    float voxels as 0, so the file itself is checked first: its size against the header, its float voxels."""
     name = path.name.lower()
     if not name.endswith((".nii", ".nii.gz")):
         return
@@ -191,31 +195,60 @@ def _check_nifti_complete(path: Path) -> None:
             raw.seek(0)
             with gzip.open(raw) if name.endswith(".gz") else raw as handle:
                 header = handle.read(540)
-                size = len(header) + sum(iter(lambda: len(handle.read(1 << 20)), 0))
+                layout = _nifti_layout(header)
+                counter = _NonFiniteCounter(header, layout[0], layout[2]) if layout and layout[2] else None
+                size = len(header)
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    size += len(chunk)
+                    if counter:
+                        counter.add(chunk)
     except (OSError, EOFError, zlib.error) as error:  # unreadable, or gzip: truncated stream or bad CRC
         raise InputError(f"{path}: truncated, corrupt or unreadable file ({error})") from None
-    expected = _nifti_data_end(header)
-    if expected is not None and size < expected:
-        raise InputError(f"{path}: truncated file ({size} bytes of the {expected} its header describes)")
+    if layout is not None and size < layout[1]:
+        raise InputError(f"{path}: truncated file ({size} bytes of the {layout[1]} its header describes)")
+    if counter and (counter.nan or counter.infinite):
+        raise InputError(f"{path}: the image contains NaN or infinite voxel values ({counter.nan} NaN, "
+                         f"{counter.infinite} infinite); ITK would read them as 0")
 
 
-def _nifti_data_end(header: bytes) -> int | None:
-    """Byte offset where a NIfTI-1/2 image's voxel data ends, from its header; None if it is no NIfTI header
-    (ITK then reports the file as unreadable)."""
+def _nifti_layout(header: bytes) -> tuple[int, int, str | None] | None:
+    """(voxel data start, voxel data end, numpy float dtype or None) of a NIfTI-1/2 header; None if it is no
+    NIfTI header (ITK then reports the file as unreadable)."""
     if len(header) < 348:
         return None
     for order in "<>":
         sizeof_hdr = struct.unpack_from(order + "i", header)[0]
         if sizeof_hdr not in NIFTI_HEADERS or len(header) < sizeof_hdr:
             continue
-        dim_type, dim_at, bitpix_type, bitpix_at, offset_type, offset_at = NIFTI_HEADERS[sizeof_hdr]
+        dim_type, dim_at, bitpix_type, bitpix_at, offset_type, offset_at, datatype_at = NIFTI_HEADERS[sizeof_hdr]
         dims = struct.unpack_from(order + dim_type * 8, header, dim_at)
         bitpix = struct.unpack_from(order + bitpix_type, header, bitpix_at)[0]
         vox_offset = int(struct.unpack_from(order + offset_type, header, offset_at)[0])
         if not 1 <= dims[0] <= 7 or bitpix <= 0 or min(dims[1:dims[0] + 1]) < 1:
             return None
-        return vox_offset + int(np.prod(dims[1:dims[0] + 1], dtype=np.int64)) * bitpix // 8
+        end = vox_offset + int(np.prod(dims[1:dims[0] + 1], dtype=np.int64)) * bitpix // 8
+        datatype = struct.unpack_from(order + "h", header, datatype_at)[0]
+        return vox_offset, end, order + NIFTI_FLOATS[datatype] if datatype in NIFTI_FLOATS else None
     return None
+
+
+class _NonFiniteCounter:
+    """Counts NaN and infinite values of the float voxel data between ``start`` and the end, fed in chunks."""
+
+    def __init__(self, header: bytes, start: int, dtype: str):
+        self.dtype, self.nan, self.infinite = np.dtype(dtype), 0, 0
+        self.skip = max(start - len(header), 0)
+        self.pending = header[start:]
+
+    def add(self, chunk: bytes) -> None:
+        dropped = min(self.skip, len(chunk))
+        self.skip -= dropped
+        data = self.pending + chunk[dropped:]
+        usable = len(data) - len(data) % self.dtype.itemsize
+        values = np.frombuffer(data[:usable], self.dtype)
+        self.nan += int(np.isnan(values).sum())
+        self.infinite += int(np.isinf(values).sum())
+        self.pending = data[usable:]
 
 
 def _read_dicom_series(folder: Path, series_id: str | None):
