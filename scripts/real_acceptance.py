@@ -1,9 +1,12 @@
 #!/usr/bin/env python
-"""Issue 21's acceptance of a CT bundle on real data only: leave one real CT series out, fit probe and calibration
-on the rest, grade the held-out series (healthy vertebrae graded G0, simulated fractures detected and graded
-within one grade), per series and pooled with intervals; the bundle's own task graded beside it.
+"""Issue 21's acceptance of a vertebra bundle on real data only (the CTs of spine_ct/ or the MRIs of spine_mri/,
+by the bundle's modality): hold out each patient, fit probe and calibration on the rest, grade the held-out series
+(healthy vertebrae graded G0, simulated fractures detected and graded within one grade), per series and pooled with
+intervals; the bundle's own task graded beside it.
 
-    python scripts/ct_real_acceptance.py scripts/configs/vcf-ct.json --data-root DATA --out docs/results/ct-real
+    python scripts/real_acceptance.py scripts/configs/vcf-ct.json --data-root DATA --out docs/results/ct-real
+    python scripts/real_acceptance.py scripts/configs/vertebra-mri.json --data-root DATA --out docs/results/mri-real \
+        --fracture-kinds wedge,biconcave
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 from DAECounterfactualLib.bundle.registry import resolve_bundle
 from DAECounterfactualLib.bundle.store import load_bundle
 from DAECounterfactualResearch.experiment import add_bundle_arguments, chosen_task, load_experiment, run_script
-from DAECounterfactualResearch.real_ct_acceptance import run
+from DAECounterfactualResearch.real_acceptance import run
 from DAECounterfactualResearch.task_fitting import TaskRecipe
 
 
@@ -25,16 +28,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="folder for acceptance_<bundle>.json")
     parser.add_argument("--C", type=float, default=0.01, help="the leave-one-out probes' regularisation")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of vertebrae")
+    parser.add_argument("--fracture-kinds", default="wedge,biconcave,crush",
+                        help="the kinds simulated on intact bodies (those the bundle's training set had)")
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
     recipe = TaskRecipe.from_config(chosen_task(parser, args, experiment))
     bundle = load_bundle(resolve_bundle(args.bundle or experiment.name))
-    record = run(bundle, recipe.name, recipe, args.data_root, args.C, args.resamples)
+    record = run(bundle, recipe.name, recipe, args.data_root, args.C, args.resamples,
+                 tuple(k for k in args.fracture_kinds.split(",") if k))
     text = json.dumps(record, indent=1)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"acceptance_{bundle.config.name}.json").write_text(text, encoding="utf-8")
-    for name in ("leave_one_case_out", "shipped_task"):
+    for name in ("leave_one_patient_out", "shipped_task"):
         pooled, meets = record[name]["pooled"], record[name]["meets"]
         print(f"{name}: " + ", ".join(f"{k} {pooled[k]:.3f}{'' if meets.get(k, True) else ' (missed)'}"
                                       for k in ("healthy_g0", "fracture_auc", "within_one_grade")))

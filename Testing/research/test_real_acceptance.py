@@ -1,11 +1,11 @@
-"""Issue 21's acceptance figures: leave-one-series-out probes and the three real-data figures."""
+"""Issue 21's acceptance figures: leave-one-patient-out probes and the three real-data figures."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from DAECounterfactualResearch.real_ct_acceptance import RealPatches, acceptance, figures, leave_one_case_out
+from DAECounterfactualResearch.real_acceptance import RealPatches, acceptance, figures, leave_one_patient_out
 from DAECounterfactualResearch.task_fitting import TaskRecipe
 
 RECIPE = TaskRecipe(name="genant", grade_names=("G0", "G1", "G2", "G3"), positive_min_grade=2,
@@ -25,6 +25,7 @@ def synthetic(cases=4, bodies=6, flip_case=None, seed=0) -> tuple[np.ndarray, Re
                 rows.append((z, f"case{c}", f"case{c}:b{b}", grade, simulated))
     z = np.stack([r[0] for r in rows])
     patches = RealPatches(images=np.zeros((len(rows), 1, 2, 2), np.float32), case=np.array([r[1] for r in rows]),
+                          group=np.array([r[1] for r in rows]),
                           vertebra=np.array([r[2] for r in rows]), grade=np.array([r[3] for r in rows]),
                           simulated=np.array([r[4] for r in rows]), whole=np.ones(len(rows), bool))
     return z, patches
@@ -32,7 +33,7 @@ def synthetic(cases=4, bodies=6, flip_case=None, seed=0) -> tuple[np.ndarray, Re
 
 def test_a_latent_that_carries_the_grade_meets_every_target():
     z, patches = synthetic()
-    result = acceptance(leave_one_case_out(z, patches, RECIPE, C=1.0), patches, 2, resamples=50)
+    result = acceptance(leave_one_patient_out(z, patches, RECIPE, C=1.0), patches, 2, resamples=50)
     assert result["pooled"]["fracture_auc"] == pytest.approx(1.0)
     assert result["pooled"]["healthy_g0"] >= 0.9 and result["pooled"]["within_one_grade"] >= 0.9
     assert all(result["meets"].values())
@@ -41,21 +42,21 @@ def test_a_latent_that_carries_the_grade_meets_every_target():
 
 
 def test_the_held_out_series_is_graded_by_probes_that_never_saw_it(monkeypatch):
-    from DAECounterfactualResearch import real_ct_acceptance
+    from DAECounterfactualResearch import real_acceptance
 
     z, patches = synthetic(flip_case=1)
     z[:, -1] = np.arange(len(z))  # a row id, to see which rows each probe was fitted on
     seen = []
-    fit_probe = real_ct_acceptance.fit_probe
-    monkeypatch.setattr(real_ct_acceptance, "fit_probe",
+    fit_probe = real_acceptance.fit_probe
+    monkeypatch.setattr(real_acceptance, "fit_probe",
                         lambda x, *args, **kwargs: seen.append(set(x[:, -1].astype(int))) or fit_probe(x, *args, **kwargs))
     z_graded = z.copy()
     z_graded[:, -1] = 0.0
-    leave_one_case_out(z, patches, RECIPE, C=1.0)
-    for case, rows in zip(np.unique(patches.case), seen):  # synthetic cases are their own patients
-        assert rows and not rows & set(np.flatnonzero(patches.case == case))
+    leave_one_patient_out(z, patches, RECIPE, C=1.0)
+    for case, rows in zip(np.unique(patches.group), seen):
+        assert rows and not rows & set(np.flatnonzero(patches.group == case))
     # and the consequence: a series whose latents run the other way is misgraded out of case
-    graded = leave_one_case_out(z_graded, patches, RECIPE, C=1.0)
+    graded = leave_one_patient_out(z_graded, patches, RECIPE, C=1.0)
     flipped = np.flatnonzero(patches.case == "case1")
     assert figures(graded, patches, flipped, 2)["fracture_auc"] == pytest.approx(0.0)
     others = np.flatnonzero(patches.case != "case1")
@@ -65,5 +66,20 @@ def test_the_held_out_series_is_graded_by_probes_that_never_saw_it(monkeypatch):
 def test_only_whole_real_g0_bodies_count_as_healthy():
     z, patches = synthetic(cases=2)
     patches.whole[patches.case == "case0"] = False
-    result = figures(leave_one_case_out(z, patches, RECIPE, C=1.0), patches, np.arange(len(z)), 2)
+    result = figures(leave_one_patient_out(z, patches, RECIPE, C=1.0), patches, np.arange(len(z)), 2)
     assert result["healthy_n"] == int(((patches.case == "case1") & (patches.grade == 0)).sum())
+
+
+def test_the_series_of_one_patient_are_held_out_together(monkeypatch):
+    from DAECounterfactualResearch import real_acceptance
+
+    z, patches = synthetic(cases=3)
+    patches.group[patches.case == "case2"] = "case1"  # two sessions of one patient
+    z[:, -1] = np.arange(len(z))
+    seen = []
+    fit_probe = real_acceptance.fit_probe
+    monkeypatch.setattr(real_acceptance, "fit_probe",
+                        lambda x, *args, **kwargs: seen.append(set(x[:, -1].astype(int))) or fit_probe(x, *args, **kwargs))
+    leave_one_patient_out(z, patches, RECIPE, C=1.0)
+    probe_rows = (patches.case == "case0") & (patches.grade != 1)  # G1 is left out of the probe
+    assert len(seen) == 2 and seen[1] == set(np.flatnonzero(probe_rows))  # case1's probe saw case0 only

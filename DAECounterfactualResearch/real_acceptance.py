@@ -1,5 +1,6 @@
-"""Issue 21's acceptance of a CT bundle, on real data only: leave one real CT series out, fit the probe and the
-calibration on the others' real patches (intact bodies and their simulated fractures), grade the held-out series.
+"""Issue 21's acceptance of a vertebra bundle (CT or MRI), on real data only: hold out every series of one patient,
+fit the probe and the calibration on the other patients' real patches (intact bodies and their simulated
+fractures), grade the held-out series.
 
 Per series and pooled: the share of healthy real vertebrae (morphometric G0, body whole in the patch) graded G0;
 the AUC of the probe for simulated G2-G3 fractures against those healthy bodies; the share of simulated fractures
@@ -15,10 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from DAECounterfactualLib.bundle.spec import Bundle, TaskSpec
+from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.explainer import Explainer
 
 from .bootstrap import bootstrap_intervals
-from .dataset_building import Settings, case_samples, ct_case_specs, subject_of
+from .dataset_building import CaseSpec, Settings, case_samples, ct_case_specs, mri_case_specs
 from .probe_fitting import fit_calibration, fit_probe
 from .synthesis import FRACTURE_KINDS
 from .task_fitting import TaskRecipe
@@ -31,28 +33,37 @@ TARGETS = {"healthy_g0": 0.90, "fracture_auc": 0.95, "within_one_grade": 0.90}
 class RealPatches:
     images: np.ndarray      # (N, 1, H, W) model range
     case: np.ndarray        # series
+    group: np.ndarray       # patient: held out together
     vertebra: np.ndarray    # series:level
     grade: np.ndarray       # morphometric grade of the real body, or the simulated grade
     simulated: np.ndarray   # bool
     whole: np.ndarray       # the body lies whole in the patch
 
 
-def real_patches(bundle: Bundle, data_root: Path, kinds: tuple[str, ...] = FRACTURE_KINDS) -> RealPatches:
-    """Every real CT vertebra in the bundle's patch geometry and preprocessing (no lateral offset), plus every
-    kind of simulated fracture at each grade of each intact body."""
+def case_specs(bundle: Bundle, data_root: Path) -> list[CaseSpec]:
+    """The real series of the bundle's modality: the CTs of spine_ct/ or the lumbar MRIs of spine_mri/."""
+    modality = bundle.config.modality.upper()
+    if modality not in ("CT", "MR", "MRI"):
+        raise InputError(f"bundle {bundle.config.name!r}: no real vertebra series of modality {modality!r} here")
+    return ct_case_specs(data_root) if modality == "CT" else mri_case_specs(data_root)
+
+
+def real_patches(bundle: Bundle, specs: list[CaseSpec], kinds: tuple[str, ...] = FRACTURE_KINDS) -> RealPatches:
+    """Every real vertebra of ``specs`` in the bundle's patch geometry and preprocessing (no lateral offset), plus
+    every kind of simulated fracture at each grade of each intact body."""
     config = bundle.config
     settings = Settings(config.patch_size_px, config.patch_spacing_mm, [0.0], config.preprocessing, list(LOSSES),
                         list(kinds))
     rows: list[dict] = []
-    for spec in ct_case_specs(data_root):
+    for spec in specs:
         case = spec.load()
         body_whole = _whole_bodies(case, config.patch_size_px, config.patch_spacing_mm)
         for sample in case_samples(case, settings, []):
-            sample["whole"] = body_whole.get(sample["label"], False)
-            rows.append(sample)
+            rows.append(sample | {"whole": body_whole.get(sample["label"], False), "group": spec.group})
     return RealPatches(
         images=np.stack([r["image"] for r in rows]).astype(np.float32),
         case=np.array([r["case_id"] for r in rows]),
+        group=np.array([r["group"] for r in rows]),
         vertebra=np.array([f"{r['case_id']}:{r['level']}" for r in rows]),
         grade=np.array([r["grade"] for r in rows], dtype=np.int16),
         simulated=np.array([r["simulated"] for r in rows], dtype=bool),
@@ -79,20 +90,19 @@ def _whole_bodies(case, size_px: int, spacing_mm: float) -> dict[int, bool]:
     return whole
 
 
-def leave_one_case_out(z: np.ndarray, patches: RealPatches, recipe: TaskRecipe, C: float) -> np.ndarray:
-    """Out-of-case grades and distances: (N, 2) columns distance, grade; each series by a probe that saw no
-    series of its patient (two FX-Grader sessions are one patient)."""
+def leave_one_patient_out(z: np.ndarray, patches: RealPatches, recipe: TaskRecipe, C: float) -> np.ndarray:
+    """Out-of-patient grades and distances: (N, 2) columns distance, grade; each patient's series by a probe and
+    calibration that saw none of them (two FX-Grader sessions are one patient)."""
     out = np.full((len(z), 2), np.nan)
     usable = patches.grade >= 0
-    subjects = np.array([subject_of(case) for case in patches.case])
-    for case in np.unique(patches.case):
-        train = usable & (subjects != subject_of(case))
+    for group in np.unique(patches.group):
+        train = usable & (patches.group != group)
         fit = train & ~np.isin(patches.grade, recipe.exclude_from_probe)
         probe = fit_probe(z[fit], patches.grade[fit] >= recipe.positive_min_grade, recipe.probe, C=C,
                           components=recipe.probe_components)
         calibration = fit_calibration(probe.distance(z[train]), patches.grade[train], recipe.calibration,
                                       recipe.degree, grade_range=(0, len(recipe.grade_names) - 1))
-        held = patches.case == case
+        held = patches.group == group
         distance = probe.distance(z[held])
         out[held] = np.stack([distance, calibration.grade(distance)], axis=1)
     return out
@@ -139,13 +149,14 @@ def acceptance(graded: np.ndarray, patches: RealPatches, positive_min_grade: int
 
 
 def run(bundle: Bundle, task: str, recipe: TaskRecipe, data_root: Path, C: float = 0.01,
-        resamples: int = 1000) -> dict:
-    patches = real_patches(bundle, data_root)
+        resamples: int = 1000, kinds: tuple[str, ...] = FRACTURE_KINDS) -> dict:
+    patches = real_patches(bundle, case_specs(bundle, data_root), kinds)
     z = Explainer(bundle).encode(patches.images)
     spec = bundle.task(task)
     return {
-        "bundle": bundle.bundle_id, "task": task, "patches": int(len(z)), "targets": TARGETS, "probe_C": C,
-        "leave_one_case_out": acceptance(leave_one_case_out(z, patches, recipe, C), patches,
-                                         recipe.positive_min_grade, resamples),
+        "bundle": bundle.bundle_id, "task": task, "patches": int(len(z)), "patients": int(len(set(patches.group))),
+        "fracture_kinds": list(kinds), "targets": TARGETS, "probe_C": C,
+        "leave_one_patient_out": acceptance(leave_one_patient_out(z, patches, recipe, C), patches,
+                                            recipe.positive_min_grade, resamples),
         "shipped_task": acceptance(shipped_grades(z, spec), patches, spec.positive_min_grade, resamples),
     }
