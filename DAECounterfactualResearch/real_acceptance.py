@@ -155,7 +155,7 @@ def run(bundle: Bundle, task: str, recipe: TaskRecipe, data_root: Path, C: float
     spec = bundle.task(task)
     return {
         "bundle": bundle.bundle_id, "task": task, "patches": int(len(z)), "patients": int(len(set(patches.group))),
-        "fracture_kinds": list(kinds), "targets": TARGETS, "probe_C": C,
+        "fracture_kinds": list(kinds), "targets": TARGETS, "probe_C": C, "calibration": recipe.calibration,
         "leave_one_patient_out": acceptance(leave_one_patient_out(z, patches, recipe, C), patches,
                                             recipe.positive_min_grade, resamples),
         "shipped_task": acceptance(shipped_grades(z, spec), patches, spec.positive_min_grade, resamples),

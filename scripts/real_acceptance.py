@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from DAECounterfactualLib.bundle.registry import resolve_bundle
@@ -28,18 +29,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="folder for acceptance_<bundle>.json")
     parser.add_argument("--C", type=float, default=0.01, help="the leave-one-out probes' regularisation")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of vertebrae")
+    parser.add_argument("--calibration", choices=("linear", "extremes", "poly"), default=None,
+                        help="the leave-one-out calibration instead of the task's")
     parser.add_argument("--fracture-kinds", default="wedge,biconcave,crush",
                         help="the kinds simulated on intact bodies (those the bundle's training set had)")
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
     recipe = TaskRecipe.from_config(chosen_task(parser, args, experiment))
+    recipe = replace(recipe, calibration=args.calibration) if args.calibration else recipe
     bundle = load_bundle(resolve_bundle(args.bundle or experiment.name))
     record = run(bundle, recipe.name, recipe, args.data_root, args.C, args.resamples,
                  tuple(k for k in args.fracture_kinds.split(",") if k))
     text = json.dumps(record, indent=1)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / f"acceptance_{bundle.config.name}.json").write_text(text, encoding="utf-8")
+        suffix = f"_{args.calibration}" if args.calibration else ""
+        (args.out / f"acceptance_{bundle.config.name}{suffix}.json").write_text(text, encoding="utf-8")
     for name in ("leave_one_patient_out", "shipped_task"):
         pooled, meets = record[name]["pooled"], record[name]["meets"]
         print(f"{name}: " + ", ".join(f"{k} {pooled[k]:.3f}{'' if meets.get(k, True) else ' (missed)'}"
