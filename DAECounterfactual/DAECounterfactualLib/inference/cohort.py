@@ -44,9 +44,8 @@ def score_case(explainer: Explainer, case: CohortCase, task: str, targets: str =
     """Rows of every target of one case, each with the case id; a DAECFError says why it cannot be graded."""
     check_modality(explainer.config.modality, case)
     volume, positions = case.read()
-    return [{"case": case.case_id, **row} for batch in iter_volume_rows(explainer, volume, _chosen(case, positions,
-                                                                                                    targets), task)
-            for row in batch]
+    batches = iter_volume_rows(explainer, volume, _chosen(case, positions, targets), task)
+    return [{"case": case.case_id, **row} for batch in batches for row in batch]
 
 
 def _chosen(case: CohortCase, positions: list[VertebraPosition], targets: str) -> list[VertebraPosition]:
@@ -139,7 +138,8 @@ def score_cohort(cases: Sequence[CohortCase], out: str | Path, scorer: Scorer, f
                  resume: bool = False, progress: Progress | None = None) -> CohortSummary:
     """Score ``cases`` (``io.cohort.find_cases`` or ``read_pairs``) into the CSV ``out`` and list those that
     could not be graded in ``failures`` (default failures.csv beside it). Unwritable outputs are refused before
-    any case is read; ``resume`` keeps the cases already in ``out``."""
+    any case is read; ``resume`` keeps the cases already in ``out``. ``progress(done, total, case, outcome)`` is
+    called before the first case (case None) and after each."""
     path = failures_path(Path(out), failures)
     summary = score_into(open_scores(out, resume), cases, scorer, progress)
     write_failures(summary, path, cases)
