@@ -289,7 +289,7 @@ def test_resume_refuses_a_csv_of_another_input_or_another_tool(ct_bundle_path, p
                                                                tmp_path, capsys):
     out = tmp_path / "scores.csv"
     lines = reference_scores.read_text().splitlines(keepends=True)
-    r = lines[1].split(",")[2]
+    r = lines[1].split(",")[lines[0].split(",").index("r")]
     for replacement, message in (("99.5", "row 20 was scored at RAS ['99.5'"), ("x", "row 20 has no valid r, a, s")):
         out.write_text(lines[0] + lines[1].replace(f",{r},", f",{replacement},", 1) + "21,L2,")  # + a cut row
         before = out.read_bytes()

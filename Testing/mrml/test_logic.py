@@ -185,6 +185,14 @@ def test_score_grades_every_point_in_one_batch(logic, spine, phantom, monkeypatc
     assert table.GetName() == "spine genant scores"
 
 
+def test_points_naming_a_disc_are_disc_rows(scene, logic, spine, phantom):
+    """Issue 22: a point labelled 'L4-L5' (or 'disc L4/L5') is the disc below L4, not vertebra L4."""
+    volume, _ = spine
+    points = add_points(scene, [("L2", phantom.positions[0].ras), ("disc l4/l5", phantom.positions[1].ras)])
+    rows = mrml.rows_from_table(logic.score(volume, points, "genant"))
+    assert [(r["id"], r["level"], r["kind"]) for r in rows] == [(21, "L2", "vertebra"), (123, "L4-L5", "disc")]
+
+
 def test_score_takes_label_maps_and_position_lists(scene, logic, spine, phantom):
     volume, points = spine
     from_points = mrml.rows_from_table(logic.score(volume, points, "genant"))

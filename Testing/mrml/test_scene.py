@@ -117,6 +117,8 @@ def test_label_maps_vectors_empty_lists_and_missing_points_are_clear_errors(scen
 def test_level_names_are_read_from_point_labels():
     assert [mrml.level_from_text(t) for t in ("L3", "vertebrae_T12", "l1 fracture", "F-1", "")] == \
         ["L3", "T12", "L1", None, None]
+    assert [mrml.level_from_text(t) for t in ("L4-L5", "disc l4/l5", "T12 - L1", "C2-C5")] == \
+        ["L4-L5", "L4-L5", "T12-L1", "C2"]  # a pair of levels is a disc only where they are neighbours
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -200,9 +202,9 @@ def test_no_sweep_means_no_sweep_sequence(scene, phantom):
 # Scores
 
 
-ROWS = [{"id": 21, "level": "L2", "r": 1.5, "a": -2.25, "s": 30.0, "distance": -0.75, "probability": 0.32,
+ROWS = [{"id": 21, "level": "L2", "kind": "vertebra", "r": 1.5, "a": -2.25, "s": 30.0, "distance": -0.75, "probability": 0.32,
          "score": 0.4, "grade": 0, "grade_name": "G0", "ood": False, "ood_score": 0.8},
-        {"id": 22, "level": "L3", "r": 0.0, "a": 4.0, "s": -9.5, "distance": 1.25, "probability": 0.78,
+        {"id": 123, "level": "L4-L5", "kind": "disc", "r": 0.0, "a": 4.0, "s": -9.5, "distance": 1.25, "probability": 0.78,
          "score": 2.6, "grade": 3, "grade_name": "G3", "ood": True, "ood_score": 4.5}]
 
 
@@ -219,7 +221,8 @@ def test_scores_csv_has_the_table_columns(tmp_path):
     with path.open(newline="") as handle:
         read = list(csv.DictReader(handle))
     assert list(read[0]) == list(mrml.SCORE_COLUMNS)
-    assert [r["level"] for r in read] == ["L2", "L3"] and read[1]["ood"] == "1"
+    assert [r["level"] for r in read] == ["L2", "L4-L5"] and read[1]["ood"] == "1"
+    assert [r["kind"] for r in read] == ["vertebra", "disc"]
     assert float(read[0]["a"]) == -2.25 and int(read[1]["grade"]) == 3
 
 

@@ -18,15 +18,15 @@ import numpy as np
 
 from ..errors import DAECFError, InputError
 from ..io.files import atomic_write
-from ..io.volumes import Volume, VertebraPosition
+from ..io.volumes import Volume, VertebraPosition, target_kind
 from .patches import check_positions_inside, cut_patch, to_model_input, volume_value_range
 from .screening import screen_volume
 
 if TYPE_CHECKING:  # rows and CSV need no torch; the explainer passed in brings it
     from .explainer import Explainer, Grades
 
-SCORE_COLUMNS = ("id", "level", "r", "a", "s", "distance", "probability", "score", "grade", "grade_name", "ood",
-                 "ood_score")
+SCORE_COLUMNS = ("id", "level", "kind", "r", "a", "s", "distance", "probability", "score", "grade", "grade_name",
+                 "ood", "ood_score")  # kind: vertebra or disc (empty for 2D images)
 
 
 def grade_row(grades: Grades, n: int, grade_names: Sequence[str], warning: str = "") -> dict[str, object]:
@@ -41,11 +41,11 @@ def grade_row(grades: Grades, n: int, grade_names: Sequence[str], warning: str =
 
 
 def _rows(explainer: Explainer, task: str, images: np.ndarray, ids: Sequence, levels: Sequence[str],
-          points: Sequence, warning: str = "") -> list[dict[str, object]]:
+          kinds: Sequence[str], points: Sequence, warning: str = "") -> list[dict[str, object]]:
     grades = explainer.grade(images, task)
     names = explainer.bundle.task(task).grade_names
-    return [{"id": ids[i], "level": levels[i], **_ras_columns(points[i]), **grade_row(grades, i, names, warning)}
-            for i in range(len(images))]
+    return [{"id": ids[i], "level": levels[i], "kind": kinds[i], **_ras_columns(points[i]),
+             **grade_row(grades, i, names, warning)} for i in range(len(images))]
 
 
 def _ras_columns(point) -> dict[str, object]:
@@ -67,7 +67,7 @@ def iter_volume_rows(explainer: Explainer, volume: Volume, positions: Sequence[V
         chunk = positions[start:start + batch_size]
         images = to_model_input(config, [cut_patch(config, volume, p.ras) for p in chunk], value_range)
         yield _rows(explainer, task, images, [p.label for p in chunk], [p.level for p in chunk],
-                    [p.ras for p in chunk], warning)
+                    [target_kind(p.label) for p in chunk], [p.ras for p in chunk], warning)
 
 
 def iter_image_rows(explainer: Explainer, images: np.ndarray, ids: Sequence[str], task: str, batch_size: int = 64,
@@ -83,7 +83,7 @@ def iter_image_rows(explainer: Explainer, images: np.ndarray, ids: Sequence[str]
         chunk = images[start:start + batch_size]
         prepared = np.stack([config.preprocessing.apply(image) for image in chunk])
         yield _rows(explainer, task, prepared, list(ids[start:start + batch_size]), [""] * len(chunk),
-                    [None] * len(chunk))
+                    [""] * len(chunk), [None] * len(chunk))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ Nodes are always looked up by ID or by exact name, never with ``slicer.util.getF
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from ..model.preprocessing import Preprocessing
 if TYPE_CHECKING:  # the scene helpers themselves need no torch
     from ..inference.explainer import Explanation
 
-_COLUMN_TYPES = {"id": "int", "level": "string", "grade": "int", "grade_name": "string", "ood": "int"}
+_COLUMN_TYPES = {"id": "int", "level": "string", "kind": "string", "grade": "int", "grade_name": "string", "ood": "int"}
 DIFFERENCE_COLOR_ID = "vtkMRMLColorTableNodeFileDivergingBlueRed.txt"  # present in a full Slicer scene only
 
 
@@ -131,7 +132,11 @@ def point_from_markups(markups_node, index: int = 0) -> np.ndarray:
 
 
 def level_from_text(text: str) -> str | None:
-    """A vertebral level named in a point or segment label ('L3', 'vertebrae_L3', 'L3 fracture'), else None."""
+    """A vertebral level or disc named in a point or segment label ('L3', 'vertebrae_L3', 'L3 fracture', 'L4-L5',
+    'disc L4/L5'), else None."""
+    for above, below in re.findall(r"([CTLS]\d{1,2})\s*[-/]\s*([CTLS]\d{1,2})", str(text).upper()):
+        if f"{above}-{below}" in LABELS_BY_LEVEL:
+            return f"{above}-{below}"
     for token in str(text).replace("_", " ").replace("-", " ").split():
         if token.upper() in LABELS_BY_LEVEL:
             return token.upper()
