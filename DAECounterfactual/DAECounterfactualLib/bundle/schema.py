@@ -1,4 +1,4 @@
-"""The JSON schema of the bundle files (config, task, latent statistics) and its check."""
+"""The JSON schema of the bundle files (config, task, latent statistics, OOD detector) and its check."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..model.ood import MAHALANOBIS
 from ..model.schedule import SPACINGS
 
 # JSON schema of the bundle files, checked before any object is built, so that a string where a number belongs, a
@@ -36,6 +37,8 @@ TASK_SCHEMA = {
 }
 LATENT_STATS_SCHEMA = {"mean": [NUMBER], "std": [NUMBER], "ood_threshold": NUMBER, "ood_quantile": NUMBER,
                        "ood_score": STRING}
+OOD_DETECTOR_SCHEMA = {"kind": {MAHALANOBIS}, "z_dim": INTEGER, "ood_threshold": NUMBER, "ood_quantile": NUMBER,
+                       "ood_score": STRING, "fit": ANY}
 
 
 def check_schema(value: Any, schema: Any, where: str) -> None:

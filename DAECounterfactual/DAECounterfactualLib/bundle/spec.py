@@ -1,6 +1,6 @@
 """What a bundle holds, as objects: its config (architecture, diffusion, modality, preprocessing, patch, step
 presets), its tasks (probe, calibration, grade names, positive-class rule), and the loaded ``Bundle`` (with the
-latent statistics of its training set, ``model.ood``). Reading and writing the files is ``store``'s.
+latent statistics of its training set and its OOD detector, ``model.ood``). Reading and writing the files is ``store``'s.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import BundleError, InputError
 from ..model.config import DAEConfig
 from ..model.schedule import SPACINGS, DiffusionConfig, NoiseSchedule
-from ..model.ood import LatentStats
+from ..model.ood import LatentStats, MahalanobisDetector
 from ..model.preprocessing import Preprocessing
 from ..model.probe import Calibration, LinearProbe
 
@@ -186,6 +186,12 @@ class Bundle:
     model_card: str
     manifest_sha256: str
     model: Any = None  # DiffusionAutoencoder (float32, eval, CPU); None when loaded without weights
+    ood_detector: MahalanobisDetector | None = None  # ood.json + ood.safetensors, where the bundle has them
+
+    @property
+    def ood(self) -> LatentStats | MahalanobisDetector:
+        """What flags out-of-distribution latents: the bundle's detector, or (older bundles) its z-score statistics."""
+        return self.latent_stats if self.ood_detector is None else self.ood_detector
 
     @property
     def bundle_id(self) -> str:

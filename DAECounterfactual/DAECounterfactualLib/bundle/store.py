@@ -2,7 +2,9 @@
 
     config.json          BundleConfig: architecture, diffusion schedule, modality, preprocessing, patch, step presets
     model.safetensors    DAE weights (fp16 or fp32)
-    latent_stats.json    mean/std of z_sem over the training set and the OOD threshold
+    latent_stats.json    mean/std of z_sem over the training set and the z-score OOD threshold
+    ood.json             optional, with ood.safetensors: the OOD detector that replaces the z-score (its kind and
+    ood.safetensors      threshold; its mean and precision matrix, too large for JSON)
     tasks/<name>.json    TaskSpec: probe, calibration, grade names, positive-class rule
     MODEL_CARD.md        training data, compute, metrics, intended use
     manifest.json        sha256 of every other file
@@ -26,14 +28,16 @@ from typing import Any
 from ..errors import BundleError
 from ..io.files import atomic_write_bytes
 from ..model.config import ConfigError, DAEConfig
-from ..model.ood import LatentStats
-from .schema import CONFIG_SCHEMA, LATENT_STATS_SCHEMA, TASK_SCHEMA, check_schema
+from ..model.ood import LatentStats, MahalanobisDetector
+from .schema import CONFIG_SCHEMA, LATENT_STATS_SCHEMA, OOD_DETECTOR_SCHEMA, TASK_SCHEMA, check_schema
 from .spec import FORMAT_VERSION, Bundle, BundleConfig, TaskSpec
 
 MANIFEST = "manifest.json"
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 LATENT_STATS = "latent_stats.json"
+OOD_DETECTOR = "ood.json"
+OOD_ARRAYS = "ood.safetensors"
 MODEL_CARD = "MODEL_CARD.md"
 TASK_DIR = "tasks"
 ALLOWED_SUFFIXES = (".json", ".safetensors", ".md")
@@ -106,14 +110,35 @@ def _build(root: Path, rel: str, data: bytes, factory, schema: dict[str, Any]):
         raise BundleError(f"{root / rel}: invalid content: {detail}") from None
 
 
-def _check_dimensions(root: Path, config: BundleConfig, stats: LatentStats, tasks: dict[str, TaskSpec]) -> None:
+def _check_dimensions(root: Path, config: BundleConfig, stats: LatentStats, tasks: dict[str, TaskSpec],
+                      detector: MahalanobisDetector | None = None) -> None:
     z_dim = config.model.z_dim
-    if stats.mean.shape[0] != z_dim:
-        raise BundleError(f"{root / LATENT_STATS}: {stats.mean.shape[0]} dimensions, model z_dim is {z_dim}")
+    for rel, ood in ((LATENT_STATS, stats), (OOD_DETECTOR, detector)):
+        if ood is not None and ood.mean.shape[0] != z_dim:
+            raise BundleError(f"{root / rel}: {ood.mean.shape[0]} dimensions, model z_dim is {z_dim}")
     for name, task in tasks.items():
         if task.probe.dim != z_dim:
             raise BundleError(f"{root / TASK_DIR / (name + '.json')}: probe has {task.probe.dim} dimensions, "
                               f"model z_dim is {z_dim}")
+
+
+def _load_detector(root: Path, files: dict[str, bytes]) -> MahalanobisDetector | None:
+    """The OOD detector (ood.json and its arrays, ood.safetensors, read with safetensors' numpy loader), if any."""
+    present = [rel for rel in (OOD_DETECTOR, OOD_ARRAYS) if rel in files]
+    if not present:
+        return None
+    if len(present) == 1:
+        missing = OOD_ARRAYS if present[0] == OOD_DETECTOR else OOD_DETECTOR
+        raise BundleError(f"{root / missing}: missing; the OOD detector in {present[0]} needs both files")
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    try:
+        arrays = load(files[OOD_ARRAYS])
+    except (SafetensorError, ValueError, TypeError) as exc:
+        raise BundleError(f"{root / OOD_ARRAYS}: not readable as safetensors ({exc})") from None
+    return _build(root, OOD_DETECTOR, files[OOD_DETECTOR], lambda data: MahalanobisDetector.from_parts(data, arrays),
+                  OOD_DETECTOR_SCHEMA)
 
 
 def _load_model(root: Path, data: bytes, config: DAEConfig):
@@ -151,11 +176,12 @@ def load_bundle(path: str | os.PathLike, load_weights: bool = True) -> Bundle:
         if rel != f"{TASK_DIR}/{task.name}.json":
             raise BundleError(f"{root / rel}: task name {task.name!r} does not match its file name")
         tasks[task.name] = task
-    _check_dimensions(root, config, stats, tasks)
+    detector = _load_detector(root, files)
+    _check_dimensions(root, config, stats, tasks, detector)
     model = _load_model(root, files[WEIGHTS], config.model) if load_weights else None
     return Bundle(path=root, config=config, latent_stats=stats, tasks=tasks,
                   model_card=files[MODEL_CARD].decode("utf-8", errors="replace"),
-                  manifest_sha256=manifest_sha, model=model)
+                  manifest_sha256=manifest_sha, model=model, ood_detector=detector)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -172,8 +198,16 @@ def _write_manifest(root: Path) -> None:
     atomic_write_bytes(root / MANIFEST, _json_bytes({"format_version": FORMAT_VERSION, "files": files}))
 
 
+def _write_detector(root: Path, detector: MahalanobisDetector) -> None:
+    from safetensors.numpy import save
+
+    atomic_write_bytes(root / OOD_ARRAYS, save(detector.arrays(), metadata={"daecf": "ood detector"}))
+    atomic_write_bytes(root / OOD_DETECTOR, _json_bytes(detector.to_dict()))
+
+
 def write_bundle(path: str | os.PathLike, config: BundleConfig, model, latent_stats: LatentStats,
-                 tasks: list[TaskSpec], model_card: str, fp16: bool = True, overwrite: bool = False) -> Path:
+                 tasks: list[TaskSpec], model_card: str, fp16: bool = True, overwrite: bool = False,
+                 ood_detector: MahalanobisDetector | None = None) -> Path:
     """Write a complete bundle into a temporary sibling folder, then move it into place (never half-written)."""
     from safetensors.torch import save
 
@@ -192,6 +226,9 @@ def write_bundle(path: str | os.PathLike, config: BundleConfig, model, latent_st
         # identical bytes so that re-bundling does not churn the repository
         (staging / WEIGHTS).write_bytes(save(state, metadata={"daecf": json.dumps({"bundle": config.name, "dtype": str(dtype)}, sort_keys=True)}))
         (staging / LATENT_STATS).write_bytes(_json_bytes(latent_stats.to_dict()))
+        if ood_detector is not None:
+            _check_dimensions(staging, config, latent_stats, {}, ood_detector)
+            _write_detector(staging, ood_detector)
         (staging / MODEL_CARD).write_text(model_card, encoding="utf-8")
         for task in tasks:
             _check_dimensions(staging, config, latent_stats, {task.name: task})
@@ -221,3 +258,14 @@ def add_task(path: str | os.PathLike, task: TaskSpec, overwrite: bool = False, m
 
 
 
+
+
+def set_ood_detector(path: str | os.PathLike, detector: MahalanobisDetector, model_card: str | None = None) -> None:
+    """Give a verified bundle an OOD detector (replacing any it has), optionally with a new model card; the DAE
+    weights, the tasks and the z-score statistics are left as they are."""
+    bundle = load_bundle(path, load_weights=False)
+    _check_dimensions(bundle.path, bundle.config, bundle.latent_stats, {}, detector)
+    _write_detector(bundle.path, detector)
+    if model_card is not None:
+        atomic_write_bytes(bundle.path / MODEL_CARD, model_card.encode("utf-8"))
+    _write_manifest(bundle.path)

@@ -96,10 +96,10 @@ class Explainer:
     def grade_latents(self, z: np.ndarray, task: str | TaskSpec) -> Grades:
         spec = task if isinstance(task, TaskSpec) else self.bundle.task(task)
         distance = spec.probe.distance(z)
-        stats = self.bundle.latent_stats
+        ood = self.bundle.ood
         return Grades(distance=distance, probability=spec.probe.probability(z),
                       score=spec.calibration.score(distance), grade=spec.calibration.grade(distance),
-                      ood_score=stats.ood_score(z), ood=stats.is_ood(z))
+                      ood_score=ood.ood_score(z), ood=ood.is_ood(z))
 
     def grade(self, images: np.ndarray, task: str | TaskSpec) -> Grades:
         return self.grade_latents(self.encode(images), task)

@@ -1,5 +1,7 @@
-"""Out-of-distribution statistics: mean and spread of z_sem over a training set, and the threshold above which a
-latent's mean squared z-score flags an image the model has not seen the like of."""
+"""Out-of-distribution scores of z_sem: the training set's mean and spread per dimension (a latent's mean squared
+z-score; every bundle has it) and, where a bundle carries one, the Mahalanobis distance under the training latents'
+shrunk covariance, which replaces it. Either flags an image whose score exceeds its threshold: one the model has not
+seen the like of."""
 
 from __future__ import annotations
 
@@ -54,3 +56,71 @@ class LatentStats:
     def from_dict(cls, data: dict[str, Any]) -> "LatentStats":
         return cls(mean=data["mean"], std=data["std"], ood_threshold=float(data["ood_threshold"]),
                    ood_quantile=float(data.get("ood_quantile", 0.995)))
+
+
+MAHALANOBIS = "mahalanobis_ledoit_wolf"
+
+
+def squared_mahalanobis(centred: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """c . precision . c per row of ``centred``, divided by its dimensions (about 1 for a typical latent)."""
+    return np.einsum("ij,jk,ik->i", centred, precision, centred) / len(precision)
+
+
+@dataclass(frozen=True)
+class MahalanobisDetector:
+    """Squared Mahalanobis distance of z_sem from the training latents' mean under their Ledoit-Wolf shrunk
+    covariance, divided by z_dim; the threshold is a quantile of held-out in-distribution scores. Chosen over the
+    per-dimension z-score on issue 23's shift sets (docs/RESULTS.md): an image of another modality, region or target
+    can look ordinary in every dimension alone and still break how the dimensions vary together.
+
+    The arrays are held as they are stored (float32), so that the threshold fitted on them is the one that applies."""
+
+    mean: np.ndarray
+    precision: np.ndarray
+    ood_threshold: float
+    ood_quantile: float = 0.995
+
+    def __post_init__(self) -> None:
+        mean = np.asarray(self.mean, dtype=np.float32).astype(np.float64)
+        precision = np.asarray(self.precision, dtype=np.float32).astype(np.float64)
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "precision", precision)
+        if mean.ndim != 1 or precision.shape != (len(mean), len(mean)):
+            raise ValueError(f"Mahalanobis mean {mean.shape} and precision {precision.shape} must be (d,) and (d, d)")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(precision))):
+            raise ValueError("Mahalanobis mean and precision must be finite")
+        if not np.allclose(precision, precision.T, rtol=1e-4, atol=1e-6 * np.abs(precision).max()):
+            raise ValueError("the Mahalanobis precision matrix must be symmetric")
+        if not np.isfinite(self.ood_threshold) or self.ood_threshold <= 0:
+            raise ValueError(f"ood_threshold must be positive, got {self.ood_threshold}")
+        if not 0 < self.ood_quantile < 1:
+            raise ValueError(f"ood_quantile must lie in (0, 1), got {self.ood_quantile}")
+
+    def ood_score(self, z: np.ndarray) -> np.ndarray:
+        return squared_mahalanobis(np.atleast_2d(np.asarray(z, dtype=np.float64)) - self.mean, self.precision)
+
+    def is_ood(self, z: np.ndarray) -> np.ndarray:
+        return self.ood_score(z) > self.ood_threshold
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What the bundle stores in safetensors."""
+        return {"mean": self.mean.astype(np.float32), "precision": self.precision.astype(np.float32)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the bundle stores as JSON beside the arrays."""
+        return {"kind": MAHALANOBIS, "z_dim": len(self.mean), "ood_threshold": self.ood_threshold,
+                "ood_quantile": self.ood_quantile,
+                "ood_score": "(z - mean) . precision . (z - mean) / z_dim; precision: inverse Ledoit-Wolf "
+                             "covariance of the training latents; threshold: ood_quantile of held-out scores"}
+
+    @classmethod
+    def from_parts(cls, data: dict[str, Any], arrays: dict[str, np.ndarray]) -> "MahalanobisDetector":
+        if data.get("kind") != MAHALANOBIS:
+            raise ValueError(f"unknown OOD detector kind {data.get('kind')!r}; expected {MAHALANOBIS!r}")
+        if set(arrays) != {"mean", "precision"}:
+            raise ValueError(f"the detector's arrays must be 'mean' and 'precision', got {sorted(arrays)}")
+        detector = cls(arrays["mean"], arrays["precision"], float(data["ood_threshold"]),
+                       float(data.get("ood_quantile", 0.995)))
+        if int(data.get("z_dim", len(detector.mean))) != len(detector.mean):
+            raise ValueError(f"z_dim {data['z_dim']} but the arrays have {len(detector.mean)} dimensions")
+        return detector
