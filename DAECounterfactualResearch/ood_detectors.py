@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from DAECounterfactualLib.model.ood import LatentStats
+from DAECounterfactualLib.model.ood import LatentStats, squared_mahalanobis
 
 
 class Detector(Protocol):
@@ -29,9 +29,7 @@ class Mahalanobis:
 
     def score(self, z: np.ndarray) -> np.ndarray:
         centred = np.atleast_2d(np.asarray(z, dtype=np.float64)) - self.mean
-        if self.basis is not None:
-            centred = centred @ self.basis.T
-        return np.einsum("ij,jk,ik->i", centred, self.precision, centred) / len(self.precision)
+        return squared_mahalanobis(centred if self.basis is None else centred @ self.basis.T, self.precision)
 
 
 @dataclass(frozen=True)

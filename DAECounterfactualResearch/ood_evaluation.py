@@ -98,7 +98,9 @@ def summary(measured: dict[str, dict[str, dict]]) -> dict[str, dict]:
 
 def pick(table: dict[str, dict]) -> str:
     """The detector with the best mean AUROC among those that flag at most 5 % of held-out patches (cross-fitted,
-    rounded to a percent) at their 95 % threshold."""
+    rounded to a percent) at their 95 % threshold; where none does, the best mean AUROC. A bundle's own detector
+    is a result of the pick, not a candidate."""
+    table = {d: row for d, row in table.items() if d != SHIPPED_DETECTOR}
     allowed = [d for d, row in table.items() if round(row["mean_false_flags_0.95"], 2) <= 0.05] or list(table)
     return max(allowed, key=lambda d: table[d]["mean_auroc"])
 
@@ -138,16 +140,40 @@ def encode_sets(explainer, sets) -> tuple[dict[str, np.ndarray], dict[str, np.nd
             {s.name: s.record() for s in sets.shifts})
 
 
+BEFORE = "zscore_shipped"      # the bundle's latent_stats.json at its own threshold: what every bundle flagged with
+SHIPPED_DETECTOR = "detector_shipped"  # the detector a bundle carries (ood.json), at its own threshold
+
+
 def measure_detectors(latents: dict[str, np.ndarray], groups: dict[str, np.ndarray], records: dict[str, dict],
-                      shipped, candidates: dict) -> dict[str, dict]:
-    """``measure`` for the shipped statistics (``LatentStats``, at its own threshold too) and for every candidate
-    of ``ood_detectors.CANDIDATES`` fitted on the ``fit`` latents."""
+                      stats, candidates: dict, detector=None) -> dict[str, dict]:
+    """``measure`` for the bundle's z-score statistics and its detector where it has one (each at its own threshold
+    too) and for every candidate of ``ood_detectors.CANDIDATES`` fitted on the ``fit`` latents."""
     from .ood_detectors import score_of
 
-    detectors = {"shipped": shipped} | {name: fit(latents["fit"]) for name, (_, fit) in candidates.items()}
+    shipped = {BEFORE: stats} | ({SHIPPED_DETECTOR: detector} if detector is not None else {})
+    fitted = {name: fit(latents["fit"]) for name, (_, fit) in candidates.items()}
     out = {}
-    for name, detector in detectors.items():
-        score = score_of(detector)
+    for name, scorer in (shipped | fitted).items():
+        score = score_of(scorer)
         scored = ScoredSets({k: score(v) for k, v in latents.items() if k != "fit"}, groups, records)
-        out[name] = measure(scored, shipped.ood_threshold if name == "shipped" else None)
+        out[name] = measure(scored, scorer.ood_threshold if name in shipped else None)
     return out
+
+
+def before_after_table(bundle: str, measured: dict[str, dict], after: str, quantile: float = 0.995) -> str:
+    """The bundle's z-score at its shipped threshold beside ``after`` at the ``quantile`` threshold it would ship with:
+    AUROC (against the source where it is not the held-out set) and the share flagged, per set."""
+    before, chosen, key = measured[BEFORE], measured[after], str(quantile)
+
+    def auc(row: dict) -> str:
+        return f"{row['auroc']:.2f}" + (f" ({row['auroc_vs_source']:.2f})" if "auroc_vs_source" in row else "")
+
+    lines = [f"**{bundle}**", "", f"| set (n) | before: AUROC | before: flagged | {after}: AUROC | {after}: flagged |",
+             "| --- | --- | --- | --- | --- |",
+             f"| held out, in distribution ({before['id']['n']}): false flags | | "
+             f"{percent(before['id']['false_flags']['shipped'])} | | {percent(chosen['id']['false_flags'][key])} |"]
+    for name, row in before["shifts"].items():
+        label = name if row["counted"] else f"{name}, not counted"
+        lines.append(f"| {label} ({row['n']}) | {auc(row)} | {percent(row['flagged']['shipped'])} | "
+                     f"{auc(chosen['shifts'][name])} | {percent(chosen['shifts'][name]['flagged'][key])} |")
+    return "\n".join(lines)

@@ -82,10 +82,22 @@ def test_the_pick_is_the_best_mean_auroc_among_detectors_with_few_false_flags():
     measured["b1"]["good"]["id"]["false_flags"]["0.95"] = 0.2
     measured["b1"]["weak"]["id"]["false_flags"]["0.95"] = 0.2
     assert pick(summary(measured)) == "sharp"  # none within 5 %: the best AUROC
+    measured["b1"]["detector_shipped"] = detector_record([1.0, 1.0], 0.0)
+    assert pick(summary(measured)) == "sharp"  # a bundle's own detector is not a candidate
 
 
 def test_the_table_has_a_row_per_set_and_marks_the_uncounted():
-    measured = {"shipped": measure(scored_sets(), 150.0), "other": measure(scored_sets())}
-    text = markdown_table("bundle", measured, ["shipped", "other"])
+    measured = {"zscore_shipped": measure(scored_sets(), 150.0), "other": measure(scored_sets())}
+    text = markdown_table("bundle", measured, ["zscore_shipped", "other"])
     assert "| far (10) | 1.00 · 100 % (100 % at shipped) | 1.00 · 100 % |" in text
     assert "base, not counted (4)" in text and "(1.00)" in text
+
+
+def test_before_and_after_are_read_at_their_own_thresholds():
+    from DAECounterfactualResearch.ood_evaluation import before_after_table
+
+    measured = {"zscore_shipped": measure(scored_sets(), 150.0), "other": measure(scored_sets())}
+    text = before_after_table("bundle", measured, "other")
+    assert "| near (4) | 0.87 | 75 % | 0.87 | 25 % |" in text  # shipped threshold 150; 99.5 % of held out
+    assert "| held out, in distribution (200): false flags | | 24 % | | 0 % |" in text
+    assert "| made (4) | 0.01 (1.00) |" in text
