@@ -47,6 +47,12 @@ CT_UNITS = {"units_offset": (1.0, 1024.0, "stored values without the rescale int
 SPINE_CT_WINDOW = Preprocessing("ct_window", -1000.0, 1500.0)  # spine CT shown to an image bundle
 SPINE_MRI_SCALING = Preprocessing("percentile", 1.0, 99.0)
 DISC_AUGMENTATIONS = 8  # copies per training disc in the fit set (the bundle trained on 48)
+DESCRIPTIONS = {  # (fit, held out) per kind of bundle
+    "vertebra": ("its training split, cut as its config's data.build cut it", "its held-out splits (val, test)"),
+    "disc": (f"the SPIDER training discs, {DISC_AUGMENTATIONS} augmented copies each",
+             "the SPIDER validation discs (8 patients)"),
+    "image": ("the RetinaMNIST training split", "the RetinaMNIST validation split (the test split is withheld)"),
+}
 
 
 @dataclass(frozen=True)
@@ -117,9 +123,9 @@ def vertebra_splits(cut: Cut, root: Path, limit: int | None) -> tuple[list[CaseS
 
 def vertebra_in_distribution(cut: Cut, root: Path, limit: int | None) -> tuple[PatchSet, PatchSet, list[CaseSpec]]:
     train, held = vertebra_splits(cut, root, limit)
-    fit = samples_set("fit", "training split", cut_cases((s.load() for s in train), cut.settings))
-    return fit, samples_set("id", "held-out splits (val, test)", cut_cases((s.load() for s in held),
-                                                                             cut.settings)), held
+    fit_text, held_text = DESCRIPTIONS["vertebra"]
+    fit = samples_set("fit", fit_text, cut_cases((s.load() for s in train), cut.settings))
+    return fit, samples_set("id", held_text, cut_cases((s.load() for s in held), cut.settings)), held
 
 
 def disc_in_distribution(config: BundleConfig, root: Path) -> tuple[PatchSet, PatchSet]:
@@ -131,8 +137,8 @@ def disc_in_distribution(config: BundleConfig, root: Path) -> tuple[PatchSet, Pa
         return PatchSet("fit" if split == "train" else "id", description, arrays["images"][chosen],
                         arrays["case_id"][chosen])
 
-    return (part("train", f"SPIDER training discs, {DISC_AUGMENTATIONS} augmented copies each"),
-            part("val", "SPIDER validation discs (8 patients)"))
+    fit_text, held_text = DESCRIPTIONS["disc"]
+    return part("train", fit_text), part("val", held_text)
 
 
 def retina_images(root: Path, split: str) -> np.ndarray:
@@ -143,8 +149,9 @@ def retina_images(root: Path, split: str) -> np.ndarray:
 def image_in_distribution(root: Path) -> tuple[PatchSet, PatchSet]:
     data = medmnist_training_set(root / "retinamnist" / "retinamnist.npz")
     train, val = data.subset("train"), data.subset("val")
-    return (PatchSet("fit", "RetinaMNIST training split", train.images, train.case_id),
-            PatchSet("id", "RetinaMNIST validation split (the test split is withheld)", val.images, val.case_id))
+    fit_text, held_text = DESCRIPTIONS["image"]
+    return (PatchSet("fit", fit_text, train.images, train.case_id),
+            PatchSet("id", held_text, val.images, val.case_id))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -373,3 +380,14 @@ def bundle_sets(experiment: Experiment, config: BundleConfig, root: Path, limit:
     shifts, skipped = kind_shifts(config, cut.settings, cases, base, base_source, retina, discs=False)
     transforms, more = transform_shifts(config, cut.settings, base, base_source)
     return BundleSets(fit, held, extra + shifts + transforms, skipped | more)
+
+
+def in_distribution(experiment: Experiment, config: BundleConfig, root: Path, limit: int | None = None
+                    ) -> tuple[PatchSet, PatchSet]:
+    """The fit and held-out sets alone (what a detector is fitted and thresholded on), as ``bundle_sets`` cuts them."""
+    target = target_of(experiment)
+    if target == "image":
+        return image_in_distribution(root)
+    if target == "disc":
+        return disc_in_distribution(config, root)
+    return vertebra_in_distribution(training_cut(experiment, config), root, limit)[:2]

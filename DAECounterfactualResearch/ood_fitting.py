@@ -1,0 +1,52 @@
+"""The OOD detector a bundle ships (issue 23), as chosen on the shift sets: a Ledoit-Wolf Mahalanobis distance fitted
+on the bundle's training latents, flagged above a quantile of its held-out in-distribution scores; and the model
+card's section that says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from DAECounterfactualLib.model.ood import MahalanobisDetector
+
+from .ood_detectors import fit_mahalanobis
+
+OOD_HEADING = "## Out-of-distribution flag"
+STATS_SENTENCE = "Out-of-distribution inputs are flagged from the latent statistics of the training set."
+DETECTOR_SENTENCE = "Out-of-distribution inputs are flagged as the section above says."
+
+
+def fit_detector(z_fit: np.ndarray, z_held: np.ndarray, quantile: float = 0.995) -> MahalanobisDetector:
+    """Mean and shrunk precision of ``z_fit``; threshold = ``quantile`` of the held-out scores, computed with the
+    arrays as stored."""
+    fitted = fit_mahalanobis(z_fit)
+    draft = MahalanobisDetector(fitted.mean, fitted.precision, ood_threshold=1.0, ood_quantile=quantile)
+    return replace(draft, ood_threshold=float(np.quantile(draft.ood_score(z_held), quantile)))
+
+
+def ood_card_section(detector: MahalanobisDetector, fit: str, held: str, command: str) -> str:
+    return "\n".join([
+        OOD_HEADING,
+        f"- Flagged when the squared Mahalanobis distance of z_sem per dimension exceeds {detector.ood_threshold:.4g}: "
+        f"the {100 * detector.ood_quantile:g}th percentile of {held}. Mean and Ledoit-Wolf covariance of {fit} "
+        f"(`ood.json`, `ood.safetensors`; `{command}`).",
+        "- Chosen on shift sets (other modality, spine region, target, metal, units, crop-cut, noise, blur, "
+        "non-spine images, fractures beyond the training range) over the per-dimension z-score of "
+        "`latent_stats.json`, which is kept for older readers: docs/RESULTS.md (issue 23). What it cannot flag, "
+        "e.g. heavy noise or fractures beyond the training range, is listed there.", ""])
+
+
+def with_ood_section(card: str, section: str) -> str:
+    """The model card with its OOD section replaced (or put before Intended use, else at the end), and the
+    intended-use sentence that named the z-score statistics pointed at it."""
+    card = card.replace(STATS_SENTENCE, DETECTOR_SENTENCE)
+    if OOD_HEADING in card:
+        head, _, rest = card.partition(OOD_HEADING)
+        _, next_heading, tail = rest.partition("\n## ")
+        return head + section + ("\n## " + tail if next_heading else "")
+    head, marker, tail = card.partition("## Intended use")
+    if not marker:
+        return card.rstrip("\n") + "\n\n" + section
+    return head + section + "\n" + marker + tail

@@ -1,0 +1,68 @@
+"""Issue 23's shipped detector: fitted on training latents, its threshold at the stated quantile of held-out scores,
+written into a copy of a bundle with its model card section."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from DAECounterfactualLib.bundle.store import load_bundle
+from DAECounterfactualResearch.ood_fitting import (DETECTOR_SENTENCE, OOD_HEADING, STATS_SENTENCE, fit_detector,
+                                                   ood_card_section, with_ood_section)
+
+
+def test_the_threshold_is_the_quantile_of_held_out_scores_as_stored():
+    rng = np.random.default_rng(0)
+    z_fit, z_held = rng.normal(size=(400, 6)), rng.normal(size=(1000, 6)) * 1.2
+    detector = fit_detector(z_fit, z_held, quantile=0.95)
+    scores = detector.ood_score(z_held)
+    assert detector.ood_threshold == np.quantile(scores, 0.95) and detector.ood_quantile == 0.95
+    assert np.mean(scores > detector.ood_threshold) == pytest.approx(0.05, abs=0.002)
+    np.testing.assert_allclose(detector.mean, z_fit.mean(axis=0), atol=1e-6)
+    assert detector.precision.dtype == np.float64 and np.array_equal(detector.precision,
+                                                                     detector.precision.astype(np.float32))
+
+
+CARD = f"# b\n\n## Validation\n- x\n\n## Intended use\nResearch. {STATS_SENTENCE}\n"
+
+
+def test_the_card_gets_one_section_before_intended_use_and_the_sentence_points_at_it():
+    first = with_ood_section(CARD, f"{OOD_HEADING}\n- first\n")
+    assert first.index(OOD_HEADING) < first.index("## Intended use") and DETECTOR_SENTENCE in first
+    assert STATS_SENTENCE not in first
+    second = with_ood_section(first, f"{OOD_HEADING}\n- second\n")
+    assert second.count(OOD_HEADING) == 1 and "- second" in second and "- first" not in second
+    assert second.endswith(f"Research. {DETECTOR_SENTENCE}\n") and "## Validation\n- x" in second
+    assert with_ood_section("# hand-written\n", f"{OOD_HEADING}\n- s\n") == f"# hand-written\n\n{OOD_HEADING}\n- s\n"
+
+
+def test_the_section_states_threshold_quantile_and_sets():
+    detector = fit_detector(np.random.default_rng(1).normal(size=(100, 3)), np.random.default_rng(2).normal(size=(50, 3)))
+    text = ood_card_section(detector, "100 training patches", "50 held-out patches", "cmd")
+    assert f"{detector.ood_threshold:.4g}" in text and "99.5th percentile of 50 held-out patches" in text
+
+
+def test_the_script_writes_the_detector_into_a_copy_from_the_measured_latents(tmp_path, ct_bundle_path,
+                                                                              script_main, monkeypatch):
+    from DAECounterfactualResearch.ood_cache import write_cache
+
+    monkeypatch.setenv("DAECF_MODELS", str(ct_bundle_path.parent))
+    z_dim = load_bundle(ct_bundle_path, load_weights=False).config.model.z_dim
+    rng = np.random.default_rng(3)
+    latents = {"fit": rng.normal(size=(300, z_dim)), "id": rng.normal(size=(200, z_dim))}
+    write_cache(tmp_path / "cache" / "tinyct.npz", {"z": latents, "g": {}, "r": {}, "rg": {}, "records": {},
+                                                      "skipped": {}, "round_trip": 0})
+    config = tmp_path / "tinyct.json"
+    config.write_text(json.dumps({"bundle": {"name": "tinyct"}, "data": {"kind": "medmnist", "path": "x.npz"}}))
+    before = (ct_bundle_path / "manifest.json").read_bytes()
+    assert script_main("fit_ood")([str(config), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]) == 0
+    written = load_bundle(tmp_path / "out" / "tinyct", load_weights=False)
+    assert written.ood is written.ood_detector
+    expected = fit_detector(latents["fit"], latents["id"])
+    assert written.ood.ood_threshold == pytest.approx(expected.ood_threshold)
+    assert OOD_HEADING in written.model_card and "RetinaMNIST validation split" in written.model_card
+    assert (ct_bundle_path / "manifest.json").read_bytes() == before  # the source is never changed
+    with pytest.raises(SystemExit):  # a second run would overwrite another bundle's copy
+        script_main("fit_ood")([str(config), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")])

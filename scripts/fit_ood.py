@@ -1,0 +1,70 @@
+#!/usr/bin/env python
+"""Fit the OOD detector chosen on the shift sets (issue 23) and write it into bundles: a Ledoit-Wolf Mahalanobis
+distance on each bundle's training latents, flagged above a quantile of its held-out in-distribution scores; the
+model card gets a section on it. With --cache (from scripts/ood_shift_sets.py) it is fitted on exactly the
+latents that were measured.
+
+    python scripts/fit_ood.py scripts/configs/{vcf-ct,vertebra-mri,disc-mri,dr-retina}.json --data-root DATA \\
+        --cache CACHE --out Resources/Models
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from DAECounterfactualLib.bundle.registry import resolve_bundle
+from DAECounterfactualLib.bundle.store import load_bundle, set_ood_detector
+from DAECounterfactualLib.inference.explainer import Explainer
+from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, load_experiment, run_script
+from DAECounterfactualResearch.ood_cache import read_cache
+from DAECounterfactualResearch.ood_fitting import fit_detector, ood_card_section, with_ood_section
+from DAECounterfactualResearch.ood_sets import DESCRIPTIONS, in_distribution, target_of
+
+COMMAND = "python scripts/fit_ood.py"
+
+
+def latents(experiment, bundle, args):
+    """(training, held-out) latents: the measured ones from --cache, else encoded from the built sets."""
+    cached = args.cache and read_cache(args.cache / f"{bundle.config.name}.npz")
+    if cached:
+        return cached["z"]["fit"], cached["z"]["id"]
+    fit, held = in_distribution(experiment, bundle.config, args.data_root, args.limit_cases)
+    explainer = Explainer(bundle)
+    return explainer.encode(fit.images), explainer.encode(held.images)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("configs", type=Path, nargs="+", help="experiment configs of the bundles")
+    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
+    parser.add_argument("--out", type=Path, required=True,
+                        help="folder of the bundles to write: each is copied there first unless it is its own source")
+    parser.add_argument("--cache", type=Path, default=None, help="the --cache folder of scripts/ood_shift_sets.py")
+    parser.add_argument("--quantile", type=float, default=0.995, help="of the held-out scores, for the threshold")
+    parser.add_argument("--limit-cases", type=int, default=None, help="as scripts/ood_shift_sets.py (no cache)")
+    args = parser.parse_args(argv)
+    for config in args.configs:
+        experiment = load_experiment(config)
+        source = resolve_bundle(experiment.name)
+        target = args.out / experiment.name
+        if target.resolve() != source.resolve():
+            if target.exists():
+                parser.error(f"{target} exists and is not the bundle {source}: name another --out")
+            shutil.copytree(source, target)
+        bundle = load_bundle(target)
+        z_fit, z_held = latents(experiment, bundle, args)
+        detector = fit_detector(z_fit, z_held, args.quantile)
+        fit_text, held_text = DESCRIPTIONS[target_of(experiment)]
+        section = ood_card_section(detector, f"{len(z_fit)} training patches ({fit_text})",
+                                   f"the scores of {len(z_held)} held-out in-distribution patches ({held_text})",
+                                   COMMAND)
+        set_ood_detector(target, detector, with_ood_section(bundle.model_card, section))
+        print(f"{load_bundle(target, load_weights=False).bundle_id}: threshold {detector.ood_threshold:.4g} "
+              f"({len(z_fit)} training, {len(z_held)} held-out latents)")
+    return 0
+
+
+if __name__ == "__main__":
+    run_script(main)
