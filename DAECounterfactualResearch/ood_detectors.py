@@ -1,8 +1,8 @@
 """Candidate out-of-distribution scores on z_sem, fitted on a bundle's training latents (issue 23), to be compared on
 the shift sets: the shipped mean squared z-score (per-dimension statistics, blind to how dimensions vary
 together), a Mahalanobis distance under a Ledoit-Wolf shrunk covariance (all of z_sem, or its top principal
-directions), and the distance to the k-th nearest training latent. Each scores (N, z_dim) latents, higher = less
-like the training set.
+directions), and the distance to the k-th nearest training latent. Each scores (N, z_dim) latents with
+``ood_score``, as the runtime's scores do; higher = less like the training set.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from DAECounterfactualLib.model.ood import LatentStats, squared_mahalanobis
 
 
 class Detector(Protocol):
-    def score(self, z: np.ndarray) -> np.ndarray: ...
+    def ood_score(self, z: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Mahalanobis:
     precision: np.ndarray
     basis: np.ndarray | None = None
 
-    def score(self, z: np.ndarray) -> np.ndarray:
+    def ood_score(self, z: np.ndarray) -> np.ndarray:
         centred = np.atleast_2d(np.asarray(z, dtype=np.float64)) - self.mean
         return squared_mahalanobis(centred if self.basis is None else centred @ self.basis.T, self.precision)
 
@@ -41,7 +41,7 @@ class NearestNeighbours:
     std: np.ndarray
     k: int
 
-    def score(self, z: np.ndarray, chunk: int = 512) -> np.ndarray:
+    def ood_score(self, z: np.ndarray, chunk: int = 512) -> np.ndarray:
         query = (np.atleast_2d(np.asarray(z, dtype=np.float64)) - self.mean) / self.std
         squared_reference = np.sum(self.reference ** 2, axis=1)
         out = []
@@ -81,7 +81,3 @@ CANDIDATES = {
     "knn10": ("distance to the 10th nearest training latent (z-scores)", fit_nearest_neighbours),
 }
 
-
-def score_of(detector) -> np.ndarray:
-    """The scoring function of a detector: LatentStats scores with ``ood_score``, the others with ``score``."""
-    return detector.ood_score if isinstance(detector, LatentStats) else detector.score

@@ -148,14 +148,11 @@ def measure_detectors(latents: dict[str, np.ndarray], groups: dict[str, np.ndarr
                       stats, candidates: dict, detector=None) -> dict[str, dict]:
     """``measure`` for the bundle's z-score statistics and its detector where it has one (each at its own threshold
     too) and for every candidate of ``ood_detectors.CANDIDATES`` fitted on the ``fit`` latents."""
-    from .ood_detectors import score_of
-
     shipped = {BEFORE: stats} | ({SHIPPED_DETECTOR: detector} if detector is not None else {})
     fitted = {name: fit(latents["fit"]) for name, (_, fit) in candidates.items()}
     out = {}
     for name, scorer in (shipped | fitted).items():
-        score = score_of(scorer)
-        scored = ScoredSets({k: score(v) for k, v in latents.items() if k != "fit"}, groups, records)
+        scored = ScoredSets({k: scorer.ood_score(v) for k, v in latents.items() if k != "fit"}, groups, records)
         out[name] = measure(scored, scorer.ood_threshold if name in shipped else None)
     return out
 

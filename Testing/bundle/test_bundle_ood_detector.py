@@ -92,8 +92,23 @@ def test_arrays_of_another_size_or_not_safetensors_are_refused(with_detector):
         load_bundle(with_detector, load_weights=False)
     (with_detector / OOD_ARRAYS).write_bytes(b"\x80\x04not safetensors")
     _write_manifest(with_detector)
-    with pytest.raises(BundleError, match=r"ood\.safetensors: not readable as safetensors"):
+    with pytest.raises(BundleError, match=r"ood\.safetensors: not readable as float32 safetensors"):
         load_bundle(with_detector, load_weights=False)
+
+
+def test_only_float32_tensors_whose_bytes_fit_their_shape_are_read(with_detector):
+    from safetensors.numpy import save
+
+    from DAECounterfactualLib.bundle.store import _float32_tensors
+
+    arrays = detector(4).arrays()
+    read = _float32_tensors(save(arrays, metadata={"m": "x"}))
+    assert set(read) == {"mean", "precision"} and np.array_equal(read["precision"], arrays["precision"])
+    with pytest.raises(ValueError, match="is F64, expected F32"):
+        _float32_tensors(save({"mean": np.zeros(3)}))
+    truncated = save(arrays)[:-8]
+    with pytest.raises(ValueError, match="does not hold shape"):
+        _float32_tensors(truncated)
 
 
 def test_a_detector_of_another_size_is_not_written(with_detector):

@@ -7,7 +7,7 @@ import pytest
 
 from DAECounterfactualLib.model.ood import LatentStats
 from DAECounterfactualResearch.ood_detectors import (CANDIDATES, NearestNeighbours, fit_mahalanobis,
-                                                     fit_nearest_neighbours, score_of)
+                                                     fit_nearest_neighbours)
 from DAECounterfactualResearch.ood_evaluation import auroc
 
 
@@ -31,7 +31,7 @@ def against_the_correlation(n: int, seed: int = 1) -> np.ndarray:
 def test_mahalanobis_sees_a_broken_correlation_that_the_per_dimension_score_misses():
     train, held, shifted = correlated(2000), correlated(300, seed=2), against_the_correlation(300)
     mahalanobis, zscore = fit_mahalanobis(train), LatentStats.from_latents(train)
-    assert auroc(mahalanobis.score(held), mahalanobis.score(shifted)) > 0.95
+    assert auroc(mahalanobis.ood_score(held), mahalanobis.ood_score(shifted)) > 0.95
     assert auroc(zscore.ood_score(held), zscore.ood_score(shifted)) < 0.75
 
 
@@ -44,27 +44,27 @@ def test_mahalanobis_in_principal_directions_ignores_the_rest():
     moved = z.copy()
     moved[:, 2:] += 50.0  # along directions outside the two kept (nearly: the basis holds little of them)
     outside = np.eye(8) - restricted.basis.T @ restricted.basis
-    np.testing.assert_allclose(restricted.score(z + 50.0 * np.ones(8) @ outside), restricted.score(z), atol=1e-8)
+    np.testing.assert_allclose(restricted.ood_score(z + 50.0 * np.ones(8) @ outside), restricted.ood_score(z), atol=1e-8)
 
 
 def test_the_shrunk_covariance_is_invertible_with_fewer_latents_than_dimensions():
     train = np.random.default_rng(0).normal(size=(20, 64))
     detector = fit_mahalanobis(train)
-    assert np.all(np.isfinite(detector.score(train))) and np.all(detector.score(train) >= 0)
+    assert np.all(np.isfinite(detector.ood_score(train))) and np.all(detector.ood_score(train) >= 0)
 
 
 def test_nearest_neighbour_score_is_the_distance_to_the_kth_reference():
     reference = np.array([[0.0], [1.0], [3.0], [6.0]])
     detector = NearestNeighbours(reference, mean=np.zeros(1), std=np.ones(1), k=2)
-    np.testing.assert_allclose(detector.score(np.array([[0.0], [10.0], [2.0]])), [1.0, 7.0, 1.0])
-    np.testing.assert_allclose(detector.score(np.array([[0.0]]), chunk=1), [1.0])
+    np.testing.assert_allclose(detector.ood_score(np.array([[0.0], [10.0], [2.0]])), [1.0, 7.0, 1.0])
+    np.testing.assert_allclose(detector.ood_score(np.array([[0.0]]), chunk=1), [1.0])
 
 
 def test_nearest_neighbours_are_measured_in_the_training_z_scores():
     train = np.column_stack([np.linspace(-100, 100, 50), np.linspace(-0.01, 0.01, 50)])
     detector = fit_nearest_neighbours(train, k=1)
-    far_in_the_small_dimension = detector.score(np.array([[0.0, 0.05]]))
-    near_in_the_large_dimension = detector.score(np.array([[20.0, 0.0]]))
+    far_in_the_small_dimension = detector.ood_score(np.array([[0.0, 0.05]]))
+    near_in_the_large_dimension = detector.ood_score(np.array([[20.0, 0.0]]))
     assert far_in_the_small_dimension > near_in_the_large_dimension
 
 
@@ -72,5 +72,4 @@ def test_nearest_neighbours_are_measured_in_the_training_z_scores():
 def test_every_candidate_scores_a_distant_cluster_above_held_out_latents(name):
     train, held = correlated(600), correlated(100, seed=4)
     detector = CANDIDATES[name][1](train)
-    score = score_of(detector)
-    assert auroc(score(held), score(held + 6.0)) > 0.99
+    assert auroc(detector.ood_score(held), detector.ood_score(held + 6.0)) > 0.99

@@ -25,6 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import BundleError
 from ..io.files import atomic_write_bytes
 from ..model.config import ConfigError, DAEConfig
@@ -122,21 +124,41 @@ def _check_dimensions(root: Path, config: BundleConfig, stats: LatentStats, task
                               f"model z_dim is {z_dim}")
 
 
+def _float32_tensors(data: bytes) -> dict[str, np.ndarray]:
+    """The float32 tensors of a safetensors file, read with numpy alone (an 8-byte little-endian header length, a
+    JSON header giving each tensor's dtype, shape and byte range, then the bytes), so that a fresh Slicer lists
+    bundles without torch or safetensors. ValueError (or KeyError, TypeError) on anything else."""
+    if len(data) < 8:
+        raise ValueError("shorter than its 8-byte header length")
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + length].decode("utf-8"))
+    body = data[8 + length:]
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if info["dtype"] != "F32":
+            raise ValueError(f"tensor {name!r} is {info['dtype']}, expected F32")
+        start, end = (int(v) for v in info["data_offsets"])
+        shape = [int(n) for n in info["shape"]]
+        if not 0 <= start <= end <= len(body) or end - start != 4 * int(np.prod(shape)):
+            raise ValueError(f"tensor {name!r}: byte range {start}..{end} does not hold shape {shape}")
+        tensors[name] = np.frombuffer(body[start:end], dtype="<f4").reshape(shape)
+    return tensors
+
+
 def _load_detector(root: Path, files: dict[str, bytes]) -> MahalanobisDetector | None:
-    """The OOD detector (ood.json and its arrays, ood.safetensors, read with safetensors' numpy loader), if any."""
+    """The OOD detector (ood.json and its arrays, ood.safetensors), if the bundle has one."""
     present = [rel for rel in (OOD_DETECTOR, OOD_ARRAYS) if rel in files]
     if not present:
         return None
     if len(present) == 1:
         missing = OOD_ARRAYS if present[0] == OOD_DETECTOR else OOD_DETECTOR
         raise BundleError(f"{root / missing}: missing; the OOD detector in {present[0]} needs both files")
-    from safetensors import SafetensorError
-    from safetensors.numpy import load
-
     try:
-        arrays = load(files[OOD_ARRAYS])
-    except (SafetensorError, ValueError, TypeError) as exc:
-        raise BundleError(f"{root / OOD_ARRAYS}: not readable as safetensors ({exc})") from None
+        arrays = _float32_tensors(files[OOD_ARRAYS])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{root / OOD_ARRAYS}: not readable as float32 safetensors ({exc})") from None
     return _build(root, OOD_DETECTOR, files[OOD_DETECTOR], lambda data: MahalanobisDetector.from_parts(data, arrays),
                   OOD_DETECTOR_SCHEMA)
 

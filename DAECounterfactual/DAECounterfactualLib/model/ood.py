@@ -62,7 +62,8 @@ MAHALANOBIS = "mahalanobis_ledoit_wolf"
 
 
 def squared_mahalanobis(centred: np.ndarray, precision: np.ndarray) -> np.ndarray:
-    """c . precision . c per row of ``centred``, divided by its dimensions (about 1 for a typical latent)."""
+    """c . precision . c per row of ``centred``, divided by its dimensions. z_sem of a training set spans fewer
+    dimensions than it has, so typical latents score well below 1 and those off that span far above."""
     return np.einsum("ij,jk,ik->i", centred, precision, centred) / len(precision)
 
 
