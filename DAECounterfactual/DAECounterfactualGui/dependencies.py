@@ -19,8 +19,13 @@ REQUESTER = "DAE Counterfactual"
 
 
 def requirements() -> list[str]:
-    lines = REQUIREMENTS_FILE.read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith(("#", "-"))]
+    """The module's requirements file, read by Slicer's own parser where there is one (5.12+)."""
+    try:
+        import slicer.packaging
+    except ImportError:  # Slicer before 5.12
+        lines = REQUIREMENTS_FILE.read_text(encoding="utf-8").splitlines()
+        return [line.strip() for line in lines if line.strip() and not line.startswith(("#", "-"))]
+    return [str(requirement) for requirement in slicer.packaging.load_requirements(REQUIREMENTS_FILE)]
 
 
 def _name(requirement: str) -> str:
