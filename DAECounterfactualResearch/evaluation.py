@@ -441,15 +441,22 @@ def previous_baseline(out: Path, results: dict, task: str) -> dict | None:
     return earlier.get("tasks", {}).get(task, {}).get("baseline")
 
 
-def grouped_auc(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, fit) -> float:
-    """AUC of out-of-fold scores, folds by group; ``fit(x, y)`` returns a scoring function."""
-    from sklearn.metrics import roc_auc_score
+def out_of_fold_scores(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, fit) -> np.ndarray:
+    """Each sample's score from a model fitted without its group (up to 5 folds by group); ``fit(x, y)`` returns a
+    scoring function."""
     from sklearn.model_selection import GroupKFold
 
     scores = np.zeros(len(labels))
     for train, held in GroupKFold(min(5, len(set(groups)))).split(features, labels, groups):
         scores[held] = fit(features[train], labels[train])(features[held])
-    return float(roc_auc_score(labels, scores))
+    return scores
+
+
+def grouped_auc(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, fit) -> float:
+    """AUC of out-of-fold scores, folds by group (``out_of_fold_scores``)."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, out_of_fold_scores(features, labels, groups, fit)))
 
 
 def pixel_change(images: np.ndarray, keys: np.ndarray, simulated: np.ndarray, fractured: np.ndarray) -> float:

@@ -28,7 +28,7 @@ from DAECounterfactualLib.inference.geometry import extract_sagittal_patch
 from DAECounterfactualLib.io.volumes import Volume
 from DAECounterfactualLib.model.preprocessing import Preprocessing
 from DAECounterfactualResearch.dataset_building import MAX_LOSS_ERROR, ct_case_specs
-from DAECounterfactualResearch.evaluation import grouped_auc
+from DAECounterfactualResearch.evaluation import out_of_fold_scores
 from DAECounterfactualResearch.patch_fractures import body_masks, fracture_in_patch
 from DAECounterfactualResearch.synthesis import FRACTURE_KINDS, achieved_height_loss, simulate_fracture
 
@@ -132,6 +132,7 @@ def measure_setting(bodies, size: int, spacing: float, window: tuple[float, floa
 
 def _summary(images, labels, groups, pair_of, rows, intact_offsets) -> dict:
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
 
     features = images.reshape(len(images), -1)
 
@@ -139,8 +140,10 @@ def _summary(images, labels, groups, pair_of, rows, intact_offsets) -> dict:
         model = LogisticRegression(C=0.01, max_iter=2000).fit(x, y)
         return model.decision_function
 
-    auc = grouped_auc(features, labels, groups, pixel_model)
-    paired = _paired_ordering(features, labels, groups, pair_of, pixel_model)
+    scores = out_of_fold_scores(features, labels, groups, pixel_model)
+    fractured = np.flatnonzero(labels == 1)
+    auc = float(roc_auc_score(labels, scores))
+    paired = float(np.mean(scores[fractured] > scores[pair_of[fractured]]))  # above its own intact twin
     by_grade = {g: [r for r in rows if r["grade"] == g] for g in LOSSES}
     return {
         "bodies": int((labels == 0).sum()), "fractures": int((labels == 1).sum()),
@@ -151,17 +154,6 @@ def _summary(images, labels, groups, pair_of, rows, intact_offsets) -> dict:
         "changed_mm2_median_by_grade": {g: float(np.median([r["changed_mm2"] for r in rs])) for g, rs in by_grade.items() if rs},
         "mean_change_in_changed": float(np.mean([r["mean_change_in_changed"] for r in rows])),
     }
-
-
-def _paired_ordering(features, labels, groups, pair_of, fit) -> float:
-    """Out-of-fold: the fraction of fractured patches scored above their own intact twin."""
-    from sklearn.model_selection import GroupKFold
-
-    scores = np.zeros(len(labels))
-    for train, held in GroupKFold(min(5, len(set(groups)))).split(features, labels, groups):
-        scores[held] = fit(features[train], labels[train])(features[held])
-    fractured = np.flatnonzero(labels == 1)
-    return float(np.mean(scores[fractured] > scores[pair_of[fractured]]))
 
 
 def write_strip(strips: list[list[np.ndarray]], path: Path) -> None:
