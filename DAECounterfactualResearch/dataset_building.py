@@ -211,7 +211,7 @@ def case_samples(spine: SpineCase, settings: Settings, skipped: list[str]) -> It
                                         "measured": np.nan})]
             if grade == 0 and spine.body_mask is not None and settings.fracture_losses:
                 versions += list(_simulated(spine, position, offset, settings, skipped))
-            key = [settings.seed, position.label, int(round(offset * 10)) % 1000, *spine.case.encode()]
+            key = _body_seed(settings, spine.case, position.label, offset)
             for number, augment in enumerate(draw_augmentations(settings.augmentations, key)):
                 pair = f"{spine.case}:{position.label}:{offset:g}:{number}"
                 for pixels, fields in versions:
@@ -225,8 +225,12 @@ def fracture_pairs(settings: Settings, case: str, label: int, offset: float) -> 
     pairs = [(loss, kind) for loss in settings.fracture_losses for kind in settings.fracture_kinds]
     if settings.simulations_per_body <= 0:
         return pairs
-    key = [settings.seed, label, int(round(offset * 10)) % 1000, *case.encode()]
-    return [pairs[i] for i in np.random.default_rng(key).permutation(len(pairs))]
+    return [pairs[i] for i in np.random.default_rng(_body_seed(settings, case, label, offset)).permutation(len(pairs))]
+
+
+def _body_seed(settings: Settings, case: str, label: int, offset: float) -> list[int]:
+    """A seed for one body at one offset, from the dataset seed: a rebuild repeats every draw made with it."""
+    return [settings.seed, label, int(round(offset * 10)) % 1000, *case.encode()]
 
 
 def _simulated(spine, position, offset, settings, skipped) -> Iterator[tuple[np.ndarray, dict]]:

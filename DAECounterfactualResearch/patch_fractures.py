@@ -29,6 +29,11 @@ def body_masks(instance_mask: Volume, label: int) -> tuple[Volume, Volume]:
             Volume(others.astype(np.float32), instance_mask.ijk_to_ras))
 
 
+def whole_in_patch(body_mask: np.ndarray) -> bool:
+    """The body lies whole in the patch: present, and clear of every edge (a cut body cannot be measured)."""
+    return bool(body_mask.any()) and not (body_mask[[0, -1], :].any() or body_mask[:, [0, -1]].any())
+
+
 def fracture_in_patch(volume: Volume, body: Volume, others: Volume, ras, size_px: int, spacing_mm: float,
                       lateral_offset_mm: float, height_loss: float, kind: str, spine_follows: bool = True) -> Fracture:
     """The fracture of the body at ``ras`` in the (size_px x size_px) sagittal patch; InputError as

@@ -18,9 +18,11 @@ import numpy as np
 from DAECounterfactualLib.bundle.spec import Bundle, TaskSpec
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.explainer import Explainer
+from DAECounterfactualLib.inference.geometry import extract_sagittal_patch
 
 from .bootstrap import bootstrap_intervals
 from .dataset_building import CaseSpec, Settings, case_samples, ct_case_specs, mri_case_specs
+from .patch_fractures import body_masks, whole_in_patch
 from .probe_fitting import fit_calibration, fit_probe
 from .synthesis import FRACTURE_KINDS
 from .task_fitting import TaskRecipe
@@ -72,11 +74,6 @@ def real_patches(bundle: Bundle, specs: list[CaseSpec], kinds: tuple[str, ...] =
 
 
 def _whole_bodies(case, size_px: int, spacing_mm: float) -> dict[int, bool]:
-    from DAECounterfactualLib.errors import InputError
-    from DAECounterfactualLib.inference.geometry import extract_sagittal_patch
-
-    from .patch_fractures import body_masks
-
     whole = {}
     for position in case.positions:
         if case.body_mask is None:
@@ -86,7 +83,7 @@ def _whole_bodies(case, size_px: int, spacing_mm: float) -> dict[int, bool]:
             mask = extract_sagittal_patch(body, position.ras, size_px, spacing_mm, 0.0, 0.0).pixels >= 0.5
         except InputError:
             continue
-        whole[position.label] = bool(mask.any()) and not (mask[[0, -1], :].any() or mask[:, [0, -1]].any())
+        whole[position.label] = whole_in_patch(mask)
     return whole
 
 

@@ -18,14 +18,22 @@ REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "Resources" / "require
 REQUESTER = "DAE Counterfactual"
 
 
-def requirements() -> list[str]:
-    """The module's requirements file, read by Slicer's own parser where there is one (5.12+)."""
+def _slicerPackaging():
+    """``slicer.packaging`` (Slicer 5.12+, a submodule a session must import), or None on older Slicer."""
     try:
         import slicer.packaging
-    except ImportError:  # Slicer before 5.12
+    except ImportError:
+        return None
+    return slicer.packaging
+
+
+def requirements() -> list[str]:
+    """The module's requirements file, read by Slicer's own parser where there is one (5.12+)."""
+    packaging = _slicerPackaging()
+    if packaging is None:
         lines = REQUIREMENTS_FILE.read_text(encoding="utf-8").splitlines()
         return [line.strip() for line in lines if line.strip() and not line.startswith(("#", "-"))]
-    return [str(requirement) for requirement in slicer.packaging.load_requirements(REQUIREMENTS_FILE)]
+    return [str(requirement) for requirement in packaging.load_requirements(REQUIREMENTS_FILE)]
 
 
 def _name(requirement: str) -> str:
@@ -34,11 +42,10 @@ def _name(requirement: str) -> str:
 
 def _satisfied(requirement: str) -> bool:
     """Installed at a version the requirement accepts (the version is checked where Slicer can: 5.12+)."""
-    try:
-        import slicer.packaging
-    except ImportError:  # Slicer before 5.12: presence only
+    packaging = _slicerPackaging()
+    if packaging is None:  # presence only
         return importlib.util.find_spec(_name(requirement)) is not None
-    return slicer.packaging.pip_check(requirement)
+    return packaging.pip_check(requirement)
 
 
 def missingRequirements() -> list[str]:
@@ -69,9 +76,8 @@ def _installTorch(requirement: str) -> bool:
 
 
 def _installPackages(missing: list[str]) -> bool:
-    try:
-        import slicer.packaging
-    except ImportError:  # Slicer before 5.12
+    packaging = _slicerPackaging()
+    if packaging is None:
         if not slicer.util.confirmOkCancelDisplay(
                 f"DAE Counterfactual needs these Python packages: {', '.join(missing)}. Install them now?",
                 windowTitle=REQUESTER):
@@ -79,7 +85,7 @@ def _installPackages(missing: list[str]) -> bool:
         slicer.util.pip_install(missing)
         return True
     try:
-        slicer.packaging.pip_ensure(missing, requester=REQUESTER)
+        packaging.pip_ensure(missing, requester=REQUESTER)
     except RuntimeError as exc:  # pip_ensure's way of saying that the user declined
         logging.info(f"{REQUESTER}: {exc}")
         return False

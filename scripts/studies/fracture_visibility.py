@@ -29,7 +29,7 @@ from DAECounterfactualLib.io.volumes import Volume
 from DAECounterfactualLib.model.preprocessing import Preprocessing
 from DAECounterfactualResearch.dataset_building import MAX_LOSS_ERROR, ct_case_specs
 from DAECounterfactualResearch.evaluation import out_of_fold_scores
-from DAECounterfactualResearch.patch_fractures import body_masks, fracture_in_patch
+from DAECounterfactualResearch.patch_fractures import body_masks, fracture_in_patch, whole_in_patch
 from DAECounterfactualResearch.synthesis import FRACTURE_KINDS, achieved_height_loss, simulate_fracture
 
 LOSSES = {1: 0.22, 2: 0.32, 3: 0.45}  # mid-grade Genant height losses
@@ -106,8 +106,8 @@ def measure_setting(bodies, size: int, spacing: float, window: tuple[float, floa
         except InputError:
             continue
         body_patch = extract_sagittal_patch(body, position.ras, size, spacing, 0.0, 0.0).pixels >= 0.5
-        if body_patch[[0, -1], :].any() or body_patch[:, [0, -1]].any():
-            continue  # the body is cut by the patch: no whole body to measure
+        if not whole_in_patch(body_patch):
+            continue  # no whole body to measure
         key = f"{case}:{position.level}"
         intact = preprocessing.apply(patch.pixels)
         intact_index = len(images)

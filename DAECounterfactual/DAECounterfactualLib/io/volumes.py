@@ -40,9 +40,7 @@ LEVEL_NAMES: dict[int, str] = {
 # TPTBox/VerSe masks also hold the disc below vertebra id as 100 + id and its endplates as 200 + id.
 DISC_OFFSET, ENDPLATE_OFFSET = 100, 200
 BELOW = {24: 26, 25: 26, 28: 20}  # L5 and L6 sit on S1; a 13th thoracic vertebra on L1; otherwise id + 1
-LABELS_BY_LEVEL = {name: label for label, name in LEVEL_NAMES.items()} | {  # discs by name: 'L4-L5' -> 123
-    f"{LEVEL_NAMES[above]}-{LEVEL_NAMES[BELOW.get(above, above + 1)]}": DISC_OFFSET + above
-    for above in LEVEL_NAMES if above != 26 and BELOW.get(above, above + 1) in LEVEL_NAMES}
+LABELS_BY_LEVEL = {name: label for label, name in LEVEL_NAMES.items()}  # and the discs ('L4-L5' -> 123), below
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -345,6 +343,10 @@ def disc_level_name(label: int) -> str:
     """Disc id -> 'L4-L5' (the vertebra above, then the one below)."""
     above = int(label) - DISC_OFFSET
     return f"{LEVEL_NAMES[above]}-{LEVEL_NAMES[BELOW.get(above, above + 1)]}"
+
+
+LABELS_BY_LEVEL.update({disc_level_name(label): label
+                        for label in (DISC_OFFSET + above for above in LEVEL_NAMES) if is_disc_label(label)})
 
 
 def target_kind(label: int) -> str:
