@@ -316,6 +316,7 @@ class DAECounterfactualWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
             return
         if table.GetAttribute("DAECounterfactual.warning"):
             slicer.util.warningDisplay(table.GetAttribute("DAECounterfactual.warning"), windowTitle="Scores flagged")
+        self.ui.resultLabel.text = describeScores(table)
         slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
         slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
         slicer.app.applicationLogic().PropagateTableSelection()
@@ -343,11 +344,24 @@ def firstNode(className, exclude=None):
 
 
 def describeGrade(grades):
-    ood = " — OUT OF DISTRIBUTION: the model has not seen images like this" if grades.get("ood") else ""
-    ood += f" ({grades['warning']})" if grades.get("warning") else ""
+    """The result line; a flagged grade carries its reason (``ood_reason``) and the warning not to trust it."""
+    reason = grades.get("ood_reason") or ("the model has not seen images like this" if grades.get("ood") else "")
+    ood = f" — OUT OF DISTRIBUTION: {reason} — do not trust this grade" if reason else ""
     level = f"{grades['level']}: " if grades.get("level") else ""
     return (f"{level}{grades['grade_name']} (score {grades['score']:.2f}, P(pathology) {grades['probability']:.2f}, "
             f"distance {grades['distance']:+.2f}){ood}")
+
+
+def describeScores(table):
+    """The result line of Score all: how many rows are flagged, and where their reasons are."""
+    flags = table.GetTable().GetColumnByName("ood")
+    rows = table.GetNumberOfRows()
+    flagged = sum(int(flags.GetValue(row)) for row in range(rows))
+    text = f"{rows} targets graded into table '{table.GetName()}'"
+    if flagged:
+        text += (f" — {flagged} OUT OF DISTRIBUTION: do not trust their grades (the table's ood_reason column "
+                 "says why)")
+    return text
 
 
 # ---------------------------------------------------------------------------------------------------------------

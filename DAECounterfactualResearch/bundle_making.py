@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.torch import load_file
 
+from DAECounterfactualLib.bundle.domain import TrainingDomain, level_kind
 from DAECounterfactualLib.bundle.spec import BundleConfig, StepPreset, TaskSpec
 from DAECounterfactualLib.inference.explainer import Explainer
 from DAECounterfactualLib.model.config import DAEConfig
@@ -21,13 +22,27 @@ from .experiment import Experiment
 from .task_fitting import TaskRecipe, fit_edit_gain, fit_task
 
 
-def bundle_config(experiment: Experiment, model_config: DAEConfig) -> BundleConfig:
+def bundle_config(experiment: Experiment, model_config: DAEConfig, train=None) -> BundleConfig:
     spec = experiment.bundle
     presets = {k: StepPreset(**v) for k, v in spec.get("presets", {}).items()}
     return BundleConfig(name=spec["name"], modality=spec["modality"], description=spec.get("description", ""),
                         model=model_config, preprocessing=Preprocessing.from_dict(spec["preprocessing"]),
                         patch_size_px=spec["patch"]["size_px"], patch_spacing_mm=spec["patch"]["spacing_mm"],
+                        trained_on=training_domain(experiment, train),
                         **({"presets": presets} if presets else {}))
+
+
+def training_domain(experiment: Experiment, train=None) -> TrainingDomain | None:
+    """The bundle section's ``trained_on``; its levels, where it names none, are those of the graded patches of
+    the training split ``train`` (its ``level`` column), so the bundle states what its probes were fitted on."""
+    spec = experiment.bundle.get("trained_on")
+    if spec is None:
+        return None
+    levels = spec.get("levels")
+    if levels is None and train is not None and "level" in train.extra:
+        graded = {str(level) for level in train.extra["level"][train.grades >= 0]}
+        levels = sorted(level for level in graded if level_kind(level) == spec["target_kind"])
+    return TrainingDomain.from_dict({**spec, "levels": levels or []})
 
 
 def load_ema_model(run_dir: Path, run_meta: dict, allow_unfinished: bool):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from DAECounterfactualLib.bundle.domain import TrainingDomain, level_span
 from DAECounterfactualLib.bundle.spec import BundleConfig
 from DAECounterfactualLib.cli.bench import preset_label
 
@@ -13,6 +14,8 @@ from .experiment import Experiment
 from .task_fitting import MIN_RESPONSE_CORRELATION, MIN_RESPONSE_SLOPE
 
 GAIN_HEADING = "## Counterfactual edit gain"
+DOMAIN_HEADING = "## Trained on"
+INTENDED_USE_HEADING = "## Intended use"
 VALIDATION_HEADING = "## Validation"
 TASK_LINE = "- Task"  # "- Task `name` (...)" lines, and the "- Tasks refitted ..." line this script adds
 
@@ -55,7 +58,9 @@ def render_model_card(experiment: Experiment, config: BundleConfig, run_meta: di
     lines += task_card_lines(experiment, tasks)
     if experiment.bundle.get("limitations"):
         lines += ["", "## Limitations", experiment.bundle["limitations"]]
-    lines += ["", "## Intended use",
+    if config.trained_on:
+        lines += ["", domain_card_section(config).rstrip("\n")]
+    lines += ["", INTENDED_USE_HEADING,
               "Research on counterfactual explanations: showing how this model's latent direction for the "
               "pathology changes an image. Out-of-distribution inputs are flagged from the latent statistics of the "
               "training set.", ""]
@@ -112,6 +117,39 @@ def gain_card_section(tasks) -> str:
                          "counterfactuals, so none is applied; its counterfactuals barely differ from the "
                          "reconstruction. Grades are unaffected.")
     return "\n".join(lines) + "\n"
+
+
+def domain_card_section(config: BundleConfig) -> str:
+    """What the bundle was trained on, and what is flagged for lying outside it (``BundleConfig.trained_on``)."""
+    domain: TrainingDomain = config.trained_on
+    where = f"{config.modality}, {domain.units or 'units not stated'}, patches of {config.patch_size_px} px at " \
+            f"{config.patch_spacing_mm:g} mm (`config.json`, `trained_on`)"
+    if domain.target_kind == "image":
+        return "\n".join([DOMAIN_HEADING, f"- Whole images: {where}.", ""])
+    levels = level_span(domain.levels) if domain.levels else "levels not stated"
+    other = "disc" if domain.target_kind == "vertebra" else "vertebra"
+    return "\n".join([
+        DOMAIN_HEADING,
+        f"- {domain.targets.capitalize()} {levels}: the levels of the graded "
+        f"training patches; {where}.",
+        f"- Flagged out of distribution, with the reason, wherever grades are shown: a target whose level is named "
+        f"(label map, centroid file, a point named e.g. `L3` or `L4-L5`) and lies outside {levels}, or a {other} "
+        f"given to this {domain.target_kind} model. A point with no level name is judged by the OOD score alone.",
+        ""])
+
+
+def with_section(card: str, heading: str, section: str, before: tuple[str, ...] = (INTENDED_USE_HEADING,)) -> str:
+    """The model card with the section under ``heading`` replaced by ``section``; a card without it gets it before
+    the first of the ``before`` headings it has, else at its end."""
+    if heading in card:
+        head, _, rest = card.partition(heading)
+        _, next_heading, tail = rest.partition("\n## ")
+        return head + section + ("\n## " + tail if next_heading else "")
+    for marker in before:
+        head, found, tail = card.partition(marker)
+        if found:
+            return head + section + "\n" + marker + tail
+    return card.rstrip("\n") + "\n\n" + section
 
 
 def with_gain_section(card: str, tasks) -> str:

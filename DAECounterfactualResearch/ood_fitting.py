@@ -11,6 +11,7 @@ import numpy as np
 
 from DAECounterfactualLib.model.ood import MahalanobisDetector
 
+from .model_card import with_section
 from .ood_detectors import fit_mahalanobis
 
 OOD_HEADING = "## Out-of-distribution flag"
@@ -41,12 +42,4 @@ def ood_card_section(detector: MahalanobisDetector, fit: str, held: str, command
 def with_ood_section(card: str, section: str) -> str:
     """The model card with its OOD section replaced (or put before Intended use, else at the end), and the
     intended-use sentence that named the z-score statistics pointed at it."""
-    card = card.replace(STATS_SENTENCE, DETECTOR_SENTENCE)
-    if OOD_HEADING in card:
-        head, _, rest = card.partition(OOD_HEADING)
-        _, next_heading, tail = rest.partition("\n## ")
-        return head + section + ("\n## " + tail if next_heading else "")
-    head, marker, tail = card.partition("## Intended use")
-    if not marker:
-        return card.rstrip("\n") + "\n\n" + section
-    return head + section + "\n" + marker + tail
+    return with_section(card.replace(STATS_SENTENCE, DETECTOR_SENTENCE), OOD_HEADING, section)

@@ -12,6 +12,7 @@ PATCH_PX = 16        # the tiny model's image size
 PATCH_SPACING = 3.0  # mm: 48 mm fields of view hold a phantom lumbar body
 GRADE_NAMES = ("G0", "G1", "G2", "G3")
 CT_WINDOW = (-200.0, 800.0)
+TRAINED_LEVELS = ("L1", "L2", "L3")  # the test bundle's trained levels: a phantom's vertebrae
 
 GRADIENT = np.array([3.0, -2.0, 4.0])  # HU per mm: a linear field, reproduced exactly by trilinear sampling
 FIELD_OFFSET = float(np.mean(CT_WINDOW))
@@ -35,6 +36,7 @@ def field_model_input(point) -> np.ndarray:
 
 def write_ct_bundle(model, images: np.ndarray, tiny_config, folder):
     """``model`` as a CT bundle with a 'genant' task whose probe is fitted on the latents of four images."""
+    from DAECounterfactualLib.bundle.domain import TrainingDomain
     from DAECounterfactualLib.bundle.spec import BundleConfig, StepPreset, TaskSpec
     from DAECounterfactualLib.bundle.store import write_bundle
     from DAECounterfactualLib.inference.explainer import encode_images
@@ -50,7 +52,8 @@ def write_ct_bundle(model, images: np.ndarray, tiny_config, folder):
     config = BundleConfig(name="tinyct", modality="CT", model=tiny_config,
                           preprocessing=Preprocessing("ct_window", *CT_WINDOW), patch_size_px=PATCH_PX,
                           patch_spacing_mm=PATCH_SPACING,
-                          presets={"fast": StepPreset(2, 2), "standard": StepPreset(3, 4)})
+                          presets={"fast": StepPreset(2, 2), "standard": StepPreset(3, 4)},
+                          trained_on=TrainingDomain("vertebra", TRAINED_LEVELS, "HU"))
     stats = LatentStats.from_latents(np.concatenate([z + 0.01 * np.random.default_rng(i).normal(size=z.shape)
                                                      for i in range(50)]))
     return write_bundle(folder / "tinyct", config, model, stats, [task], "test bundle", fp16=False)

@@ -50,11 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     run_meta = json.loads((run_dir / "checkpoint.json").read_text(encoding="utf-8"))
     model = load_ema_model(run_dir, run_meta, args.allow_unfinished)
     model_config = model.config
-    config = bundle_config(experiment, model_config)
-
     data, _ = load_data(experiment, args.data_root)
     splits = experiment.train_split, experiment.val_split
     train, val = data.subset(splits[0]), data.subset(splits[1])
+    config = bundle_config(experiment, model_config, train)
     model.eval()
     z_train, z_val = encode_images(model, train.images), encode_images(model, val.images)
     stats = LatentStats.from_latents(z_train)

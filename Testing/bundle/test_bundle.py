@@ -149,6 +149,13 @@ def _rewrite_with_valid_manifest(path, rel, mutate):
     ("latent_stats.json", lambda d: d.update(ood_quantile=99.5), r"stats\.json: .*ood_quantile must lie in \(0, 1\)"),
     ("tasks/genant.json", lambda d: d.update(edit_gain="2"), r"edit_gain must be a finite number"),
     ("tasks/genant.json", lambda d: d.update(edit_gain=0.5), r"genant\.json: .*edit_gain must lie in \[1, 50"),
+    ("config.json", lambda d: d.update(trained_on={"target_kind": "vertebrae"}),
+     r"config\.json: .*trained_on\.target_kind must be one of \['disc', 'image', 'vertebra'\]"),
+    ("config.json", lambda d: d.update(trained_on={"target_kind": "vertebra", "levels": "L1-L5"}),
+     r"trained_on\.levels must be a list"),
+    ("config.json", lambda d: d.update(trained_on={"target_kind": "disc", "levels": ["L4"]}),
+     r"config\.json: .*trained_on\.levels \['L4'\] are not disc level names"),
+    ("config.json", lambda d: d.update(trained_on={"levels": ["L4"]}), r"config\.json: .*missing key 'target_kind'"),
 ])
 def test_schema_violations_are_refused_naming_the_file(bundle_dir, rel, mutate, message):
     path, _ = bundle_dir

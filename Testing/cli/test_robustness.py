@@ -106,8 +106,10 @@ def test_mri_given_to_a_ct_bundle_is_graded_with_a_warning_and_the_ood_flag(ct_b
     out = tmp_path / "scores.csv"
     assert score(ct_bundle_path, out, "--centroids", str(phantom_dir / "ctd.json"), str(path)) == 0
     err = capsys.readouterr().err
-    assert err.count("daecf: warning: ") == 1 and "do not look like CT in Hounsfield units" in err
+    assert err.count("do not look like CT in Hounsfield units") == 1  # once per image, not per row
+    assert "daecf: warning: 3 of 3 rows flagged out of distribution" in err
     assert [row["ood"] for row in rows(out)] == ["1", "1", "1"]
+    assert all("do not look like CT in Hounsfield units" in row["ood_reason"] for row in rows(out))
 
 
 def test_a_ct_given_to_an_mri_bundle_warns(ct, tiny_config):

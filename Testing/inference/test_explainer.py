@@ -87,3 +87,27 @@ def test_strip_png_has_a_panel_per_grade(explainer, tmp_path):
     pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
     red = (pixels[..., 0] > 180) & (pixels[..., 1] < 80) & (pixels[..., 2] < 80)
     assert red.sum() > 50  # the predicted grade's panel is outlined
+
+
+def test_a_flagged_strip_carries_a_red_banner_with_the_reason(explainer, tmp_path):
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from DAECounterfactualLib.cli.strips import save_strip
+
+    ex, images = explainer
+    e = ex.explain(images[1], "size", preset="fast", sweep_count=0)
+    e.grades = replace(e.grades, ood=np.array([False]))
+
+    def banner_rows(path):
+        pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
+        red = (pixels[..., 0] > 180) & (pixels[..., 1] < 80) & (pixels[..., 2] < 80)
+        return int(np.sum(red.mean(axis=1) > 0.6))  # rows red across most of the width
+
+    plain = save_strip(tmp_path / "plain.png", images[1], e, title="blobs")
+    flagged = save_strip(tmp_path / "flagged.png", images[1], e, title="blobs",
+                         ood_reason="level C5 lies outside the trained levels T10–L5 " * 4)
+    assert banner_rows(plain) == 0 and banner_rows(flagged) > 20  # two wrapped lines of text on red
+    e.grades = replace(e.grades, ood=np.array([True]))  # the latent's own flag, when no reason is passed
+    assert banner_rows(save_strip(tmp_path / "latent.png", images[1], e)) > 10

@@ -77,8 +77,8 @@ def test_extracted_patch_keeps_input_units(logic, spine, phantom):
 def test_grade_reads_out_every_field_and_matches_the_pipeline(logic, spine, phantom, ct_bundle):
     volume, points = spine
     result = logic.grade(volume, points, "genant", index=2)
-    assert set(result) == {"distance", "probability", "score", "grade", "grade_name", "ood", "ood_score", "level",
-                           "warning"}
+    assert set(result) == {"distance", "probability", "score", "grade", "grade_name", "ood", "ood_score",
+                           "ood_reason", "level", "warning"}
     assert result["level"] == "L3" and result["grade_name"] == GRADE_NAMES[result["grade"]]
     patch = extract_sagittal_patch(phantom.volume, phantom.positions[2].ras, PATCH_PX, PATCH_SPACING)
     direct = logic.explainer.grade(ct_bundle.config.preprocessing.apply(patch.pixels)[None, None], "genant")
@@ -103,6 +103,21 @@ def test_unknown_point_labels_give_no_level(scene, logic, spine, phantom):
     points = add_points(scene, [("F-1", phantom.positions[0].ras)])
     assert logic.grade(volume, points, "genant")["level"] is None
     assert logic.extract(volume, points).GetName() == "F-1 patch"
+
+
+def test_a_point_named_outside_the_trained_levels_is_flagged_with_the_reason_an_unnamed_one_is_not(
+        scene, logic, spine, phantom):
+    """The test bundle was trained on L1-L3: a click named C5 (or a disc) is outside it, whatever its latent."""
+    volume, _ = spine
+    ras = phantom.positions[1].ras
+    points = add_points(scene, [("C5", ras), ("L4-L5", ras), ("F-1", ras), ("L2", ras)])
+    reasons = [logic.grade(volume, points, "genant", index=n)["ood_reason"] for n in range(4)]
+    assert reasons[0].startswith("level C5 lies outside the trained levels L1–L3")
+    assert reasons[1].startswith("L4-L5 is a disc; this model grades vertebrae")
+    assert reasons[2] == reasons[3] and "level" not in reasons[2]  # same patch: only its latent can flag it
+    table = logic.score(volume, points, "genant")
+    assert [row["ood_reason"] for row in mrml.rows_from_table(table)] == reasons
+    assert [row["ood"] for row in mrml.rows_from_table(table)][:2] == [1, 1]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -199,6 +199,32 @@ def test_placing_a_point_grades_it_at_once(phantom, models):
         assert widget.ui.gradeButton.enabled and errors(s) == []
 
 
+def test_a_point_named_outside_the_trained_levels_says_why_not_to_trust_its_grade(phantom, models):
+    with slicer_session() as s:
+        widget, _, points = ready_panel(s, phantom, models)
+        points.AddControlPoint(*[float(v) for v in phantom.positions[1].ras], "C5")
+        text = widget.ui.resultLabel.text
+        assert text.startswith("C5: G") and "OUT OF DISTRIBUTION: level C5 lies outside the trained levels L1–L3" in text
+        assert text.endswith("do not trust this grade") and errors(s) == []
+
+
+def test_score_all_says_how_many_rows_are_flagged_and_where_the_reasons_are(phantom, models):
+    from DAECounterfactualLib.mrml.scene import rows_from_table
+
+    with slicer_session() as s:
+        widget, _, points = ready_panel(s, phantom, models)
+        for level, position in zip(("C5", "L2", "L4-L5"), phantom.positions):
+            points.AddControlPoint(*[float(v) for v in position.ras], level)
+        widget.ui.scoreButton.click()
+        table = s.scene.GetFirstNodeByClass("vtkMRMLTableNode")
+        rows = rows_from_table(table)
+        assert [bool(row["ood_reason"]) for row in rows][::2] == [True, True] and errors(s) == []
+        flagged = sum(row["ood"] for row in rows)
+        assert widget.ui.resultLabel.text == (f"3 targets graded into table '{table.GetName()}' — {flagged} OUT OF "
+                                              "DISTRIBUTION: do not trust their grades (the table's ood_reason "
+                                              "column says why)")
+
+
 def test_grade_uses_the_point_just_placed_not_the_first(phantom, models):
     with slicer_session() as s:
         widget, _, points = ready_panel(s, phantom, models)

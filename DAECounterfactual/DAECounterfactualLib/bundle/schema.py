@@ -9,6 +9,7 @@ import numpy as np
 
 from ..model.ood import MAHALANOBIS
 from ..model.schedule import SPACINGS
+from .domain import TARGET_KINDS
 
 # JSON schema of the bundle files, checked before any object is built, so that a string where a number belongs, a
 # float where an integer belongs or an unknown probe kind is named instead of coerced (int(2.7) == 2) or crashing
@@ -26,6 +27,7 @@ CONFIG_SCHEMA = {
     "patch": {"size_px": INTEGER, "spacing_mm": NUMBER},
     "presets": {"*": {"invert": INTEGER, "decode": INTEGER, "refine": INTEGER, "refine_tol": NUMBER,
                       "spacing": set(SPACINGS)}},
+    "trained_on": {"target_kind": set(TARGET_KINDS), "levels": [STRING], "units": STRING},
 }
 TASK_SCHEMA = {
     "name": STRING, "description": STRING, "grade_names": [STRING], "positive_min_grade": INTEGER,

@@ -1,5 +1,5 @@
 """What a bundle holds, as objects: its config (architecture, diffusion, modality, preprocessing, patch, step
-presets), its tasks (probe, calibration, grade names, positive-class rule), and the loaded ``Bundle`` (with the
+presets, what it was trained on), its tasks (probe, calibration, grade names, positive-class rule), and the loaded ``Bundle`` (with the
 latent statistics of its training set and its OOD detector, ``model.ood``). Reading and writing the files is ``store``'s.
 """
 
@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BundleError, InputError
+from .domain import TrainingDomain
 from ..model.config import DAEConfig
 from ..model.schedule import SPACINGS, DiffusionConfig, NoiseSchedule
 from ..model.ood import LatentStats, MahalanobisDetector
@@ -74,6 +75,7 @@ class BundleConfig:
     diffusion: DiffusionConfig = DiffusionConfig()
     presets: dict[str, StepPreset] = field(default_factory=lambda: dict(DEFAULT_PRESETS))
     description: str = ""
+    trained_on: TrainingDomain | None = None  # None: an older bundle that does not say (no level checks)
 
     def __post_init__(self) -> None:
         if self.patch_size_px != self.model.image_size:
@@ -109,14 +111,20 @@ class BundleConfig:
             raise InputError(f"unknown quality preset {name_or_preset!r}; presets: {sorted(self.presets)}")
         return self.presets[name_or_preset]
 
+    def outside(self, level: str | None) -> str:
+        """Why a target at ``level`` lies outside what the bundle was trained on ("" if it does not, or if the
+        level or the training domain is unknown)."""
+        return self.trained_on.outside(level) if self.trained_on else ""
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "format_version": FORMAT_VERSION, "name": self.name, "modality": self.modality,
             "description": self.description, "model": self.model.to_dict(),
             "diffusion": vars(self.diffusion).copy(), "preprocessing": self.preprocessing.to_dict(),
             "patch": {"size_px": self.patch_size_px, "spacing_mm": self.patch_spacing_mm},
             "presets": {k: vars(p).copy() for k, p in self.presets.items()},
         }
+        return data | ({"trained_on": self.trained_on.to_dict()} if self.trained_on else {})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BundleConfig":
@@ -128,6 +136,7 @@ class BundleConfig:
             preprocessing=Preprocessing.from_dict(data["preprocessing"]),
             patch_size_px=int(data["patch"]["size_px"]), patch_spacing_mm=float(data["patch"]["spacing_mm"]),
             presets={k: StepPreset(**v) for k, v in data["presets"].items()},
+            trained_on=TrainingDomain.from_dict(data["trained_on"]) if "trained_on" in data else None,
         )
 
 

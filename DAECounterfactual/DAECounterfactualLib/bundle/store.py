@@ -1,6 +1,7 @@
 """Model bundles: a folder holding one trained DAE, its settings, training-set latent statistics and task probes.
 
-    config.json          BundleConfig: architecture, diffusion schedule, modality, preprocessing, patch, step presets
+    config.json          BundleConfig: architecture, diffusion schedule, modality, preprocessing, patch, step presets,
+                         what it was trained on (target kind, levels, units)
     model.safetensors    DAE weights (fp16 or fp32)
     latent_stats.json    mean/std of z_sem over the training set and the z-score OOD threshold
     ood.json             optional, with ood.safetensors: the OOD detector that replaces the z-score (its kind and
@@ -22,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from ..errors import BundleError
 from ..io.files import atomic_write_bytes
 from ..model.config import ConfigError, DAEConfig
 from ..model.ood import LatentStats, MahalanobisDetector
+from .domain import TrainingDomain
 from .schema import CONFIG_SCHEMA, LATENT_STATS_SCHEMA, OOD_DETECTOR_SCHEMA, TASK_SCHEMA, check_schema
 from .spec import FORMAT_VERSION, Bundle, BundleConfig, TaskSpec
 
@@ -279,7 +282,15 @@ def add_task(path: str | os.PathLike, task: TaskSpec, overwrite: bool = False, m
     _write_manifest(bundle.path)
 
 
-
+def set_training_domain(path: str | os.PathLike, domain: TrainingDomain, model_card: str | None = None) -> None:
+    """Record what a verified bundle was trained on in its config (replacing what it said), optionally with a new
+    model card; weights, tasks and statistics are left as they are."""
+    bundle = load_bundle(path, load_weights=False)
+    config = replace(bundle.config, trained_on=domain)
+    atomic_write_bytes(bundle.path / CONFIG, _json_bytes(config.to_dict()))
+    if model_card is not None:
+        atomic_write_bytes(bundle.path / MODEL_CARD, model_card.encode("utf-8"))
+    _write_manifest(bundle.path)
 
 
 def set_ood_detector(path: str | os.PathLike, detector: MahalanobisDetector, model_card: str | None = None) -> None:

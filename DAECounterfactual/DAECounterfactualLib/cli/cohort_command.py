@@ -38,11 +38,12 @@ class CohortProgress:
 def run_score_cohort(args: argparse.Namespace, device: str) -> int:
     from ..bundle.registry import resolve_bundle
     from ..bundle.store import load_bundle
-    from ..inference.cohort import CaseScorer, failures_path, score_cohort
+    from ..inference.cohort import CaseScorer, default_targets, failures_path, score_cohort
     from ..inference.cohort_ranks import rank_device, score_cohort_on_ranks, torchrun_world
     from ..inference.cohort_workers import WorkerPool
     from ..inference.scores import check_writable
     from ..io.cohort import find_cases, read_pairs
+    from .commands import warn_flagged
 
     if (args.dataset is None) == (args.pairs is None):
         raise InputError("give the study folder or --pairs PAIRS.csv (one of them)")
@@ -51,13 +52,15 @@ def run_score_cohort(args: argparse.Namespace, device: str) -> int:
     cases = read_pairs(args.pairs) if args.pairs else find_cases(args.dataset)
     rank, world = torchrun_world()
     bundle = resolve_bundle(args.bundle)
+    described = load_bundle(bundle, load_weights=False)
+    described.task(args.task)  # checked before any work; each worker loads the weights
+    targets = args.targets or default_targets(described.config)
     if args.workers > 1:
-        load_bundle(bundle, load_weights=False).task(args.task)  # checked here; each worker loads the weights
-        scorer = WorkerPool(bundle, rank_device(device), args.task, args.workers, args.targets)
+        scorer = WorkerPool(bundle, rank_device(device), args.task, args.workers, targets)
     else:
         from ..inference.explainer import Explainer
 
-        scorer = CaseScorer(Explainer(load_bundle(bundle), device=rank_device(device)), args.task, args.targets)
+        scorer = CaseScorer(Explainer(load_bundle(bundle), device=rank_device(device)), args.task, targets)
     progress = CohortProgress(quiet=args.no_progress or rank != 0)
     run = score_cohort_on_ranks if world > 1 else score_cohort
     try:
@@ -75,4 +78,5 @@ def run_score_cohort(args: argparse.Namespace, device: str) -> int:
               + (f"; {summary.flagged} rows flagged out of distribution" if summary.flagged else "")
               + f"; {len(summary.failures)} of {summary.cases} cases not graded"
               + (f" (reasons in {failures})" if summary.failures else ""))
+        warn_flagged(summary.flagged, summary.rows)
     return 0

@@ -103,13 +103,14 @@ def _cmd_score(args: argparse.Namespace) -> int:
     explainer = _explainer(args)
     total, batches = _score_batches(args, explainer, sink)
     try:
-        _write_batches(sink, batches, total, args.no_progress)
+        flagged = _write_batches(sink, batches, total, args.no_progress)
     except KeyboardInterrupt:
         print(f"daecf: interrupted; {len(sink.done) + sink.written} of {total} rows are in {args.out}: run the "
               "same command with --resume to continue", file=sys.stderr)
         raise
     print(f"{sink.written} rows written to {args.out} ({explainer.bundle.bundle_id}, task {args.task})"
           + (f"; {len(sink.done)} were there already" if sink.done else ""))
+    warn_flagged(flagged, sink.written)
     return 0
 
 
@@ -136,9 +137,8 @@ def _score_table(args: argparse.Namespace) -> int:
             writer.writerows(rows)
 
     atomic_write(args.out, write)
-    flagged = sum(int(row["ood"]) for row in rows)
-    print(f"{len(rows)} rows written to {args.out} ({explainer.bundle.bundle_id}, task {args.task})"
-          + (f"; {flagged} flagged out of distribution" if flagged else ""))
+    print(f"{len(rows)} rows written to {args.out} ({explainer.bundle.bundle_id}, task {args.task})")
+    warn_flagged(sum(int(row["ood"]) for row in rows), len(rows))
     return 0
 
 
@@ -160,17 +160,28 @@ def _score_batches(args: argparse.Namespace, explainer, sink):
     return len(positions), iter_volume_rows(explainer, volume, todo, args.task) if todo else ()
 
 
-def _write_batches(sink, batches, total: int, quiet: bool) -> None:
-    """Append each batch to the CSV (flushed), advance the progress bar, print each screening warning once."""
+def _write_batches(sink, batches, total: int, quiet: bool) -> int:
+    """Append each batch to the CSV (flushed), advance the progress bar, print each screening warning once;
+    return the number of rows flagged out of distribution."""
     from tqdm import tqdm
 
     warned: set[str] = set()
+    flagged = 0
     with sink, tqdm(total=total, initial=len(sink.done), unit="row", file=sys.stderr, disable=quiet,
                     desc="scoring") as bar:
         for rows in batches:
             sink.append(rows)
             bar.update(len(rows))
             warn_once(rows, warned)
+            flagged += sum(bool(row["ood"]) for row in rows)
+    return flagged
+
+
+def warn_flagged(flagged: int, total: int) -> None:
+    """The flagged rows are written like the others (the exit status stays 0); stderr says they are there."""
+    if flagged:
+        print(f"daecf: warning: {flagged} of {total} rows flagged out of distribution: do not trust their grades "
+              "(the ood_reason column says why)", file=sys.stderr)
 
 
 def warn_once(rows, warned: set[str]) -> None:
@@ -262,7 +273,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                       device=_device(args.device))
     g = report["grades"]
     print(f"{report['bundle']}, {report['clicked']['level']}: {g['grade_name']} (score {g['score']:.2f}, "
-          f"P {g['probability']:.2f}{', OUT OF DISTRIBUTION' if g['ood'] else ''})")
+          f"P {g['probability']:.2f}){f' OUT OF DISTRIBUTION: {reason}' if (reason := g['ood_reason']) else ''}")
     for row in report["scores"]:
         print(f"  {row['level']}: {row['grade_name']} (score {row['score']:.2f})")
     print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in report["timings"].items()))
@@ -318,9 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the BIDS/VerSe patterns miss (instead of DATASET)")
     cohort.add_argument("--failures", type=Path, help="CSV of the cases not graded and why (default: failures.csv "
                         "beside --out)")
-    cohort.add_argument("--targets", choices=("all", "vertebrae", "discs"), default="all", help="which positions "
-                        "to grade: a vertebra bundle takes vertebrae, a disc bundle discs (a TPTBox mask holds both); "
-                        "all: whatever the mask or centroid file holds")
+    cohort.add_argument("--targets", choices=("all", "vertebrae", "discs"), help="which positions to grade (a "
+                        "TPTBox mask holds vertebrae and discs); default: what the bundle was trained on; all: "
+                        "whatever the mask or centroid file holds")
     cohort.add_argument("--workers", type=_count(1, 256), default=1, help="worker processes, each with the model")
     cohort.add_argument("--resume", action="store_true", help="keep the cases already in --out and score the rest")
     cohort.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

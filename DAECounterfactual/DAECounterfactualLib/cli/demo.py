@@ -65,7 +65,8 @@ def run_demo(out: str | Path, bundle: str = "vcf-ct", task: str = "genant", pres
         write_scores_csv(rows, out / "scores.csv")
         _, image = model_input(logic.bundle.config, volume, positions[level].ras)
         save_strip(out / "strip.png", image, nodes.explanation,
-                   title=f"{bundle_id} · sample CT (tptbox 1.1.0) {level} · task {task}")
+                   title=f"{bundle_id} · sample CT (tptbox 1.1.0) {level} · task {task}",
+                   ood_reason=nodes.grades["ood_reason"])
         mrml.save_scene(scene, out / "scene.mrb")
     steps = logic.explainer.preset(preset)
     report = {

@@ -20,6 +20,7 @@ from ..inference.geometry import Patch, patch_as_volume
 from ..inference.explainer import Explainer, Explanation
 from .strips import save_strip
 from ..inference.patches import volume_value_range
+from ..inference.scores import grade_row
 from ..io.volumes import Volume, write_volume
 
 
@@ -38,14 +39,14 @@ def explanation_images(explanation: Explanation) -> dict[str, np.ndarray]:
     return images
 
 
-def summary(explainer: Explainer, explanation: Explanation, patch: Patch) -> dict[str, Any]:
-    g = explanation.grades
+def summary(explainer: Explainer, explanation: Explanation, patch: Patch, warning: str = "") -> dict[str, Any]:
+    """What summary.json holds. A screening ``warning`` raises the OOD flag and is kept beside its reason."""
     names = explanation.grade_names
+    grades = grade_row(explanation.grades, 0, names, warning)
+    if not warning:
+        del grades["warning"]
     return {
-        "bundle": explainer.bundle.bundle_id, "task": explanation.task,
-        "grades": {"distance": float(g.distance[0]), "probability": float(g.probability[0]),
-                   "score": float(g.score[0]), "grade": int(g.grade[0]), "grade_name": names[int(g.grade[0])],
-                   "ood": bool(g.ood[0]), "ood_score": float(g.ood_score[0])},
+        "bundle": explainer.bundle.bundle_id, "task": explanation.task, "grades": grades,
         "target_distances": {name: float(d) for name, d in zip(names, explanation.target_distances)},
         "sweep_distances": [float(d) for d in explanation.sweep_distances],
         "steps": {"invert": explanation.preset.invert, "decode": explanation.preset.decode},
@@ -56,7 +57,8 @@ def summary(explainer: Explainer, explanation: Explanation, patch: Patch) -> dic
 def write_explanation(out: str | Path, explainer: Explainer, patch: Patch, image: np.ndarray,
                       explanation: Explanation, volume: Volume, warning: str = "") -> dict[str, Any]:
     """strip.png, patch.nrrd (original units), one NRRD per explanation image (original units, differences in
-    model units × half the intensity range), summary.json. A screening ``warning`` raises the OOD flag."""
+    model units × half the intensity range), summary.json. A screening ``warning`` raises the OOD flag (in
+    summary.json and as the strip's banner)."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -67,16 +69,15 @@ def write_explanation(out: str | Path, explainer: Explainer, patch: Patch, image
     value_range = volume_value_range(explainer.config, volume)
     half_range = (value_range[1] - value_range[0]) / 2
     try:
-        save_strip(staging / "strip.png", image, explanation, title=f"{explainer.bundle.bundle_id} · {volume.label}")
+        result = summary(explainer, explanation, patch, warning) | {"input": volume.label}
+        save_strip(staging / "strip.png", image, explanation, title=f"{explainer.bundle.bundle_id} · {volume.label}",
+                   ood_reason=result["grades"]["ood_reason"])
         write_volume(patch_as_volume(patch, "patch"), staging / "patch.nrrd")
         for stem, values in explanation_images(explanation).items():
             values = values.mean(axis=0)
             units = values * half_range if stem.startswith("difference") else preprocessing.invert(values, value_range)
             write_volume(patch_as_volume(Patch(units.astype(np.float32), patch.patch_to_ras), stem),
                          staging / f"{stem}.nrrd")
-        result = summary(explainer, explanation, patch) | {"input": volume.label}
-        if warning:
-            result["grades"] |= {"ood": True, "warning": warning}
         (staging / "summary.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
         for item in staging.iterdir():
             os.replace(item, out / item.name)

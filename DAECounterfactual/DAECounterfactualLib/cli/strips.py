@@ -6,11 +6,16 @@ differences use a diverging map centred on zero so a reader sees where the model
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from ..inference.explainer import Explanation
+from ..inference.scores import latent_reason
+
+BANNER_CHARS_PER_INCH = 16  # characters of the 8 pt banner per inch of figure width, for wrapping
+BANNER_LINE_INCHES = 0.15  # height of one banner line
 
 
 def to_display(image: np.ndarray) -> np.ndarray:
@@ -31,17 +36,25 @@ def show_image(ax, image: np.ndarray, title: str, highlight: bool = False) -> No
             spine.set_linewidth(2)
 
 
-def save_strip(path: str | Path, original: np.ndarray, explanation: Explanation, title: str = "") -> Path:
-    """Write the strip; the panel of the predicted grade is outlined."""
+def save_strip(path: str | Path, original: np.ndarray, explanation: Explanation, title: str = "",
+               ood_reason: str = "") -> Path:
+    """Write the strip; the panel of the predicted grade is outlined. A flagged grade gets a red banner across the
+    top with ``ood_reason`` (a score row's, ``scores.grade_row``; by default the latent's own), so the strip
+    cannot be shown without its warning."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
     names = explanation.grade_names
     predicted = int(explanation.grades.grade[0])
     columns = 2 + len(names)
-    fig, axes = plt.subplots(2, columns, figsize=(1.7 * columns, 3.9), squeeze=False)
+    reason = ood_reason or latent_reason(explanation.grades, 0)
+    banner = textwrap.wrap(f"out of distribution: {reason} — do not trust this grade",
+                           int(1.7 * columns * BANNER_CHARS_PER_INCH)) if reason else []
+    fig, axes = plt.subplots(2, columns, figsize=(1.7 * columns, 3.9 + BANNER_LINE_INCHES * (len(banner) + 0.6)),
+                             squeeze=False)
     show_image(axes[0, 0], original, "original")
     show_image(axes[0, 1], explanation.reconstruction, "reconstruction")
     differences = explanation.differences.mean(axis=1)  # over channels
@@ -58,10 +71,16 @@ def save_strip(path: str | Path, original: np.ndarray, explanation: Explanation,
         ax.axis("off")
     g = explanation.grades
     summary = (f"predicted {names[predicted]} (score {g.score[0]:.2f}, distance {g.distance[0]:+.2f}, "
-               f"p={g.probability[0]:.2f}{', OUT OF DISTRIBUTION' if g.ood[0] else ''}); "
+               f"p={g.probability[0]:.2f}{', OUT OF DISTRIBUTION' if reason else ''}); "
                f"steps {explanation.preset.invert}/{explanation.preset.decode}")
-    fig.suptitle(f"{title}\n{summary}" if title else summary, fontsize=8)
-    fig.tight_layout()
+    top = 1 - BANNER_LINE_INCHES * (len(banner) + 0.6) / fig.get_figheight() if banner else 1.0
+    fig.suptitle(f"{title}\n{summary}" if title else summary, fontsize=8, y=top - 0.08 / fig.get_figheight())
+    if banner:  # a red band across the whole strip, above the title
+        fig.patches.append(Rectangle((0, top), 1, 1 - top, transform=fig.transFigure, facecolor="tab:red",
+                                     edgecolor="none"))
+        fig.text(0.5, (1 + top) / 2, "\n".join(banner), ha="center", va="center", fontsize=8, fontweight="bold",
+                 color="white")
+    fig.tight_layout(rect=(0, 0, 1, top))
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Union
 
 from ..errors import DAECFError, InputError
 from ..io.cohort import CohortCase
+from ..bundle.spec import BundleConfig
 from ..io.volumes import VertebraPosition, is_disc_label
 from .scores import SCORE_COLUMNS, ScoresFile, check_writable, iter_volume_rows, write_scores_csv
 
@@ -29,9 +30,15 @@ FAILURES_NAME = "failures.csv"
 Outcome = Union[list[dict], str]  # the case's rows, or why it was not graded
 Scorer = Callable[[Sequence[CohortCase]], Iterable[Outcome]]  # one outcome per case, in the cases' order
 Progress = Callable[[int, int, Union[CohortCase, None], Union[Outcome, None]], None]  # (done, total, case, outcome)
-# Which of a case's positions are graded. A bundle does not say whether it grades vertebrae or discs, and a TPTBox
-# mask holds both: a disc bundle takes "discs", a vertebra bundle "vertebrae"; "all" grades what the file holds.
+# Which of a case's positions are graded. A TPTBox mask holds vertebrae and discs: a disc bundle takes "discs", a
+# vertebra bundle "vertebrae" (``default_targets``); "all" grades what the file holds.
 TARGETS = {"all": lambda label: True, "vertebrae": lambda label: not is_disc_label(label), "discs": is_disc_label}
+
+
+def default_targets(config: BundleConfig) -> str:
+    """The targets a bundle grades, from what it was trained on ("all" for a bundle that does not say)."""
+    kind = config.trained_on.target_kind if config.trained_on else None
+    return {"vertebra": "vertebrae", "disc": "discs"}.get(kind, "all")
 
 
 def check_modality(bundle_modality: str, case: CohortCase) -> None:

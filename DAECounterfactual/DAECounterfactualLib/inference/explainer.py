@@ -21,7 +21,7 @@ from ..errors import InputError
 
 @dataclass
 class Grades:
-    """Per-image read-out of one task; every field has shape (N,)."""
+    """Per-image read-out of one task; every array has shape (N,)."""
 
     distance: np.ndarray
     probability: np.ndarray
@@ -29,6 +29,7 @@ class Grades:
     grade: np.ndarray
     ood_score: np.ndarray
     ood: np.ndarray
+    ood_threshold: float = float("nan")  # the score above which ``ood`` is set (the bundle's detector)
 
 
 @dataclass
@@ -99,7 +100,7 @@ class Explainer:
         ood = self.bundle.ood
         return Grades(distance=distance, probability=spec.probe.probability(z),
                       score=spec.calibration.score(distance), grade=spec.calibration.grade(distance),
-                      ood_score=ood.ood_score(z), ood=ood.is_ood(z))
+                      ood_score=ood.ood_score(z), ood=ood.is_ood(z), ood_threshold=float(ood.ood_threshold))
 
     def grade(self, images: np.ndarray, task: str | TaskSpec) -> Grades:
         return self.grade_latents(self.encode(images), task)

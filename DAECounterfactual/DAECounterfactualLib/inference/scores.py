@@ -1,7 +1,7 @@
 """Per-vertebra score rows, from volumes or 2D image sets, and the scores CSV: shared by the CLI and the Logic.
 
 Rows are graded in batches of model inputs cut by ``patches``; a row reads out one image's distance,
-probability, calibrated score, grade and OOD flag (``grade_row``).
+probability, calibrated score, grade, OOD flag and the reasons for the flag (``grade_row``).
 """
 
 from __future__ import annotations
@@ -26,18 +26,31 @@ if TYPE_CHECKING:  # rows and CSV need no torch; the explainer passed in brings 
     from .explainer import Explainer, Grades
 
 SCORE_COLUMNS = ("id", "level", "kind", "r", "a", "s", "distance", "probability", "score", "grade", "grade_name",
-                 "ood", "ood_score")  # kind: vertebra or disc (empty for 2D images)
+                 "ood", "ood_score", "ood_reason")  # kind: vertebra or disc (empty for 2D images)
 
 
-def grade_row(grades: Grades, n: int, grade_names: Sequence[str], warning: str = "") -> dict[str, object]:
-    """The read-out of image ``n`` as a row: distance, probability, score, grade, grade name, OOD flag and score.
+def grade_row(grades: Grades, n: int, grade_names: Sequence[str], warning: str = "", outside: str = ""
+              ) -> dict[str, object]:
+    """The read-out of image ``n`` as a row: distance, probability, score, grade, grade name, OOD flag, score and
+    reasons.
 
-    A ``warning`` from screening the image (e.g. an MRI given to a CT bundle) raises the OOD flag and is kept
-    in the row (not a CSV column), so no grade of such an image looks like an ordinary one."""
+    A ``warning`` from screening the image (e.g. an MRI given to a CT bundle) and ``outside`` (the target's level
+    lies outside the bundle's training data, ``BundleConfig.outside``) raise the OOD flag like a far latent does;
+    ``ood_reason`` says which, so no grade of such an image looks like an ordinary one. The warning is also kept
+    on its own (``warning``, not a CSV column) for callers that print it once per image."""
     grade = int(grades.grade[n])
+    reasons = [reason for reason in (warning, outside, latent_reason(grades, n)) if reason]
     return {"distance": float(grades.distance[n]), "probability": float(grades.probability[n]),
             "score": float(grades.score[n]), "grade": grade, "grade_name": grade_names[grade],
-            "ood": bool(grades.ood[n]) or bool(warning), "ood_score": float(grades.ood_score[n]), "warning": warning}
+            "ood": bool(reasons), "ood_score": float(grades.ood_score[n]), "ood_reason": "; ".join(reasons),
+            "warning": warning}
+
+
+def latent_reason(grades: Grades, n: int) -> str:
+    if not grades.ood[n]:
+        return ""
+    threshold = f" > {grades.ood_threshold:.3g}" if np.isfinite(grades.ood_threshold) else ""
+    return f"its latent is unlike the training images' (OOD score {float(grades.ood_score[n]):.3g}{threshold})"
 
 
 def _rows(explainer: Explainer, task: str, images: np.ndarray, ids: Sequence, levels: Sequence[str],
@@ -45,7 +58,7 @@ def _rows(explainer: Explainer, task: str, images: np.ndarray, ids: Sequence, le
     grades = explainer.grade(images, task)
     names = explainer.bundle.task(task).grade_names
     return [{"id": ids[i], "level": levels[i], "kind": kinds[i], **_ras_columns(points[i]),
-             **grade_row(grades, i, names, warning)} for i in range(len(images))]
+             **grade_row(grades, i, names, warning, explainer.config.outside(levels[i]))} for i in range(len(images))]
 
 
 def _ras_columns(point) -> dict[str, object]:

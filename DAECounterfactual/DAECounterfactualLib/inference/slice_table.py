@@ -4,7 +4,8 @@ order, every input column carried through.
 The table names each target's slice (``image``, a file in the image folder), its centre in pixels (``x_px``,
 ``y_px``; x right, y down, upright slice) and the slice's pixel spacing (``pixel_spacing_row_mm``,
 ``pixel_spacing_col_mm``), optionally ``spacing_check`` (``ok``/``suspect``, see ``slices``) and ``ivd_label``
-(disc labels counted from L5-S1 = 1; with it, only lumbar discs estimate a suspect slice's scale).
+(disc labels counted from L5-S1 = 1; with it, only lumbar discs estimate a suspect slice's scale) and ``level``
+(e.g. ``L4-L5``: a level outside the bundle's training data flags the row).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from ..errors import InputError
 from ..io.slices import slice_patch, slice_spacing
 from ..io.volumes import read_2d_image
 from .explainer import Explainer
+from .scores import grade_row
 
 REQUIRED_COLUMNS = ("image", "x_px", "y_px", "pixel_spacing_row_mm", "pixel_spacing_col_mm")
-TABLE_SCORE_COLUMNS = ("id", "distance", "probability", "score", "grade", "grade_name", "ood")
+TABLE_SCORE_COLUMNS = ("id", "distance", "probability", "score", "grade", "grade_name", "ood", "ood_reason")
 LUMBAR_DISC_LABELS = ("1", "2", "3", "4", "5")
 
 
@@ -106,9 +108,7 @@ def score_table(explainer: Explainer, table: str | Path, image_dir: str | Path, 
         numbered = [(index + 2, row) for index, row in image_rows]  # line 1 is the header
         grades = explainer.grade(_image_patches(explainer, image_dir / image_name, table, numbered), task)
         for k, (index, row) in enumerate(image_rows):
-            g = int(grades.grade[k])
-            out[index] = {"id": str(index + 1), "distance": float(grades.distance[k]),
-                          "probability": float(grades.probability[k]), "score": float(grades.score[k]), "grade": g,
-                          "grade_name": names[g], "ood": int(bool(grades.ood[k])),
-                          **{carried[c]: row[c] for c in columns}}
+            read_out = grade_row(grades, k, names, outside=explainer.config.outside(row.get("level")))
+            out[index] = {"id": str(index + 1), **{c: read_out[c] for c in TABLE_SCORE_COLUMNS[1:]},
+                          "ood": int(read_out["ood"]), **{carried[c]: row[c] for c in columns}}
     return [*TABLE_SCORE_COLUMNS, *carried.values()], out

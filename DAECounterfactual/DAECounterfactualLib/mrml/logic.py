@@ -112,6 +112,9 @@ class ExplanationLogic:
         return PointPatch(volume, ras, name, mrml.level_from_text(name), cut_patch(self.bundle.config, volume, ras),
                           warning)
 
+    def _grade_row(self, grades, point: PointPatch, grade_names) -> dict:
+        return grade_row(grades, 0, grade_names, point.warning, self.bundle.config.outside(point.level))
+
     # -- requests -----------------------------------------------------------------------------------------------
 
     def extract(self, volume_node, markups_node, index: int = 0):
@@ -135,7 +138,7 @@ class ExplanationLogic:
             grades = self.explainer.grade(to_model_input(self.bundle.config, [point.patch], volume_value_range(self.bundle.config, point.volume)), task)
             if progress is not None:
                 progress(2, 2)
-            return {**grade_row(grades, 0, self.bundle.task(task).grade_names, point.warning), "level": point.level}
+            return {**self._grade_row(grades, point, self.bundle.task(task).grade_names), "level": point.level}
 
     def explain(self, volume_node, markups_node, task: str, preset: str = "fast", sweep_count: int = 9,
                 progress: Progress | None = None, cancel: CancelCheck | None = None, index: int = 0):
@@ -158,7 +161,7 @@ class ExplanationLogic:
             _check_cancel(cancel)
             nodes = mrml.add_explanation_nodes(self.scene, explanation, patch.patch_to_ras,
                                                self.bundle.config.preprocessing, value_range, prefix, original)
-            nodes.grades = {**grade_row(explanation.grades, 0, spec.grade_names, point.warning), "level": point.level}
+            nodes.grades = {**self._grade_row(explanation.grades, point, spec.grade_names), "level": point.level}
             return nodes
 
     def score(self, volume_node, positions, task: str, progress: Progress | None = None,
@@ -188,7 +191,8 @@ class ExplanationLogic:
             _check_cancel(cancel)
             rows = [{"id": p.label, "level": p.level, "kind": target_kind(p.label),
                      "r": p.ras[0], "a": p.ras[1], "s": p.ras[2],
-                     **grade_row(grades, n, spec.grade_names, warning)} for n, p in enumerate(points)]
+                     **grade_row(grades, n, spec.grade_names, warning, self.bundle.config.outside(p.level))}
+                    for n, p in enumerate(points)]
             table = mrml.add_scores_table(self.scene, rows, table_name or f"{volume_node.GetName()} {spec.name} "
                                                                           "scores")
             if warning:

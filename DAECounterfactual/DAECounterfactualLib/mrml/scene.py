@@ -29,7 +29,8 @@ from ..model.preprocessing import Preprocessing
 if TYPE_CHECKING:  # the scene helpers themselves need no torch
     from ..inference.explainer import Explanation
 
-_COLUMN_TYPES = {"id": "int", "level": "string", "kind": "string", "grade": "int", "grade_name": "string", "ood": "int"}
+_COLUMN_TYPES = {"id": "int", "level": "string", "kind": "string", "grade": "int", "grade_name": "string", "ood": "int",
+                 "ood_reason": "string"}
 DIFFERENCE_COLOR_ID = "vtkMRMLColorTableNodeFileDivergingBlueRed.txt"  # present in a full Slicer scene only
 
 
