@@ -5,9 +5,12 @@ Per experiment ``<name>`` (its config's bundle name): ``<name>.safetensors`` (EM
 precision, ``ema.*`` and ``model.*``, metadata: step; split into ``<name>-1.safetensors``, ``-2``... when larger
 than one returned file may be; the optimizer state is dropped, so a continued run restarts AdamW's moments with
 warm-up), ``<name>.json`` (model and training config, data manifest, loss history, images/s, the call's log tail)
-and ``<name>.png`` (the last validation reconstruction strip); ``window.json`` holds the GPU check and wall times.
-Every experiment is one ``scripts/train_dae.py`` process, all at once on the one GPU: a small model leaves it
-mostly idle on its own.
+and ``<name>.png`` (the last validation reconstruction strip); ``window.json`` holds the GPU check, wall times and
+each experiment's images/s as a fraction of the measured bf16 matrix rate. Every experiment is one
+``scripts/train_dae.py`` process, all at once on the one GPU: a small model leaves it mostly idle on its own.
+With ``speed="auto"`` the window first times the speed paths of ``throughput.AUTO_VARIANTS`` on the first
+experiment's network for a few seconds each (``throughput.json``; at most ``SPEED_BUDGET_S`` in all) and trains
+every experiment with the fastest that worked.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from DAECounterfactualLib.model.config import DAEConfig
+
+from .throughput import AUTO_VARIANTS, VARIANTS, compare_variants, fraction_of_peak, training_flops_per_image
+
+SPEED_BUDGET_S = 240  # at most this long timing speed paths before training (compilation included)
 
 TRAIN = Path(__file__).resolve().parents[1] / "scripts" / "train_dae.py"
 LOG_TAIL_CHARS = 4000
@@ -81,7 +90,7 @@ def save_weights(tensors: dict[str, torch.Tensor], out: Path, name: str, metadat
     return paths
 
 
-def collect(name: str, run_dir: Path, log: Path, out: Path) -> dict:
+def collect(name: str, run_dir: Path, log: Path, out: Path, peak_tflops: float | None = None) -> dict:
     """Write one experiment's three files; return its summary line for window.json."""
     meta_path = run_dir / "checkpoint.json"
     if not meta_path.exists():
@@ -96,18 +105,48 @@ def collect(name: str, run_dir: Path, log: Path, out: Path) -> dict:
     strip = run_dir / "reconstructions.png"
     if strip.exists():
         (out / f"{name}.png").write_bytes(strip.read_bytes())
-    return {"name": name, "step": meta["step"], "samples_seen": meta.get("samples_seen"), **call}
+    flops = training_flops_per_image(DAEConfig.from_dict(meta["model_config"]))
+    speed = {"train_gflops_per_image": flops / 1e9}
+    if peak_tflops and call.get("images_per_s"):
+        speed["fraction_of_bf16_peak"] = fraction_of_peak(call["images_per_s"], flops, peak_tflops)
+    return {"name": name, "step": meta["step"], "samples_seen": meta.get("samples_seen"), **call, **speed}
 
 
+def speed_flags(variant: str) -> list[str]:
+    """train_dae.py's options for a speed path of ``throughput.VARIANTS``."""
+    overrides = VARIANTS[variant]
+    return (["--compile", overrides["compile"]] if "compile" in overrides else []) + \
+        (["--channels-last"] if overrides.get("channels_last") else [])
+
+
+def fastest_variant(configs: list[Path], out: Path, device: str, seconds: float, peak: float | None) -> str:
+    """Time every speed path on the first experiment's network; the fastest that trained with a finite loss."""
+    from .experiment import load_experiment
+    from .training import TrainConfig
+
+    experiment = load_experiment(configs[0])
+    report = compare_variants(DAEConfig.from_dict(experiment.model), TrainConfig(**experiment.train), device,
+                              seconds, list(AUTO_VARIANTS), peak, budget_s=SPEED_BUDGET_S)
+    working = {name: r["images_per_s"] for name, r in report["variants"].items() if r.get("loss_finite")}
+    report["chosen"] = max(working, key=working.get) if working else "eager"
+    (out / "throughput.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps({"throughput": {k: v.get("images_per_s", v.get("error")) for k, v in report["variants"].items()},
+                      "chosen": report["chosen"]}), flush=True)
+    return report["chosen"]
 
 
 def run_window(configs: list[Path], out: Path, minutes: float, data_root: Path, runs: Path, device: str,
-               total_samples: int | None = None) -> dict:
-    """Train every experiment for ``minutes`` side by side, then collect each one's files; returns window.json."""
+               total_samples: int | None = None, speed: str = "eager", speed_seconds: float = 15.0) -> dict:
+    """Train every experiment for ``minutes`` side by side, then collect each one's files; returns window.json.
+    ``speed``: a speed path of ``throughput.VARIANTS`` for every experiment, or "auto" to time them first."""
     start = time.time()
     out.mkdir(parents=True, exist_ok=True)
     window = {"gpu": gpu_check(), "minutes": minutes, "experiments": []}
     print(json.dumps(window["gpu"]), flush=True)
+    peak = window["gpu"].get("bf16_matmul_tflops")
+    if speed == "auto":
+        speed = fastest_variant(configs, out, device, speed_seconds, peak)
+    window["speed"] = speed
     jobs = []
     for config in configs:
         name = json.loads(config.read_text())["bundle"]["name"]
@@ -117,13 +156,14 @@ def run_window(configs: list[Path], out: Path, minutes: float, data_root: Path, 
                    str(run_dir), "--max-minutes", str(minutes), "--device", device]
         if total_samples:
             command += ["--total-samples", str(total_samples)]
+        command += speed_flags(speed)
         handle = log.open("w", encoding="utf-8")
         jobs.append((name, run_dir, log, handle, subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
                                                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})))
     for name, run_dir, log, handle, process in jobs:
         returncode = process.wait()
         handle.close()
-        summary = collect(name, run_dir, log, out)
+        summary = collect(name, run_dir, log, out, peak)
         window["experiments"].append({**summary, "returncode": returncode})
         print(json.dumps({k: v for k, v in summary.items() if k != "log_tail"}), flush=True)
     window["wall_s"] = time.time() - start

@@ -50,6 +50,15 @@ class TrainConfig:
     validation_images: int = 8
     validation_steps: int = 20
     seed: int = 0
+    compile: str = "none"         # none | one of COMPILE_MODES: torch.compile of the network for the training step
+    channels_last: bool = False   # NHWC weights and batches (tensor cores prefer them)
+
+    def __post_init__(self) -> None:
+        if self.compile not in ("none", *COMPILE_MODES):
+            raise ValueError(f"compile must be none or one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def default_cache_dir() -> Path:
@@ -58,12 +67,34 @@ def default_cache_dir() -> Path:
 
 def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
     """Indices of global batch ``step``: consecutive slices of one seeded permutation per epoch."""
-    per_epoch = max(n // batch_size, 1)
-    epoch, position = divmod(step, per_epoch)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    epoch, position = divmod(step, max(n // batch_size, 1))
+    return _slice(epoch_permutation(epoch, n, seed), position, batch_size)
+
+
+def epoch_permutation(epoch: int, n: int, seed: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def _slice(perm: torch.Tensor, position: int, batch_size: int) -> torch.Tensor:
+    n = len(perm)
     if n < batch_size:
-        return perm[torch.arange(batch_size) % n]
+        return perm[torch.arange(batch_size, device=perm.device) % n]
     return perm[position * batch_size:(position + 1) * batch_size]
+
+
+class BatchOrder:
+    """``batch_indices`` on the training set's device, with one permutation drawn and copied per epoch instead of
+    per step: a copy from host memory waits for the GPU's queue, so a copy per step would stall every step."""
+
+    def __init__(self, batch_size: int, n: int, seed: int, device: torch.device):
+        self.batch_size, self.n, self.seed, self.device = batch_size, n, seed, device
+        self._epoch, self._perm = None, None
+
+    def __call__(self, step: int) -> torch.Tensor:
+        epoch, position = divmod(step, max(self.n // self.batch_size, 1))
+        if epoch != self._epoch:
+            self._epoch, self._perm = epoch, epoch_permutation(epoch, self.n, self.seed).to(self.device)
+        return _slice(self._perm, position, self.batch_size)
 
 
 @torch.no_grad()
@@ -129,8 +160,10 @@ class Trainer:
         self.schedule = NoiseSchedule()
         self.loss_weights = torch.from_numpy(
             loss_weights(self.schedule, train_config.loss_weighting, train_config.max_loss_weight)).to(self.device)
+        self.order = BatchOrder(train_config.batch_size, len(images), train_config.seed, self.images.device)
+        self.memory_format = torch.channels_last if train_config.channels_last else torch.contiguous_format
         torch.manual_seed(train_config.seed)
-        self.model = make_model(model_config).to(self.device)
+        self.model = make_model(model_config).to(self.device, memory_format=self.memory_format)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train_config.lr,
                                            weight_decay=train_config.weight_decay,
@@ -147,6 +180,8 @@ class Trainer:
             if "warm_start" in restored:
                 self.meta["warm_start"] = restored["warm_start"]
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model)
+        # the training step's network; the module itself (weights, EMA, checkpoints) stays as it is
+        self.network = self.ddp if train_config.compile == "none" else torch.compile(self.ddp, mode=train_config.compile)
         stale_export = self.run_dir / "export"
         if stale_export.exists() and self.step < self.total_steps and self.rank == 0:
             shutil.rmtree(stale_export)  # a finished run extended to more samples: its old export is outdated
@@ -162,13 +197,13 @@ class Trainer:
     def train_step(self, step: int) -> torch.Tensor:
         """One optimizer step; returns the loss as a detached tensor, so that no step waits for the device."""
         config = self.train_config
-        idx = batch_indices(step, config.batch_size, len(self.images), config.seed)[self.rank::self.world]
-        x0 = self.images[idx.to(self.images.device)].to(self.device, torch.float32)
+        idx = self.order(step)[self.rank::self.world]
+        x0 = self.images[idx].to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
         generator = torch.Generator(self.device).manual_seed((config.seed * 7919 + step) * 1009 + self.rank)
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(step)
         with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
-            loss = diffusion_loss(self.ddp, x0, self.schedule, generator, self.loss_weights)
+            loss = diffusion_loss(self.network, x0, self.schedule, generator, self.loss_weights)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)

@@ -2,7 +2,7 @@
 """Everything one GPU window needs, in one command: check the GPU, train experiments side by side for a fixed
 time, and write weights, run records and strips under --out within the device tool's file limits.
 
-    python scripts/gpu_window.py --out $OUT --minutes 7 --data-root DATA scripts/configs/disc-mri.json [...]
+    python scripts/gpu_window.py --out $OUT --minutes 7 --data-root DATA --speed auto scripts/configs/disc-mri.json [...]
 
 It installs nothing: the device's own torch runs scripts/train_dae.py once per experiment (on a machine where this
 package is not installed, run from the repository with PYTHONPATH=DAECounterfactual:. ). What it writes:
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from DAECounterfactualLib.model.device import DEVICES, resolve_device
 from DAECounterfactualResearch.gpu_window import run_window
+from DAECounterfactualResearch.throughput import VARIANTS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,9 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="run folders (checkpoints)")
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--total-samples", type=int, default=None, help="override every config's training length")
+    parser.add_argument("--speed", default="eager", choices=("auto", *VARIANTS),
+                        help="speed path of every experiment (torch.compile, CUDA graphs, channels-last); auto: time "
+                        "each on the first experiment's network first and train with the fastest")
+    parser.add_argument("--speed-seconds", type=float, default=15.0, help="timed seconds per path with --speed auto")
     args = parser.parse_args(argv)
     window = run_window(args.configs, args.out, args.minutes, args.data_root, args.runs, resolve_device(args.device),
-                        args.total_samples)
+                        args.total_samples, args.speed, args.speed_seconds)
     return 0 if all(e["returncode"] == 0 for e in window["experiments"]) else 1
 
 

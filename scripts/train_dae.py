@@ -27,7 +27,7 @@ from DAECounterfactualLib.io.files import sha256_file
 from DAECounterfactualLib.model.config import DAEConfig
 from DAECounterfactualLib.model.device import DEVICES, resolve_device
 from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, load_data, load_experiment
-from DAECounterfactualResearch.training import Trainer, TrainConfig, default_cache_dir
+from DAECounterfactualResearch.training import COMPILE_MODES, Trainer, TrainConfig, default_cache_dir
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="a fresh run starts from these weights (bundle model.safetensors or export ema.safetensors)")
     parser.add_argument("--total-samples", type=int, default=None,
                         help="override the config's training length, e.g. to extend a finished run")
+    parser.add_argument("--compile", default=None, choices=("none", *COMPILE_MODES),
+                        help="torch.compile mode of the training step (instead of the config's)")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC weights and batches")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -48,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     experiment = load_experiment(args.config)
     model_config = DAEConfig.from_dict(experiment.model)
     overrides = {"total_samples": args.total_samples} if args.total_samples else {}
+    overrides |= {"compile": args.compile} if args.compile else {}
+    overrides |= {"channels_last": True} if args.channels_last else {}
     train_config = TrainConfig(**{**experiment.train, **overrides})
     data, data_path = load_data(experiment, args.data_root)
     train = data.subset(experiment.train_split)

@@ -21,23 +21,31 @@ def test_weights_are_packed_into_shards_below_the_file_limit():
     assert window.shards(tensors, max_bytes=10**6) == [tensors]
 
 
-def test_a_dry_run_writes_weights_record_and_window_summary(tiny_config, tmp_path, script_main):
-    from safetensors.torch import load_file
-
-    from DAECounterfactualLib.model.config import DAEConfig
-    from DAECounterfactualLib.model.networks import make_model
+def write_tiny_experiment(tiny_config, folder):
+    """An experiment config of the tiny model on 16 blob images (12 train, 4 val), with its training set."""
     from DAECounterfactualResearch.datasets import TrainingSet
 
     images = np.concatenate([blob_images()] * 4)
-    (tmp_path / "tiny").mkdir()
+    (folder / "tiny").mkdir()
     TrainingSet(images, np.zeros(16, dtype=np.int16), np.array(["train"] * 12 + ["val"] * 4),
-                np.arange(16).astype(str)).save(tmp_path / "tiny" / "dataset.npz")
+                np.arange(16).astype(str)).save(folder / "tiny" / "dataset.npz")
     model = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(tiny_config).items()}
     config = {"bundle": {"name": "tiny"}, "model": model,
               "train": {"total_samples": 16, "batch_size": 4, "validate_every_samples": 8, "validation_images": 2,
                         "validation_steps": 2, "checkpoint_minutes": 10.0},
               "data": {"kind": "training_set", "path": "tiny/dataset.npz"}, "tasks": []}
-    (tmp_path / "tiny.json").write_text(json.dumps(config))
+    (folder / "tiny.json").write_text(json.dumps(config))
+    return folder / "tiny.json"
+
+
+def test_a_dry_run_writes_weights_record_and_window_summary(tiny_config, tmp_path, script_main):
+    from safetensors.torch import load_file
+
+    from DAECounterfactualLib.model.config import DAEConfig
+    from DAECounterfactualLib.model.networks import make_model
+
+    write_tiny_experiment(tiny_config, tmp_path)
+    model = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(tiny_config).items()}
     out = tmp_path / "out"
     assert script_main("gpu_window")([str(tmp_path / "tiny.json"), "--out", str(out), "--minutes", "5", "--data-root",
                         str(tmp_path), "--runs", str(tmp_path / "runs"), "--device", "cpu"]) == 0
@@ -51,3 +59,24 @@ def test_a_dry_run_writes_weights_record_and_window_summary(tiny_config, tmp_pat
     assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float16}
     ema = {k[len("ema."):]: v.float() for k, v in weights.items() if k.startswith("ema.")}
     make_model(DAEConfig.from_dict(model)).load_state_dict(ema)  # the EMA half loads as the configured model
+    assert summary["speed"] == "eager" and summary["experiments"][0]["train_gflops_per_image"] > 0
+
+
+def test_speed_auto_times_the_paths_and_trains_with_the_fastest(tiny_config, tmp_path, script_main, monkeypatch):
+    """On the CPU: eager and channels-last only (compiling takes a minute here; its equality is tested elsewhere)."""
+    from DAECounterfactualResearch import gpu_window
+
+    monkeypatch.setattr(gpu_window, "AUTO_VARIANTS", ("eager", "channels_last"))
+    config = write_tiny_experiment(tiny_config, tmp_path)
+    out = tmp_path / "out"
+    assert script_main("gpu_window")([str(config), "--out", str(out), "--minutes", "5", "--data-root", str(tmp_path),
+                                      "--runs", str(tmp_path / "runs"), "--device", "cpu", "--speed", "auto",
+                                      "--speed-seconds", "0.5"]) == 0
+    report = json.loads((out / "throughput.json").read_text())
+    rates = {name: r["images_per_s"] for name, r in report["variants"].items()}
+    assert set(rates) == {"eager", "channels_last"} and report["chosen"] == max(rates, key=rates.get)
+    assert report["train_gflops_per_image"] > 0
+    summary = json.loads((out / "window.json").read_text())
+    assert summary["speed"] == report["chosen"] and summary["experiments"][0]["returncode"] == 0
+    log = (tmp_path / "runs" / "tiny.log").read_text()
+    assert "resuming at step 0" in log

@@ -39,6 +39,7 @@ class NoiseSchedule:
         self.config = config
         self.betas = np.linspace(config.beta_start, config.beta_end, config.num_train_timesteps, dtype=np.float64)
         self.alphas_cumprod = np.cumprod(1.0 - self.betas)
+        self._alpha_bar_on: dict = {}  # torch device -> alphas_cumprod there, copied once
 
     @property
     def num_train_timesteps(self) -> int:
@@ -66,9 +67,14 @@ class NoiseSchedule:
         return steps
 
     def alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
+        """Cumulative alpha products at ``t``, on t's device. The table is copied there once: a copy from host
+        memory waits for the GPU to finish its queue, which would stall every training step."""
         import torch
 
-        return torch.from_numpy(self.alphas_cumprod).to(t.device)[t]
+        table = self._alpha_bar_on.get(t.device)
+        if table is None:
+            table = self._alpha_bar_on[t.device] = torch.from_numpy(self.alphas_cumprod).to(t.device)
+        return table[t]
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Forward process q(x_t | x_0) for a batch of integer timesteps."""
