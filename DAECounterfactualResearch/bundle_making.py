@@ -62,10 +62,12 @@ def load_ema_model(run_dir: Path, run_meta: dict, allow_unfinished: bool):
 
 
 def fit_tasks(experiment: Experiment, z_train: np.ndarray, train, z_val: np.ndarray, val) -> list[TaskSpec]:
-    """Every task of the experiment fitted on the training latents (C chosen on validation), with the geometry of
-    the training latents in its probe's space recorded for the model card."""
+    """Every task of the experiment fitted on the training latents (C chosen on validation, or by cross-validation
+    by patient where there is no validation split), with the geometry of the training latents in its probe's space
+    recorded for the model card."""
     recipes = [TaskRecipe.from_config(t) for t in experiment.tasks]
-    tasks = [fit_task(r, z_train, r.labels(train), z_val, r.labels(val), r.strata(train)) for r in recipes]
+    groups = train.extra.get("group") if len(val) == 0 else None  # no validation split: cross-validate by patient
+    tasks = [fit_task(r, z_train, r.labels(train), z_val, r.labels(val), r.strata(train), groups) for r in recipes]
     return [replace(t, metrics={**t.metrics, "latent_geometry": latent_geometry(t.probe, z_train)}) for t in tasks]
 
 

@@ -21,7 +21,8 @@ TASK_LINE = "- Task"  # "- Task `name` (...)" lines, and the "- Tasks refitted .
 
 
 def render_model_card(experiment: Experiment, config: BundleConfig, run_meta: dict, tasks, parameters: int,
-                      recon_mse: float, fp16_delta: float, reliance: float) -> str:
+                      recon_mse: float, fp16_delta: float, reliance: float,
+                      checked_on: str = "validation images") -> str:
     data, train = run_meta.get("data", {}), run_meta.get("train_config", {})
     hours = run_meta.get("elapsed_s", 0) / 3600
     lines = [
@@ -50,10 +51,11 @@ def render_model_card(experiment: Experiment, config: BundleConfig, run_meta: di
         lines.append(f"- {experiment.bundle['compute_note']}")
     lines += [
         "", "## Validation",
-        f"- EMA reconstruction MSE on validation images (model range [-1, 1], 'standard' preset): {recon_mse:.2e}.",
+        f"- EMA reconstruction MSE on {checked_on} (model range [-1, 1], 'standard' preset): {recon_mse:.2e}.",
         f"- z_sem reliance (clean-image error at t in [400, 800) with another image's z_sem minus with its own; "
         f"0 = the decoder ignores z_sem): {reliance:.4f}.",
-        f"- Weights stored as fp16: max |Δ signed distance| vs fp32 on validation latents {fp16_delta:.2e}.",
+        f"- Weights stored as fp16: max |Δ signed distance| vs fp32 on the latents of {checked_on} "
+        f"{fp16_delta:.2e}.",
     ]
     lines += task_card_lines(experiment, tasks)
     if experiment.bundle.get("limitations"):
@@ -72,8 +74,9 @@ def task_card_lines(experiment: Experiment, tasks) -> list[str]:
     lines = []
     for task in tasks:
         m, g = task.metrics, task.metrics["latent_geometry"]
+        where = "validation" if m.get("split", "val") == "val" else f"out-of-fold ({m['split']})"
         lines += [f"- Task `{task.name}` ({task.positive_rule} positive; probe {task.probe.kind}, C={m.get('C')}, "
-                  f"calibration {task.calibration.method}): validation AUC {m['auc']:.3f}, grading MAE "
+                  f"calibration {task.calibration.method}): {where} AUC {m['auc']:.3f}, grading MAE "
                   f"{m['mae']:.3f}, macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f} (n={m['n']}). "
                   f"Training latents in the probe's space: effective rank {g['effective_rank']:.2f}, variance along "
                   f"the probe normal {g['direction_variance']:.3g} (1 = an average direction; far below 1, the "

@@ -22,9 +22,25 @@ DETECTOR_SENTENCE = "Out-of-distribution inputs are flagged as the section above
 def fit_detector(z_fit: np.ndarray, z_held: np.ndarray, quantile: float = 0.995) -> MahalanobisDetector:
     """Mean and shrunk precision of ``z_fit``; threshold = ``quantile`` of the held-out scores, computed with the
     arrays as stored."""
-    fitted = fit_mahalanobis(z_fit)
-    draft = MahalanobisDetector(fitted.mean, fitted.precision, ood_threshold=1.0, ood_quantile=quantile)
+    draft = _unthresholded(z_fit, quantile)
     return replace(draft, ood_threshold=float(np.quantile(draft.ood_score(z_held), quantile)))
+
+
+def fit_detector_cross_fitted(z: np.ndarray, groups: np.ndarray, quantile: float = 0.995) -> MahalanobisDetector:
+    """For a bundle with no held-out patient (every one trained the DAE): mean and precision of all of ``z``;
+    threshold = ``quantile`` of out-of-patient scores, each patient's latents scored by the detector of the others
+    (what a new patient would see, rather than the training latents' own, smaller scores)."""
+    groups = np.asarray(groups)
+    if len(set(groups)) < 2:
+        raise ValueError("cross-fitting the threshold needs latents of at least two patients")
+    held = np.concatenate([_unthresholded(z[groups != g], quantile).ood_score(z[groups == g])
+                           for g in np.unique(groups)])
+    return replace(_unthresholded(z, quantile), ood_threshold=float(np.quantile(held, quantile)))
+
+
+def _unthresholded(z_fit: np.ndarray, quantile: float) -> MahalanobisDetector:
+    fitted = fit_mahalanobis(z_fit)
+    return MahalanobisDetector(fitted.mean, fitted.precision, ood_threshold=1.0, ood_quantile=quantile)
 
 
 def ood_card_section(detector: MahalanobisDetector, fit: str, held: str, command: str) -> str:

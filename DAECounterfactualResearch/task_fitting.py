@@ -77,29 +77,55 @@ def grading_metrics(scores: np.ndarray, predicted: np.ndarray, grades: np.ndarra
 
 
 def fit_task(recipe: TaskRecipe, z_train: np.ndarray, grades_train: np.ndarray, z_val: np.ndarray,
-             grades_val: np.ndarray, strata_train: np.ndarray | None = None) -> TaskSpec:
+             grades_val: np.ndarray, strata_train: np.ndarray | None = None,
+             groups_train: np.ndarray | None = None) -> TaskSpec:
     """Probe and calibration fitted on the training split, C chosen and metrics reported on the validation split.
-    ``strata_train``: the recipe's probe strata of the training samples (``TaskRecipe.strata``)."""
+    ``strata_train``: the recipe's probe strata of the training samples (``TaskRecipe.strata``). With no validation
+    images (a real-only set whose every patient trains the DAE), C is chosen and the metrics reported on
+    out-of-fold grades instead, folds by ``groups_train`` (patients; at most 5 folds)."""
     known = grades_train >= 0
     z_train, grades_train = z_train[known], grades_train[known]
     use = ~np.isin(grades_train, recipe.exclude_from_probe)
-    labels = grades_train[use] >= recipe.positive_min_grade
-    strata = None if strata_train is None else np.asarray(strata_train)[known][use]
-    best = None
-    for c in recipe.c_grid:
-        probe = fit_probe(z_train[use], labels, kind=recipe.probe, C=c, components=recipe.probe_components,
-                          strata=strata, edit_components=recipe.edit_components)
-        auc = grading_metrics(probe.distance(z_val), np.zeros(len(z_val)), grades_val,
-                              recipe.positive_min_grade)["auc"]
-        if best is None or auc > best[0]:
-            best = (auc, c, probe)
-    _, c, probe = best
+    strata = None if strata_train is None else np.asarray(strata_train)[known]
+    if len(z_val) == 0 and groups_train is None:
+        raise InputError(f"task {recipe.name!r}: no validation images and no patient groups to cross-validate on")
     n_grades = len(recipe.grade_names)
-    calibration = fit_calibration(probe.distance(z_train), grades_train, recipe.calibration, recipe.degree,
-                                  grade_range=(0, n_grades - 1))
-    d_val = probe.distance(z_val)
-    metrics = grading_metrics(d_val, calibration.grade(d_val), grades_val, recipe.positive_min_grade)
-    metrics |= {"split": "val", "C": c, "train_n": int(len(grades_train)), "probe_train_n": int(use.sum())}
+
+    def fit(c: float, rows: np.ndarray):
+        """Probe (on the rows the probe uses) and calibration (on all of them) of the training rows ``rows``."""
+        probe_rows = rows & use
+        probe = fit_probe(z_train[probe_rows], grades_train[probe_rows] >= recipe.positive_min_grade,
+                          kind=recipe.probe, C=c, components=recipe.probe_components,
+                          strata=None if strata is None else strata[probe_rows], edit_components=recipe.edit_components)
+        calibration = fit_calibration(probe.distance(z_train[rows]), grades_train[rows], recipe.calibration,
+                                      recipe.degree, grade_range=(0, n_grades - 1))
+        return probe, calibration
+
+    if len(z_val):
+        def held_out(c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            probe, calibration = fit(c, np.ones(len(z_train), dtype=bool))
+            distance = probe.distance(z_val)
+            return distance, calibration.grade(distance), grades_val
+        split = "val"
+    else:
+        groups = np.asarray(groups_train)[known]
+
+        def held_out(c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            from sklearn.model_selection import GroupKFold
+
+            distance, grade = np.zeros(len(z_train)), np.zeros(len(z_train), dtype=int)
+            for train, held in GroupKFold(min(5, len(set(groups)))).split(z_train, grades_train, groups):
+                probe, calibration = fit(c, np.isin(np.arange(len(z_train)), train))
+                distance[held] = probe.distance(z_train[held])
+                grade[held] = calibration.grade(distance[held])
+            return distance, grade, grades_train
+        split = f"{min(5, len(set(groups)))}-fold cross-validation by patient on the training split"
+    scored = {c: held_out(c) for c in recipe.c_grid}
+    aucs = {c: grading_metrics(d, g, truth, recipe.positive_min_grade)["auc"] for c, (d, g, truth) in scored.items()}
+    c = max(recipe.c_grid, key=lambda value: (np.nan_to_num(aucs[value], nan=-np.inf), -recipe.c_grid.index(value)))
+    probe, calibration = fit(c, np.ones(len(z_train), dtype=bool))
+    metrics = grading_metrics(*scored[c][:2], scored[c][2], recipe.positive_min_grade)
+    metrics |= {"split": split, "C": c, "train_n": int(len(grades_train)), "probe_train_n": int(use.sum())}
     return TaskSpec(name=recipe.name, description=recipe.description, grade_names=recipe.grade_names,
                     positive_min_grade=recipe.positive_min_grade, probe=probe, calibration=calibration,
                     metrics=metrics)

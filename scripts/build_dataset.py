@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--train-only", default="", help="comma-separated group prefixes kept in the training split "
                         "(groups are ct:CASE, phantom:CASE, VB1:SUBJECT, ...), e.g. ct: to train on every real CT")
     parser.add_argument("--limit-cases", type=int, default=None, help="use only the first N real cases")
+    parser.add_argument("--exclude-cases", default="", help="comma-separated real cases left out (e.g. a series "
+                        "kept for out-of-region checks)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     defaults = PRESET_DEFAULTS[args.preset]
@@ -92,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         phantoms = []
     else:
         specs = ct_case_specs(root) if args.preset == "ct" else mri_case_specs(root)
+        excluded = {c for c in args.exclude_cases.split(",") if c}
+        unknown = excluded - {spec.case for spec in specs}
+        if unknown:
+            raise InputError(f"--exclude-cases: no such case(s) {sorted(unknown)}; cases: "
+                             f"{', '.join(spec.case for spec in specs)}")
+        specs = [spec for spec in specs if spec.case not in excluded]
         specs = specs[: args.limit_cases] if args.limit_cases is not None else specs
         phantoms = phantom_case_specs(args.phantoms, args.seed, settings.fracture_losses or [0.3],
                                       settings.fracture_kinds,
@@ -111,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             "fracture_stretch": "disc above, stopped short of the next body",
             "phantom_max_fractures": args.phantom_max_fractures,
             "split_fractions": list(fractions), "train_only": args.train_only, "seed": args.seed,
-            "limit_cases": args.limit_cases,
+            "limit_cases": args.limit_cases, "exclude_cases": args.exclude_cases,
             "patch_convention": "columns anterior->posterior, rows superior->inferior, normal +x (RAS)",
         },
         "inputs": input_records(inputs, root),

@@ -6,6 +6,7 @@ latents that were measured.
 
     python scripts/fit_ood.py scripts/configs/{vcf-ct,vertebra-mri,disc-mri,dr-retina}.json --data-root DATA \\
         --cache CACHE --out Resources/Models
+    python scripts/fit_ood.py scripts/configs/vcf-ct-finetune.json --data-root DATA --out Resources/Models --cross-fit
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from pathlib import Path
 from DAECounterfactualLib.bundle.registry import resolve_bundle
 from DAECounterfactualLib.bundle.store import load_bundle, set_ood_detector
 from DAECounterfactualLib.inference.explainer import Explainer
-from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, load_experiment, run_script
+from DAECounterfactualLib.errors import InputError
+from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, load_data, load_experiment, run_script
 from DAECounterfactualResearch.ood_cache import read_cache
-from DAECounterfactualResearch.ood_fitting import fit_detector, ood_card_section, with_ood_section
+from DAECounterfactualResearch.ood_fitting import (fit_detector, fit_detector_cross_fitted, ood_card_section,
+                                                   with_ood_section)
 from DAECounterfactualResearch.ood_sets import DESCRIPTIONS, in_distribution, target_of
 
 COMMAND = "python scripts/fit_ood.py"
@@ -35,6 +38,25 @@ def latents(experiment, bundle, args):
     return explainer.encode(fit.images), explainer.encode(held.images)
 
 
+def cross_fit(experiment, args) -> None:
+    """The detector of a bundle whose every patient trained it: fitted on its built training split, the
+    threshold from each patient's latents scored by the detector of the others; written into the bundle in --out."""
+    target = args.out / experiment.name
+    bundle = load_bundle(target)
+    train = load_data(experiment, args.data_root)[0].subset(experiment.train_split)
+    if "group" not in train.extra:
+        raise InputError(f"{experiment.name}: its training set has no group column to cross-fit by patient")
+    z = Explainer(bundle).encode(train.images)
+    detector = fit_detector_cross_fitted(z, train.extra["group"], args.quantile)
+    patients = len(set(train.extra["group"]))
+    section = ood_card_section(detector, f"its {len(z)} training patches (its built training set)",
+                               f"out-of-patient scores of the same patches ({patients} patients, each scored by the "
+                               "detector of the others)", f"{COMMAND} --cross-fit")
+    set_ood_detector(target, detector, with_ood_section(bundle.model_card, section))
+    print(f"{load_bundle(target, load_weights=False).bundle_id}: threshold {detector.ood_threshold:.4g} "
+          f"(cross-fitted over {patients} patients)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("configs", type=Path, nargs="+", help="experiment configs of the bundles")
@@ -44,9 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None, help="the --cache folder of scripts/ood_shift_sets.py")
     parser.add_argument("--quantile", type=float, default=0.995, help="of the held-out scores, for the threshold")
     parser.add_argument("--limit-cases", type=int, default=None, help="as scripts/ood_shift_sets.py (no cache)")
+    parser.add_argument("--cross-fit", action="store_true", help="for a bundle trained on every patient of its "
+                        "built training set (no held-out split): fit on its training split, threshold from "
+                        "out-of-patient scores (the set's group column)")
     args = parser.parse_args(argv)
     for config in args.configs:
         experiment = load_experiment(config)
+        if args.cross_fit:
+            cross_fit(experiment, args)
+            continue
         source = resolve_bundle(experiment.name)
         target = args.out / experiment.name
         if target.resolve() != source.resolve():

@@ -58,23 +58,27 @@ def main(argv: list[str] | None = None) -> int:
     z_train, z_val = encode_images(model, train.images), encode_images(model, val.images)
     stats = LatentStats.from_latents(z_train)
     tasks = fit_tasks(experiment, z_train, train, z_val, val)
+    # the checks below need images the probes were not fitted on; a set with no validation split (every patient
+    # trained the DAE) can only offer its training images, and the card says so
+    checked, checked_text = (val, "validation images") if len(val) else (train, "training images (no validation split)")
 
     with torch.no_grad():
-        images = torch.from_numpy(val.images[:16].astype(np.float32))
+        images = torch.from_numpy(checked.images[:16].astype(np.float32))
         standard = config.presets["standard"]
         recon = reconstruct(model, images, NoiseSchedule(), standard.decode, standard.refine, standard.refine_tol,
                             standard.spacing)
         recon_mse = float(torch.mean((recon - images) ** 2))
         reliance = semantic_reliance(model, images, NoiseSchedule())
-    z_val_fp16 = encode_images(copy.deepcopy(model).half().float(), val.images)  # what the fp16 bundle will give
-    delta = max(float(np.abs(t.probe.distance(z_val_fp16) - t.probe.distance(z_val)).max()) for t in tasks)
+    z_checked = z_val if len(val) else z_train
+    z_fp16 = encode_images(copy.deepcopy(model).half().float(), checked.images)  # what the fp16 bundle will give
+    delta = max(float(np.abs(t.probe.distance(z_fp16) - t.probe.distance(z_checked)).max()) for t in tasks)
     card = render_model_card(experiment, config, run_meta, tasks, count_parameters(model), recon_mse, delta,
-                             reliance)
+                             reliance, checked_text)
     out = args.out or REPO / "Resources" / "Models" / name
     write_bundle(out, config, model, stats, tasks, card, fp16=True, overwrite=True)
     if args.gain_images:  # fitted on the bundle as written (fp16 weights): what users will run
         bundle = load_bundle(out)
-        tasks = fitted_tasks(Explainer(bundle), list(bundle.tasks.values()), gain_images(val, args.gain_images),
+        tasks = fitted_tasks(Explainer(bundle), list(bundle.tasks.values()), gain_images(checked, args.gain_images),
                              "fast")
         card = with_gain_section(bundle.model_card, tasks)
         for task in tasks:

@@ -231,6 +231,18 @@ def test_intensity_range_must_be_an_increasing_pair(fake_root, tmp_path, text, b
                     f"--intensity-range={text}"])
 
 
+def test_excluded_cases_are_left_out_and_an_unknown_one_is_refused(fake_root, tmp_path, build_main):
+    argv = ["--preset", "ct", "--data-root", str(fake_root), "--phantoms", "0", "--lateral-offsets", "0",
+            "--fracture-losses", "0.3", "--fracture-kinds", "wedge"]
+    assert build_main([*argv, "--out", str(tmp_path / "all")]) == 0
+    assert build_main([*argv, "--out", str(tmp_path / "less"), "--exclude-cases", "ct_case0"]) == 0
+    everything, rest = (set(load_npz(tmp_path / name / "dataset.npz")["case_id"]) for name in ("all", "less"))
+    assert "ct_case0" in everything and rest == everything - {"ct_case0"}
+    assert json.loads((tmp_path / "less" / "manifest.json").read_text())["settings"]["exclude_cases"] == "ct_case0"
+    with pytest.raises(InputError, match=r"--exclude-cases: no such case\(s\) \['ct_case9'\]; cases: ct_case0"):
+        build_main([*argv, "--out", str(tmp_path / "o"), "--exclude-cases", "ct_case9"])
+
+
 def test_missing_data_root_is_a_clear_error(tmp_path, build_main):
     with pytest.raises(InputError, match="vertebrae.csv: no such file \\(is --data-root right\\?\\)"):
         build_main(["--preset", "ct", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])

@@ -80,6 +80,26 @@ def test_recipe_strata_come_from_the_named_training_set_column():
     assert spec.metrics["auc"] > 0.9 and spec.metrics["train_n"] == 295
 
 
+def test_with_no_validation_split_c_and_metrics_come_from_folds_by_patient():
+    from DAECounterfactualLib.errors import InputError
+    from DAECounterfactualResearch.task_fitting import fit_task
+
+    z, grades = graded_latents(300, 0)
+    patients = np.repeat(["a", "b", "c"], 100)
+    z[patients == "c", 1] += 5.0  # one patient sits elsewhere in a dimension that says nothing of the grade
+    empty = np.zeros((0, 8))
+    spec = fit_task(RECIPE, z, grades, empty, np.zeros(0, dtype=int), groups_train=patients)
+    assert spec.metrics["split"] == "3-fold cross-validation by patient on the training split"
+    assert spec.metrics["n"] == 300 and spec.metrics["auc"] > 0.9 and spec.metrics["C"] in RECIPE.c_grid
+    full = fit_task(RECIPE, z, grades, z[:50], grades[:50])  # the final probe is fitted on every training latent
+    np.testing.assert_allclose(spec.probe.distance(z), fit_task(
+        TaskRecipe(**{**RECIPE.__dict__, "c_grid": (spec.metrics["C"],)}), z, grades, z[:50], grades[:50]
+    ).probe.distance(z), atol=1e-9)
+    assert full.metrics["split"] == "val"
+    with pytest.raises(InputError, match="no validation images and no patient groups"):
+        fit_task(RECIPE, z, grades, empty, np.zeros(0, dtype=int))
+
+
 def test_confusion_matrix_rows_are_true_grades():
     assert confusion_matrix([0, 0, 1, 2], [0, 1, 1, 0], 3) == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
 
@@ -252,6 +272,31 @@ def test_baseline_trains_and_scores_from_probabilities():
                             progress=False)
     assert 1 <= result.best_epoch <= 2 and len(result.history) == 2
     assert {"auc", "mae", "macro_f1"} <= set(result.history[0])
+
+
+def test_the_cross_validated_comparison_holds_out_whole_patients_and_scores_their_plain_patches():
+    from types import SimpleNamespace
+
+    from DAECounterfactualResearch.baseline_cv import cross_validated_comparison
+    from DAECounterfactualResearch.datasets import TrainingSet
+
+    rng = np.random.default_rng(0)
+    patients = np.repeat([f"p{k}" for k in range(6)], 16)  # 8 discs x (plain + 1 augmented copy) per patient
+    grades = np.tile(np.repeat([0, 1, 2, 3, 0, 1, 2, 3], 2), 6)
+    augmentation = np.tile([0, 1], 48)
+    images = (rng.normal(size=(96, 1, 32, 32)) * 0.1 + grades[:, None, None, None] * 0.4 - 0.6).astype(np.float32)
+    train = TrainingSet(images, grades, np.full(96, "train"), patients, {"augmentation": augmentation})
+    encoded = []
+    explainer = SimpleNamespace(config=SimpleNamespace(model=SimpleNamespace(z_dim=3)),
+                                encode=lambda x: encoded.append(len(x)) or np.stack(
+                                    [x.mean(axis=(1, 2, 3)), x.std(axis=(1, 2, 3)), x[:, 0, 0, 0]], axis=1))
+    spec = SimpleNamespace(grade_names=("G0", "G1", "G2", "G3"), metrics={"C": 1.0})
+    report = cross_validated_comparison(explainer, spec, RECIPE, train, augmentations=0, folds=3, epochs=1)
+    assert encoded == [48]  # the plain patches only: augmentation index 0
+    assert report["held_out_discs"] == 48 and report["patients"] == 6 and report["negatives"] == 24
+    assert report["dae"]["auc"] > 0.9 and report["dae"]["n"] == report["densenet121"]["n"] == 48
+    assert set(report["dae_minus_densenet121"]) == {"auc", "mae", "macro_f1"}
+    assert len(report["densenet_epochs_kept"]) == 3
 
 
 def test_report_states_targets_and_paper_numbers(tmp_path):

@@ -25,6 +25,22 @@ def test_the_threshold_is_the_quantile_of_held_out_scores_as_stored():
                                                                      detector.precision.astype(np.float32))
 
 
+def test_a_cross_fitted_threshold_is_the_quantile_of_out_of_patient_scores():
+    from DAECounterfactualResearch.ood_fitting import fit_detector_cross_fitted
+
+    rng = np.random.default_rng(1)
+    groups = np.repeat(["a", "b", "c"], 200)
+    z = rng.normal(size=(600, 6)) + np.where(groups == "c", 1.0, 0.0)[:, None]  # patients differ
+    detector = fit_detector_cross_fitted(z, groups, quantile=0.95)
+    held = np.concatenate([fit_detector(z[groups != g], z[groups != g], 0.95).ood_score(z[groups == g])
+                           for g in "abc"])
+    assert detector.ood_threshold == pytest.approx(np.quantile(held, 0.95), rel=1e-12)
+    np.testing.assert_allclose(detector.mean, z.mean(axis=0), atol=1e-6)
+    assert detector.ood_threshold > np.quantile(detector.ood_score(z), 0.95)  # new patients score higher
+    with pytest.raises(ValueError, match="at least two patients"):
+        fit_detector_cross_fitted(z, np.zeros(600))
+
+
 CARD = f"# b\n\n## Validation\n- x\n\n## Intended use\nResearch. {STATS_SENTENCE}\n"
 
 

@@ -9,6 +9,7 @@ bundle's, with paired bootstrap intervals of the difference (same patients resam
 
     python scripts/studies/task_baseline.py scripts/configs/disc-mri.json --data-root DATA --task pfirrmann \\
         --augmentations 4 --epochs 8
+    python scripts/studies/task_baseline.py ... --folds 5   # both models cross-validated by patient on training
 """
 
 from __future__ import annotations
@@ -33,12 +34,27 @@ def main(argv: list[str] | None = None) -> int:
     add_bundle_arguments(parser, task=True)
     parser.add_argument("--augmentations", type=int, default=4, help="highest augmentation index trained on")
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--folds", type=int, default=0, help="compare under K-fold cross-validation by patient on "
+                        "the training split instead of on the validation split (baseline_cv)")
+    parser.add_argument("--out", default=None, help="JSON of the --folds comparison")
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
     recipe = TaskRecipe.from_config(chosen_task(parser, args, experiment))
     bundle = load_bundle(resolve_bundle(args.bundle or experiment.name))
     data, _ = load_data(experiment, args.data_root)
     train, val = data.subset(experiment.train_split), data.subset(experiment.val_split)
+    if args.folds:
+        from DAECounterfactualResearch.baseline_cv import cross_validated_comparison
+
+        report = cross_validated_comparison(Explainer(bundle), bundle.task(recipe.name), recipe, train,
+                                            args.augmentations, args.folds, args.epochs)
+        report = {"bundle": bundle.bundle_id, "task": recipe.name, "augmentations": args.augmentations,
+                  "epochs": args.epochs, **report}
+        print(json.dumps(report, indent=1))
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(report, indent=1) + "\n")
+        return 0
     if "augmentation" in train.extra:
         train = train.select(train.extra["augmentation"] <= args.augmentations)
     y_train, y_val = recipe.labels(train), recipe.labels(val)
