@@ -47,6 +47,7 @@ def grade_row(grades: Grades, n: int, grade_names: Sequence[str], warning: str =
 
 
 def latent_reason(grades: Grades, n: int) -> str:
+    """Why image ``n``'s latent is flagged ("" if it is not): its OOD score against the bundle's threshold."""
     if not grades.ood[n]:
         return ""
     threshold = f" > {grades.ood_threshold:.3g}" if np.isfinite(grades.ood_threshold) else ""
