@@ -62,6 +62,8 @@ def _run_text(run: list[int]) -> str:
 
 @dataclass(frozen=True)
 class TrainingDomain:
+    """``trained_on`` of a bundle's config: what its probes were fitted on, so a request can be checked against it."""
+
     target_kind: str                 # one of TARGET_KINDS
     levels: tuple[str, ...] = ()     # level names the training patches were centred on; () for images
     units: str = ""                  # intensity units of the training images, e.g. "HU"
@@ -95,7 +97,7 @@ class TrainingDomain:
         return {"vertebra": "vertebrae", "disc": "discs", "image": "images"}[self.target_kind]
 
     def describe(self) -> str:
-        """One line for cards and panels: 'vertebrae T12–L5, HU'."""
+        """One line for reports: 'vertebrae T12–L5, HU'."""
         parts = [self.targets + (f" {level_span(self.levels)}" if self.levels else "")]
         return ", ".join(parts + ([self.units] if self.units else []))
 
