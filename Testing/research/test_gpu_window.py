@@ -78,5 +78,5 @@ def test_speed_auto_times_the_paths_and_trains_with_the_fastest(tiny_config, tmp
     assert report["train_gflops_per_image"] > 0
     summary = json.loads((out / "window.json").read_text())
     assert summary["speed"] == report["chosen"] and summary["experiments"][0]["returncode"] == 0
-    log = (tmp_path / "runs" / "tiny.log").read_text()
+    log = (tmp_path / "runs" / "tiny.log").read_text(encoding="utf-8")
     assert "resuming at step 0" in log

@@ -58,8 +58,20 @@ def test_channels_last_trains_like_the_default_layout_and_checkpoints_contiguous
 
 
 @pytest.mark.slow  # compiling the tiny UNet takes about a minute on 2 cores
-def test_a_compiled_training_step_equals_the_eager_one(tiny_config, tmp_path):
+def test_a_compiled_training_step_equals_the_eager_one(tiny_config, tmp_path, utf8_locale):
     assert_same_step(steps(tiny_config, tmp_path, "eager"), steps(tiny_config, tmp_path, "compiled", compile="default"))
+
+
+@pytest.fixture()
+def utf8_locale():
+    """Earlier tests of the full suite leave the C locale set (a library they use sets it), under which torch's
+    compiler cannot read its own UTF-8 templates; a training process (train_dae.py) starts with the user's locale."""
+    import locale
+
+    saved = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C.UTF-8")
+    yield
+    locale.setlocale(locale.LC_CTYPE, saved)
 
 
 def test_an_unknown_compile_mode_is_refused():
