@@ -23,6 +23,7 @@ from .patches import check_positions_inside, cut_patch, to_model_input, volume_v
 from .screening import screen_volume
 
 if TYPE_CHECKING:  # rows and CSV need no torch; the explainer passed in brings it
+    from ..bundle.spec import BundleConfig
     from .explainer import Explainer, Grades
 
 SCORE_COLUMNS = ("id", "level", "kind", "r", "a", "s", "distance", "probability", "score", "grade", "grade_name",
@@ -54,12 +55,12 @@ def latent_reason(grades: Grades, n: int) -> str:
     return f"its latent is unlike the training images' (OOD score {float(grades.ood_score[n]):.3g}{threshold})"
 
 
-def _rows(explainer: Explainer, task: str, images: np.ndarray, ids: Sequence, levels: Sequence[str],
-          kinds: Sequence[str], points: Sequence, warning: str = "") -> list[dict[str, object]]:
-    grades = explainer.grade(images, task)
-    names = explainer.bundle.task(task).grade_names
-    return [{"id": ids[i], "level": levels[i], "kind": kinds[i], **_ras_columns(points[i]),
-             **grade_row(grades, i, names, warning, explainer.config.outside(levels[i]))} for i in range(len(images))]
+def position_rows(config: BundleConfig, grades: Grades, grade_names: Sequence[str],
+                  positions: Sequence[VertebraPosition], warning: str = "") -> list[dict[str, object]]:
+    """One row per graded position: its label as id, level, kind, RAS and read-out; a level outside what the
+    bundle was trained on flags the row (``BundleConfig.outside``). Shared by the CLI and the Logic's tables."""
+    return [{"id": p.label, "level": p.level, "kind": target_kind(p.label), **_ras_columns(p.ras),
+             **grade_row(grades, n, grade_names, warning, config.outside(p.level))} for n, p in enumerate(positions)]
 
 
 def _ras_columns(point) -> dict[str, object]:
@@ -73,15 +74,14 @@ def iter_volume_rows(explainer: Explainer, volume: Volume, positions: Sequence[V
     InputError; an image unlike the bundle's modality flags every row (``screening``)."""
     if not positions:
         raise InputError(f"{volume.label}: no vertebra positions to score")
-    config = explainer.config
+    config, names = explainer.config, explainer.bundle.task(task).grade_names
     warning = screen_volume(config, volume)
     check_positions_inside(volume, positions)
     value_range = volume_value_range(config, volume)
     for start in range(0, len(positions), batch_size):
         chunk = positions[start:start + batch_size]
         images = to_model_input(config, [cut_patch(config, volume, p.ras) for p in chunk], value_range)
-        yield _rows(explainer, task, images, [p.label for p in chunk], [p.level for p in chunk],
-                    [target_kind(p.label) for p in chunk], [p.ras for p in chunk], warning)
+        yield position_rows(config, explainer.grade(images, task), names, chunk, warning)
 
 
 def iter_image_rows(explainer: Explainer, images: np.ndarray, ids: Sequence[str], task: str, batch_size: int = 64,
@@ -93,11 +93,12 @@ def iter_image_rows(explainer: Explainer, images: np.ndarray, ids: Sequence[str]
     if images.ndim != 4 or images.shape[1:] != (channels, size, size):
         raise InputError(f"{source}: bundle {config.name!r} expects images of {channels}×{size}×{size}, got "
                          f"{images.shape[1:]}")
+    names = explainer.bundle.task(task).grade_names
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
-        prepared = np.stack([config.preprocessing.apply(image) for image in chunk])
-        yield _rows(explainer, task, prepared, list(ids[start:start + batch_size]), [""] * len(chunk),
-                    [""] * len(chunk), [None] * len(chunk))
+        grades = explainer.grade(np.stack([config.preprocessing.apply(image) for image in chunk]), task)
+        yield [{"id": image_id, "level": "", "kind": "", **_ras_columns(None), **grade_row(grades, n, names)}
+               for n, image_id in enumerate(ids[start:start + batch_size])]
 
 
 # ----------------------------------------------------------------------------------------------------------------

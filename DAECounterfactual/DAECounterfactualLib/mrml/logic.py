@@ -26,9 +26,9 @@ from ..bundle.store import load_bundle
 from ..errors import BusyError, Cancelled, InputError
 from ..inference.geometry import Patch
 from ..inference.patches import check_positions_inside, cut_patch, to_model_input, volume_value_range
-from ..inference.scores import grade_row
+from ..inference.scores import grade_row, position_rows
 from ..inference.screening import screen_volume
-from ..io.volumes import LABELS_BY_LEVEL, Volume, VertebraPosition, positions_from_mask, target_kind
+from ..io.volumes import LABELS_BY_LEVEL, Volume, VertebraPosition, positions_from_mask
 
 WARNING_ATTRIBUTE = "DAECounterfactual.warning"  # on a scores table whose image raised a screening warning
 MAX_SWEEP = 64  # sweep images per explanation
@@ -189,10 +189,7 @@ class ExplanationLogic:
                     progress(number, len(points) + 1)
             grades = self.explainer.grade(to_model_input(self.bundle.config, patches, volume_value_range(self.bundle.config, volume)), spec)
             _check_cancel(cancel)
-            rows = [{"id": p.label, "level": p.level, "kind": target_kind(p.label),
-                     "r": p.ras[0], "a": p.ras[1], "s": p.ras[2],
-                     **grade_row(grades, n, spec.grade_names, warning, self.bundle.config.outside(p.level))}
-                    for n, p in enumerate(points)]
+            rows = position_rows(self.bundle.config, grades, spec.grade_names, points, warning)
             table = mrml.add_scores_table(self.scene, rows, table_name or f"{volume_node.GetName()} {spec.name} "
                                                                           "scores")
             if warning:
