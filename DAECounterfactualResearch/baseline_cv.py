@@ -13,8 +13,7 @@ import numpy as np
 
 from .baseline import BaselineConfig, predict_probabilities, scores_and_grades, train_baseline
 from .evaluation import difference_intervals
-from .probe_fitting import fit_calibration, fit_probe
-from .task_fitting import grading_metrics
+from .task_fitting import fit_recipe, grading_metrics
 
 
 def cross_validated_comparison(explainer, spec, recipe, train, augmentations: int, folds: int, epochs: int) -> dict:
@@ -36,11 +35,7 @@ def cross_validated_comparison(explainer, spec, recipe, train, augmentations: in
         held_mask = np.zeros(len(train), dtype=bool)
         held_mask[held] = True
         held_mask &= usable & (augmentation == 0)
-        probe_rows = fit_rows & ~np.isin(grades, recipe.exclude_from_probe)
-        probe = fit_probe(z[probe_rows], grades[probe_rows] >= positive, kind=recipe.probe, C=spec.metrics["C"],
-                          components=recipe.probe_components, edit_components=recipe.edit_components)
-        calibration = fit_calibration(probe.distance(z[fit_rows]), grades[fit_rows], recipe.calibration,
-                                      recipe.degree, grade_range=(0, n_grades - 1))
+        probe, calibration = fit_recipe(recipe, z[fit_rows], grades[fit_rows], spec.metrics["C"])
         distance = probe.distance(z[held_mask])
         ours.append((distance, calibration.grade(distance)))
         base = train_baseline(train.images[fit_rows], grades[fit_rows], train.images[held_mask], grades[held_mask],

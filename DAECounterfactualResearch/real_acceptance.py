@@ -23,9 +23,8 @@ from DAECounterfactualLib.inference.geometry import extract_sagittal_patch
 from .bootstrap import bootstrap_intervals
 from .dataset_building import CaseSpec, Settings, case_samples, ct_case_specs, mri_case_specs
 from .patch_fractures import body_masks, whole_in_patch
-from .probe_fitting import fit_calibration, fit_probe
 from .synthesis import FRACTURE_KINDS
-from .task_fitting import TaskRecipe
+from .task_fitting import TaskRecipe, fit_recipe
 
 LOSSES = (0.22, 0.32, 0.45)  # one simulated fracture per Genant grade G1-G3
 TARGETS = {"healthy_g0": 0.90, "fracture_auc": 0.95, "within_one_grade": 0.90}
@@ -94,11 +93,7 @@ def leave_one_patient_out(z: np.ndarray, patches: RealPatches, recipe: TaskRecip
     usable = patches.grade >= 0
     for group in np.unique(patches.group):
         train = usable & (patches.group != group)
-        fit = train & ~np.isin(patches.grade, recipe.exclude_from_probe)
-        probe = fit_probe(z[fit], patches.grade[fit] >= recipe.positive_min_grade, recipe.probe, C=C,
-                          components=recipe.probe_components)
-        calibration = fit_calibration(probe.distance(z[train]), patches.grade[train], recipe.calibration,
-                                      recipe.degree, grade_range=(0, len(recipe.grade_names) - 1))
+        probe, calibration = fit_recipe(recipe, z[train], patches.grade[train], C)
         held = patches.group == group
         distance = probe.distance(z[held])
         out[held] = np.stack([distance, calibration.grade(distance)], axis=1)

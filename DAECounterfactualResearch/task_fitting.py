@@ -16,6 +16,8 @@ import numpy as np
 from DAECounterfactualLib.bundle.spec import MAX_EDIT_GAIN, TaskSpec
 from DAECounterfactualLib.errors import InputError
 
+from DAECounterfactualLib.model.probe import Calibration, LinearProbe
+
 from .probe_fitting import fit_calibration, fit_probe
 
 
@@ -85,25 +87,16 @@ def fit_task(recipe: TaskRecipe, z_train: np.ndarray, grades_train: np.ndarray, 
     out-of-fold grades instead, folds by ``groups_train`` (patients; at most 5 folds)."""
     known = grades_train >= 0
     z_train, grades_train = z_train[known], grades_train[known]
-    use = ~np.isin(grades_train, recipe.exclude_from_probe)
     strata = None if strata_train is None else np.asarray(strata_train)[known]
     if len(z_val) == 0 and groups_train is None:
         raise InputError(f"task {recipe.name!r}: no validation images and no patient groups to cross-validate on")
-    n_grades = len(recipe.grade_names)
 
-    def fit(c: float, rows: np.ndarray):
-        """Probe (on the rows the probe uses) and calibration (on all of them) of the training rows ``rows``."""
-        probe_rows = rows & use
-        probe = fit_probe(z_train[probe_rows], grades_train[probe_rows] >= recipe.positive_min_grade,
-                          kind=recipe.probe, C=c, components=recipe.probe_components,
-                          strata=None if strata is None else strata[probe_rows], edit_components=recipe.edit_components)
-        calibration = fit_calibration(probe.distance(z_train[rows]), grades_train[rows], recipe.calibration,
-                                      recipe.degree, grade_range=(0, n_grades - 1))
-        return probe, calibration
+    def fit(c: float, rows: np.ndarray | slice = slice(None)):
+        return fit_recipe(recipe, z_train[rows], grades_train[rows], c, None if strata is None else strata[rows])
 
     if len(z_val):
         def held_out(c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            probe, calibration = fit(c, np.ones(len(z_train), dtype=bool))
+            probe, calibration = fit(c)
             distance = probe.distance(z_val)
             return distance, calibration.grade(distance), grades_val
         split = "val"
@@ -115,7 +108,7 @@ def fit_task(recipe: TaskRecipe, z_train: np.ndarray, grades_train: np.ndarray, 
 
             distance, grade = np.zeros(len(z_train)), np.zeros(len(z_train), dtype=int)
             for train, held in GroupKFold(min(5, len(set(groups)))).split(z_train, grades_train, groups):
-                probe, calibration = fit(c, np.isin(np.arange(len(z_train)), train))
+                probe, calibration = fit(c, train)
                 distance[held] = probe.distance(z_train[held])
                 grade[held] = calibration.grade(distance[held])
             return distance, grade, grades_train
@@ -123,12 +116,26 @@ def fit_task(recipe: TaskRecipe, z_train: np.ndarray, grades_train: np.ndarray, 
     scored = {c: held_out(c) for c in recipe.c_grid}
     aucs = {c: grading_metrics(d, g, truth, recipe.positive_min_grade)["auc"] for c, (d, g, truth) in scored.items()}
     c = max(recipe.c_grid, key=lambda value: (np.nan_to_num(aucs[value], nan=-np.inf), -recipe.c_grid.index(value)))
-    probe, calibration = fit(c, np.ones(len(z_train), dtype=bool))
-    metrics = grading_metrics(*scored[c][:2], scored[c][2], recipe.positive_min_grade)
-    metrics |= {"split": split, "C": c, "train_n": int(len(grades_train)), "probe_train_n": int(use.sum())}
+    probe, calibration = fit(c)
+    metrics = grading_metrics(*scored[c], recipe.positive_min_grade)
+    metrics |= {"split": split, "C": c, "train_n": int(len(grades_train)),
+                "probe_train_n": int(np.sum(~np.isin(grades_train, recipe.exclude_from_probe)))}
     return TaskSpec(name=recipe.name, description=recipe.description, grade_names=recipe.grade_names,
                     positive_min_grade=recipe.positive_min_grade, probe=probe, calibration=calibration,
                     metrics=metrics)
+
+
+def fit_recipe(recipe: TaskRecipe, z: np.ndarray, grades: np.ndarray, C: float,
+               strata: np.ndarray | None = None) -> tuple[LinearProbe, Calibration]:
+    """A task's probe, on the graded samples its recipe uses (``exclude_from_probe`` left out), and its calibration,
+    on all of them: the one fit behind the bundled tasks, the real-data acceptance and the baseline comparison."""
+    use = ~np.isin(grades, recipe.exclude_from_probe)
+    probe = fit_probe(z[use], grades[use] >= recipe.positive_min_grade, kind=recipe.probe, C=C,
+                      components=recipe.probe_components, strata=None if strata is None else strata[use],
+                      edit_components=recipe.edit_components)
+    calibration = fit_calibration(probe.distance(z), grades, recipe.calibration, recipe.degree,
+                                  grade_range=(0, len(recipe.grade_names) - 1))
+    return probe, calibration
 
 
 MIN_RESPONSE_SLOPE = 0.02        # re-encoded step / requested step below this: the decoder ignores the direction

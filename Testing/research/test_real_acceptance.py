@@ -42,13 +42,13 @@ def test_a_latent_that_carries_the_grade_meets_every_target():
 
 
 def test_the_held_out_series_is_graded_by_probes_that_never_saw_it(monkeypatch):
-    from DAECounterfactualResearch import real_acceptance
+    from DAECounterfactualResearch import task_fitting
 
     z, patches = synthetic(flip_case=1)
     z[:, -1] = np.arange(len(z))  # a row id, to see which rows each probe was fitted on
     seen = []
-    fit_probe = real_acceptance.fit_probe
-    monkeypatch.setattr(real_acceptance, "fit_probe",
+    fit_probe = task_fitting.fit_probe  # the acceptance fits through task_fitting.fit_recipe
+    monkeypatch.setattr(task_fitting, "fit_probe",
                         lambda x, *args, **kwargs: seen.append(set(x[:, -1].astype(int))) or fit_probe(x, *args, **kwargs))
     z_graded = z.copy()
     z_graded[:, -1] = 0.0
@@ -71,14 +71,14 @@ def test_only_whole_real_g0_bodies_count_as_healthy():
 
 
 def test_the_series_of_one_patient_are_held_out_together(monkeypatch):
-    from DAECounterfactualResearch import real_acceptance
+    from DAECounterfactualResearch import task_fitting
 
     z, patches = synthetic(cases=3)
     patches.group[patches.case == "case2"] = "case1"  # two sessions of one patient
     z[:, -1] = np.arange(len(z))
     seen = []
-    fit_probe = real_acceptance.fit_probe
-    monkeypatch.setattr(real_acceptance, "fit_probe",
+    fit_probe = task_fitting.fit_probe  # the acceptance fits through task_fitting.fit_recipe
+    monkeypatch.setattr(task_fitting, "fit_probe",
                         lambda x, *args, **kwargs: seen.append(set(x[:, -1].astype(int))) or fit_probe(x, *args, **kwargs))
     leave_one_patient_out(z, patches, RECIPE, C=1.0)
     probe_rows = (patches.case == "case0") & (patches.grade != 1)  # G1 is left out of the probe
