@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,20 @@ def add_bundle_arguments(parser: argparse.ArgumentParser, task: bool = False) ->
     parser.add_argument("--bundle", default=None, help="bundle folder or name (default: the experiment's name)")
     if task:
         parser.add_argument("--task", default=None, help="default: the experiment's first task")
+
+
+def bundle_in(out: Path, name: str) -> Path:
+    """``out/name``, for a script that changes a bundle: the bundled model ``name`` itself when ``out`` is where it
+    lives, else a copy of it made there (an existing other folder is refused), so the shipped one is never changed
+    unless the script is pointed at it."""
+    from DAECounterfactualLib.bundle.registry import resolve_bundle
+
+    source, target = resolve_bundle(name), Path(out) / name
+    if target.resolve() != source.resolve():
+        if target.exists():
+            raise InputError(f"{target} exists and is not the bundle {source}: name another --out")
+        shutil.copytree(source, target)
+    return target
 
 
 def chosen_task(parser: argparse.ArgumentParser, args: argparse.Namespace,

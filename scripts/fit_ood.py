@@ -12,14 +12,12 @@ latents that were measured.
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
-from DAECounterfactualLib.bundle.registry import resolve_bundle
 from DAECounterfactualLib.bundle.store import load_bundle, set_ood_detector
 from DAECounterfactualLib.inference.explainer import Explainer
 from DAECounterfactualLib.errors import InputError
-from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, load_data, load_experiment, run_script
+from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, bundle_in, load_data, load_experiment, run_script
 from DAECounterfactualResearch.ood_cache import read_cache
 from DAECounterfactualResearch.ood_fitting import (fit_detector, fit_detector_cross_fitted, ood_card_section,
                                                    with_ood_section)
@@ -75,12 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cross_fit:
             cross_fit(experiment, args)
             continue
-        source = resolve_bundle(experiment.name)
-        target = args.out / experiment.name
-        if target.resolve() != source.resolve():
-            if target.exists():
-                parser.error(f"{target} exists and is not the bundle {source}: name another --out")
-            shutil.copytree(source, target)
+        target = bundle_in(args.out, experiment.name)
         bundle = load_bundle(target)
         z_fit, z_held = latents(experiment, bundle, args)
         detector = fit_detector(z_fit, z_held, args.quantile)

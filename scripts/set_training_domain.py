@@ -11,14 +11,12 @@ training set's graded patches (--data-root).
 from __future__ import annotations
 
 import argparse
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from DAECounterfactualLib.bundle.registry import resolve_bundle
 from DAECounterfactualLib.bundle.store import load_bundle, set_training_domain
 from DAECounterfactualResearch.bundle_making import training_domain
-from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, load_data, load_experiment, run_script
+from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, bundle_in, load_data, load_experiment, run_script
 from DAECounterfactualResearch.model_card import DOMAIN_HEADING, INTENDED_USE_HEADING, domain_card_section, with_section
 from DAECounterfactualResearch.ood_fitting import OOD_HEADING
 
@@ -39,11 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         train = None
         if spec.get("levels") is None and spec["target_kind"] != "image":
             train = load_data(experiment, args.data_root)[0].subset(experiment.train_split)
-        source, target = resolve_bundle(experiment.name), args.out / experiment.name
-        if target.resolve() != source.resolve():
-            if target.exists():
-                parser.error(f"{target} exists and is not the bundle {source}: name another --out")
-            shutil.copytree(source, target)
+        target = bundle_in(args.out, experiment.name)
         bundle = load_bundle(target, load_weights=False)
         domain = training_domain(experiment, train)
         config = replace(bundle.config, trained_on=domain)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from DAECounterfactualLib.bundle.store import load_bundle
+from DAECounterfactualLib.errors import InputError
 from DAECounterfactualResearch.ood_fitting import (DETECTOR_SENTENCE, OOD_HEADING, STATS_SENTENCE, fit_detector,
                                                    ood_card_section, with_ood_section)
 
@@ -80,5 +81,5 @@ def test_the_script_writes_the_detector_into_a_copy_from_the_measured_latents(tm
     assert written.ood.ood_threshold == pytest.approx(expected.ood_threshold)
     assert OOD_HEADING in written.model_card and "RetinaMNIST validation split" in written.model_card
     assert (ct_bundle_path / "manifest.json").read_bytes() == before  # the source is never changed
-    with pytest.raises(SystemExit):  # a second run would overwrite another bundle's copy
+    with pytest.raises(InputError, match="out/tinyct exists and is not the bundle"):  # it would overwrite a copy
         script_main("fit_ood")([str(config), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")])
