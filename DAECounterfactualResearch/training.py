@@ -65,26 +65,10 @@ def default_cache_dir() -> Path:
     return cache_dir() / "runs"
 
 
-def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
-    """Indices of global batch ``step``: consecutive slices of one seeded permutation per epoch."""
-    epoch, position = divmod(step, max(n // batch_size, 1))
-    return _slice(epoch_permutation(epoch, n, seed), position, batch_size)
-
-
-def epoch_permutation(epoch: int, n: int, seed: int) -> torch.Tensor:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-
-
-def _slice(perm: torch.Tensor, position: int, batch_size: int) -> torch.Tensor:
-    n = len(perm)
-    if n < batch_size:
-        return perm[torch.arange(batch_size, device=perm.device) % n]
-    return perm[position * batch_size:(position + 1) * batch_size]
-
-
 class BatchOrder:
-    """``batch_indices`` on the training set's device, with one permutation drawn and copied per epoch instead of
-    per step: a copy from host memory waits for the GPU's queue, so a copy per step would stall every step."""
+    """Indices of global batch ``step``: consecutive slices of one seeded permutation per epoch. The permutation is
+    drawn and copied to the training set's device once per epoch, not per step: a copy from host memory waits for
+    the GPU's queue, so a copy per step would stall every step."""
 
     def __init__(self, batch_size: int, n: int, seed: int, device: torch.device):
         self.batch_size, self.n, self.seed, self.device = batch_size, n, seed, device
@@ -93,8 +77,16 @@ class BatchOrder:
     def __call__(self, step: int) -> torch.Tensor:
         epoch, position = divmod(step, max(self.n // self.batch_size, 1))
         if epoch != self._epoch:
-            self._epoch, self._perm = epoch, epoch_permutation(epoch, self.n, self.seed).to(self.device)
-        return _slice(self._perm, position, self.batch_size)
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=generator).to(self.device)
+        if self.n < self.batch_size:
+            return self._perm[torch.arange(self.batch_size, device=self.device) % self.n]
+        return self._perm[position * self.batch_size:(position + 1) * self.batch_size]
+
+
+def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
+    """Batch ``step`` of the training order on the CPU, drawn afresh (``BatchOrder`` without its cache)."""
+    return BatchOrder(batch_size, n, seed, torch.device("cpu"))(step)
 
 
 @torch.no_grad()

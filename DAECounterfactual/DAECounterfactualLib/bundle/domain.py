@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..io.volumes import BELOW, DISC_OFFSET, LABELS_BY_LEVEL, is_disc_label, level_name
+from ..io.volumes import BELOW, DISC_OFFSET, LABELS_BY_LEVEL, is_disc_label, level_name, target_kind
 
 TARGET_KINDS = ("vertebra", "disc", "image")  # image: whole 2D images (e.g. fundus photographs), no levels
 
@@ -19,9 +19,7 @@ TARGET_KINDS = ("vertebra", "disc", "image")  # image: whole 2D images (e.g. fun
 def level_kind(level: str | None) -> str | None:
     """'vertebra' or 'disc' for a level name ('L3', 'L4-L5'), None for anything else ('rank 3', a point's name)."""
     label = LABELS_BY_LEVEL.get((level or "").strip().upper())
-    if label is None:
-        return None
-    return "disc" if is_disc_label(label) else "vertebra"
+    return None if label is None else target_kind(label)
 
 
 def level_span(levels: tuple[str, ...]) -> str:

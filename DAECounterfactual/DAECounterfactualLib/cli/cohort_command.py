@@ -52,15 +52,15 @@ def run_score_cohort(args: argparse.Namespace, device: str) -> int:
     cases = read_pairs(args.pairs) if args.pairs else find_cases(args.dataset)
     rank, world = torchrun_world()
     bundle = resolve_bundle(args.bundle)
-    described = load_bundle(bundle, load_weights=False)
-    described.task(args.task)  # checked before any work; each worker loads the weights
-    targets = args.targets or default_targets(described.config)
+    loaded = load_bundle(bundle, load_weights=args.workers == 1)  # with workers, each loads the weights itself
+    loaded.task(args.task)  # checked before any work
+    targets = args.targets or default_targets(loaded.config)
     if args.workers > 1:
         scorer = WorkerPool(bundle, rank_device(device), args.task, args.workers, targets)
     else:
         from ..inference.explainer import Explainer
 
-        scorer = CaseScorer(Explainer(load_bundle(bundle), device=rank_device(device)), args.task, targets)
+        scorer = CaseScorer(Explainer(loaded, device=rank_device(device)), args.task, targets)
     progress = CohortProgress(quiet=args.no_progress or rank != 0)
     run = score_cohort_on_ranks if world > 1 else score_cohort
     try:
