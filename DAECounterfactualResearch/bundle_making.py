@@ -22,9 +22,14 @@ from .experiment import Experiment
 from .task_fitting import TaskRecipe, fit_edit_gain, fit_task
 
 
+def experiment_presets(experiment: Experiment) -> dict[str, StepPreset]:
+    """The step presets the experiment config's bundle section names (none: the defaults)."""
+    return {k: StepPreset(**v) for k, v in experiment.bundle.get("presets", {}).items()}
+
+
 def bundle_config(experiment: Experiment, model_config: DAEConfig, train=None) -> BundleConfig:
     spec = experiment.bundle
-    presets = {k: StepPreset(**v) for k, v in spec.get("presets", {}).items()}
+    presets = experiment_presets(experiment)
     return BundleConfig(name=spec["name"], modality=spec["modality"], description=spec.get("description", ""),
                         model=model_config, preprocessing=Preprocessing.from_dict(spec["preprocessing"]),
                         patch_size_px=spec["patch"]["size_px"], patch_spacing_mm=spec["patch"]["spacing_mm"],

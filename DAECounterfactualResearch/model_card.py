@@ -33,8 +33,7 @@ def render_model_card(experiment: Experiment, config: BundleConfig, run_meta: di
         f"input {config.model.in_channels}×{config.patch_size_px}×{config.patch_size_px} px at "
         f"{config.patch_spacing_mm} mm/px; modality: {config.modality}.",
         f"- Preprocessing: {config.preprocessing.to_dict()}.",
-        "- Step presets (inversion steps × (1 + fixed-point refinements) / decoding steps; ≤ where a tolerance "
-        "stops refinements early): " + ", ".join(f"{k} {preset_label(vars(p))}" for k, p in config.presets.items()),
+        presets_card_line(config),
         "", "## Training data",
         f"- File `{data.get('file')}` (sha256 `{str(data.get('sha256'))[:16]}…`), {data.get('train_images')} training "
         f"images, {data.get('val_images')} validation images. Experiment config `{data.get('experiment')}`.",
@@ -139,6 +138,22 @@ def domain_card_section(config: BundleConfig) -> str:
         f"(label map, centroid file, a point named e.g. `L3` or `L4-L5`) and lies outside {levels}, or a {other} "
         f"given to this {domain.target_kind} model. A point with no level name is judged by the OOD score alone.",
         ""])
+
+
+PRESETS_LINE = "- Step presets"
+
+
+def presets_card_line(config: BundleConfig) -> str:
+    mixing = "; AAm: Anderson mixing of m earlier iterates" if any(p.anderson for p in config.presets.values()) else ""
+    return (f"{PRESETS_LINE} (inversion steps × (1 + fixed-point refinements) / decoding steps; ≤ where a tolerance "
+            f"stops refinements early{mixing}): " + ", ".join(f"{k} {preset_label(vars(p))}"
+                                                               for k, p in config.presets.items()))
+
+
+def with_presets_line(card: str, config: BundleConfig) -> str:
+    """The model card with its step-presets line rewritten for ``config``."""
+    return "\n".join(presets_card_line(config) if line.startswith(PRESETS_LINE) else line
+                     for line in card.split("\n"))
 
 
 def with_section(card: str, heading: str, section: str, before: tuple[str, ...] = (INTENDED_USE_HEADING,)) -> str:

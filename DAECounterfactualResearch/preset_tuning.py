@@ -14,9 +14,10 @@ from DAECounterfactualLib.model.diffusion import ddim_invert, ddim_sample
 
 
 def parse_candidate(text: str) -> StepPreset:
+    """INVERT,DECODE,REFINE[,TOL[,SPACING[,ANDERSON]]] (scripts/tune_presets.py)."""
     fields = text.split(",")
     numbers = [int(f) for f in fields[:3]] + [float(f) for f in fields[3:4]]
-    return StepPreset(*numbers, *fields[4:5])
+    return StepPreset(*numbers, *fields[4:5], *[int(f) for f in fields[5:6]])
 
 
 @torch.inference_mode()
@@ -27,8 +28,7 @@ def measure(explainer: Explainer, images: np.ndarray, preset: StepPreset) -> dic
         x = torch.from_numpy(image[None])
         z = model.encode(x)
         with counting_unet_calls(model) as counts:
-            x_T = ddim_invert(model, x, z, explainer.schedule, preset.invert, None, preset.refine,
-                              preset.refine_tol, preset.spacing)
+            x_T = ddim_invert(model, x, z, explainer.schedule, preset.invert, **preset.inversion_options())
         calls += counts["calls"]
         decoded = ddim_sample(model, x_T, z, explainer.schedule, preset.decode, spacing=preset.spacing)
         errors.append(float(((decoded.clamp(-1, 1) - x) ** 2).mean()))

@@ -120,9 +120,10 @@ def semantic_reliance(model, images: torch.Tensor, schedule: NoiseSchedule, t_ra
 
 @torch.no_grad()
 def reconstruct(model, images: torch.Tensor, schedule: NoiseSchedule, steps: int, refine: int = 0,
-                refine_tol: float = 0.0, spacing: str = "uniform") -> torch.Tensor:
+                refine_tol: float = 0.0, spacing: str = "uniform", anderson: int = 0) -> torch.Tensor:
     z = model.encode(images)
-    x_T = ddim_invert(model, images, z, schedule, steps, refine=refine, refine_tol=refine_tol, spacing=spacing)
+    x_T = ddim_invert(model, images, z, schedule, steps, refine=refine, refine_tol=refine_tol, spacing=spacing,
+                      anderson=anderson)
     return ddim_sample(model, x_T, z, schedule, steps, spacing=spacing)
 
 

@@ -6,6 +6,9 @@ fits it for new bundles; this script refits it for an existing one:
 
     python scripts/fit_edit_gain.py scripts/configs/dr-retina.json [--data-root DATA] [--images 12]
 
+``--with-presets`` first stores the experiment config's step presets in the bundle (after tune_presets.py), so the
+gain is fitted with the presets users will run.
+
 ``--response-at 2 4 8`` stores nothing: it prints, for each gain, where each grade's counterfactuals land, to show
 whether a grade is out of the decoder's reach (more gain no longer moves it).
 """
@@ -19,11 +22,11 @@ from dataclasses import replace
 import numpy as np
 
 from DAECounterfactualLib.bundle.registry import resolve_bundle
-from DAECounterfactualLib.bundle.store import add_task, load_bundle
+from DAECounterfactualLib.bundle.store import add_task, load_bundle, update_config
 from DAECounterfactualLib.inference.explainer import Explainer
-from DAECounterfactualResearch.bundle_making import fitted_tasks, gain_images
+from DAECounterfactualResearch.bundle_making import experiment_presets, fitted_tasks, gain_images
 from DAECounterfactualResearch.experiment import add_bundle_arguments, load_data, load_experiment
-from DAECounterfactualResearch.model_card import with_gain_section
+from DAECounterfactualResearch.model_card import with_gain_section, with_presets_line
 from DAECounterfactualResearch.task_fitting import edit_response
 
 
@@ -47,10 +50,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--response-at", type=float, nargs="+", default=None, metavar="GAIN",
                         help="print where each grade's counterfactuals land at these gains; store nothing")
+    parser.add_argument("--with-presets", action="store_true",
+                        help="first store the experiment config's step presets in the bundle")
     args = parser.parse_args(argv)
+    if args.with_presets and args.response_at:
+        parser.error("--response-at stores nothing; fit the gain with --with-presets separately")
     experiment = load_experiment(args.config)
     path = resolve_bundle(args.bundle or experiment.name)
     bundle = load_bundle(path)
+    if args.with_presets:
+        presets = experiment_presets(experiment)
+        if not presets:
+            parser.error(f"{args.config}: its bundle section names no presets")
+        update_config(path, with_presets_line(bundle.model_card, replace(bundle.config, presets=presets)),
+                      presets=presets)
+        bundle = load_bundle(path)
     data, _ = load_data(experiment, args.data_root)
     images = gain_images(data.subset(experiment.val_split), args.images)
     explainer = Explainer(bundle)

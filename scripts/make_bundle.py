@@ -65,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         images = torch.from_numpy(checked.images[:16].astype(np.float32))
         standard = config.presets["standard"]
-        recon = reconstruct(model, images, NoiseSchedule(), standard.decode, standard.refine, standard.refine_tol,
-                            standard.spacing)
+        recon = reconstruct(model, images, NoiseSchedule(), standard.decode, **standard.inversion_options())
         recon_mse = float(torch.mean((recon - images) ** 2))
         reliance = semantic_reliance(model, images, NoiseSchedule())
     z_checked = z_val if len(val) else z_train

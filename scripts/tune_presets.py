@@ -4,7 +4,7 @@
 Reconstruction error is what the quality target (docs/PERFORMANCE.md) compares with the reference preset; the
 calls of the inversion are what a tolerance saves (decoding costs the same for every candidate with the same
 decoding steps).
-Each candidate is INVERT,DECODE,REFINE[,TOL[,SPACING]]:
+Each candidate is INVERT,DECODE,REFINE[,TOL[,SPACING[,ANDERSON]]]:
 
     python scripts/tune_presets.py scripts/configs/vcf-ct.json --data-root DATA \
         --candidates 250,100,0 10,10,4 10,10,12,0.002,quadratic 10,10,12,0.001,quadratic

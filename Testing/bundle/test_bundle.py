@@ -185,6 +185,30 @@ def test_adding_a_task_never_touches_the_dae(bundle_dir, tiny_config):
         add_task(path, _task("small", 8))
 
 
+def test_new_presets_replace_the_configs_and_the_cards_line_and_nothing_else(bundle_dir):
+    from DAECounterfactualLib.bundle.spec import StepPreset
+    from DAECounterfactualLib.bundle.store import update_config
+    from DAECounterfactualResearch.model_card import presets_card_line, with_presets_line
+
+    path, _ = bundle_dir
+    before = load_bundle(path)
+    unchanged = {rel: (path / rel).read_bytes() for rel in ("model.safetensors", "latent_stats.json")}
+    presets = {"fast": StepPreset(6, 6, 12, 0.002, "quadratic", anderson=2), "reference": StepPreset(20, 10)}
+    card = "# x\n" + presets_card_line(before.config) + "\n- other line"
+    config = before.config.__class__(**{**vars(before.config), "presets": presets})
+    update_config(path, with_presets_line(card, config), presets=presets)
+    after = load_bundle(path)
+    assert after.config.presets == presets and after.config.trained_on == before.config.trained_on
+    assert after.tasks.keys() == before.tasks.keys() and after.bundle_id != before.bundle_id
+    assert all((path / rel).read_bytes() == data for rel, data in unchanged.items())
+    lines = after.model_card.split("\n")
+    assert lines[0] == "# x" and lines[2] == "- other line"
+    assert "fast 6×≤13/6 quadratic tol 0.002 AA2" in lines[1] and "AAm: Anderson mixing" in lines[1]
+    with pytest.raises(ValueError, match="quadratic spacing cannot place 900"):
+        update_config(path, presets={"fast": StepPreset(900, 10, spacing="quadratic")})
+    assert load_bundle(path).config.presets == presets
+
+
 def test_writing_over_an_existing_bundle_needs_consent(bundle_dir):
     path, model = bundle_dir
     bundle = load_bundle(path)
@@ -236,7 +260,8 @@ def test_user_step_counts_are_checked_against_the_model(tiny_config):
     with pytest.raises(InputError, match="unknown quality preset 'slow'; presets: \\['fast'\\]"):
         config.preset("slow")
     for bad in ({"invert": 0, "decode": 5}, {"invert": 5, "decode": 10**9}, {"invert": 5, "decode": 5, "refine": -1},
-                {"invert": 5.0, "decode": 5}):
+                {"invert": 5.0, "decode": 5}, {"invert": 5, "decode": 5, "anderson": 6},
+                {"invert": 5, "decode": 5, "anderson": True}):
         with pytest.raises(InputError, match="must be an integer"):
             StepPreset(**bad)
     with pytest.raises(InputError, match="refine_tol must be a number in \\[0, 1\\)"):

@@ -52,6 +52,23 @@ def test_inversion_is_cached_per_patch(explainer, monkeypatch):
     assert len(calls) == 2
 
 
+def test_the_cpu_explainer_runs_channels_last_with_the_contiguous_models_results(explainer, blob_bundle):
+    import torch
+
+    ex, images = explainer
+    convolutions = [m.weight for m in ex.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convolutions and all(w.is_contiguous(memory_format=torch.channels_last) for w in convolutions)
+    contiguous = load_bundle(blob_bundle).require_model()
+    x = torch.from_numpy(images)
+    with torch.inference_mode():
+        z = contiguous.encode(x)
+        np.testing.assert_allclose(ex.encode(images), z.double().numpy(), atol=1e-5)
+        t = torch.full((len(x),), 500.0)
+        np.testing.assert_allclose(ex.model.unet(x, t, z).numpy(), contiguous.unet(x, t, z).numpy(), atol=1e-5)
+    e = ex.explain(images[0], "size", preset="fast", sweep_count=0)
+    assert e.counterfactuals.flags.c_contiguous and e.reconstruction.flags.c_contiguous
+
+
 def test_progress_runs_once_through_inversion_and_decoding(explainer):
     ex, images = explainer
     ex.forget_inversions()

@@ -26,7 +26,7 @@ CONFIG_SCHEMA = {
     "preprocessing": {"kind": STRING, "low": NUMBER, "high": NUMBER},
     "patch": {"size_px": INTEGER, "spacing_mm": NUMBER},
     "presets": {"*": {"invert": INTEGER, "decode": INTEGER, "refine": INTEGER, "refine_tol": NUMBER,
-                      "spacing": set(SPACINGS)}},
+                      "spacing": set(SPACINGS), "anderson": INTEGER}},
     "trained_on": {"target_kind": set(TARGET_KINDS), "levels": [STRING], "units": STRING},
 }
 TASK_SCHEMA = {

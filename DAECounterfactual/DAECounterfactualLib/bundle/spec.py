@@ -23,19 +23,22 @@ FORMAT_VERSION = 1
 MAX_EDIT_GAIN = 50.0
 MAX_STEPS = 1000
 MAX_REFINE = 20
+MAX_ANDERSON = 5
 
 
 @dataclass(frozen=True)
 class StepPreset:
     """DDIM step counts for inversion (image -> x_T) and decoding (x_T -> image), the fixed-point iterations
-    refining each inversion step (at most ``refine``; fewer once one changes x by less than ``refine_tol``) and
-    the timestep spacing (see diffusion.ddim_invert and NoiseSchedule.timesteps)."""
+    refining each inversion step (at most ``refine``; fewer once one changes x by less than ``refine_tol``), how
+    many earlier iterates Anderson mixing combines (0: plain iteration) and the timestep spacing (see
+    diffusion.ddim_invert and NoiseSchedule.timesteps)."""
 
     invert: int
     decode: int
     refine: int = 0
     refine_tol: float = 0.0
     spacing: str = "uniform"
+    anderson: int = 0
 
     def __post_init__(self) -> None:
         # InputError (a ValueError): presets also come from users (CLI --steps, the Python console)
@@ -50,6 +53,13 @@ class StepPreset:
             raise InputError(f"refine_tol must be a number in [0, 1), got {self.refine_tol!r}")
         if self.spacing not in SPACINGS:
             raise InputError(f"spacing must be one of {', '.join(SPACINGS)}, got {self.spacing!r}")
+        if not _is_int(self.anderson) or not 0 <= self.anderson <= MAX_ANDERSON:
+            raise InputError(f"anderson must be an integer in [0, {MAX_ANDERSON}], got {self.anderson!r}")
+
+    def inversion_options(self) -> dict:
+        """Keyword arguments of diffusion.ddim_invert besides the step count."""
+        return {"refine": self.refine, "refine_tol": self.refine_tol, "spacing": self.spacing,
+                "anderson": self.anderson}
 
     @property
     def inversion_calls(self) -> int:

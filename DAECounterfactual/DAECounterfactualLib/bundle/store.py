@@ -282,15 +282,20 @@ def add_task(path: str | os.PathLike, task: TaskSpec, overwrite: bool = False, m
     _write_manifest(bundle.path)
 
 
-def set_training_domain(path: str | os.PathLike, domain: TrainingDomain, model_card: str | None = None) -> None:
-    """Record what a verified bundle was trained on in its config (replacing what it said), optionally with a new
-    model card; weights, tasks and statistics are left as they are."""
+def update_config(path: str | os.PathLike, model_card: str | None = None, **fields) -> None:
+    """Replace fields of a verified bundle's config (``trained_on``, ``presets``; checked as on loading),
+    optionally with a new model card; weights, tasks and statistics are left as they are."""
     bundle = load_bundle(path, load_weights=False)
-    config = replace(bundle.config, trained_on=domain)
+    config = replace(bundle.config, **fields)
     atomic_write_bytes(bundle.path / CONFIG, _json_bytes(config.to_dict()))
     if model_card is not None:
         atomic_write_bytes(bundle.path / MODEL_CARD, model_card.encode("utf-8"))
     _write_manifest(bundle.path)
+
+
+def set_training_domain(path: str | os.PathLike, domain: TrainingDomain, model_card: str | None = None) -> None:
+    """Record what a verified bundle was trained on in its config (replacing what it said)."""
+    update_config(path, model_card, trained_on=domain)
 
 
 def set_ood_detector(path: str | os.PathLike, detector: MahalanobisDetector, model_card: str | None = None) -> None:

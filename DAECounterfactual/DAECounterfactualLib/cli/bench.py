@@ -157,11 +157,13 @@ def _processor() -> str:
 
 
 def preset_label(steps: dict[str, Any]) -> str:
-    """'10×≤13/10 quadratic tol 0.002': inversion steps × at most (1 + refinements) calls / decoding steps."""
+    """'10×≤13/10 quadratic tol 0.002 AA2': inversion steps × at most (1 + refinements) calls / decoding steps,
+    then the spacing, the tolerance and the Anderson memory where they are set."""
     label = f"{steps['invert']}×{'≤' if steps.get('refine_tol') else ''}{1 + steps['refine']}/{steps['decode']}"
     if steps.get("spacing", "uniform") != "uniform":
         label += f" {steps['spacing']}"
-    return label + (f" tol {steps['refine_tol']:g}" if steps.get("refine_tol") else "")
+    label += f" tol {steps['refine_tol']:g}" if steps.get("refine_tol") else ""
+    return label + (f" AA{steps['anderson']}" if steps.get("anderson") else "")
 
 
 def format_table(report: dict[str, Any]) -> str:

@@ -75,9 +75,11 @@ class Explainer:
         self.bundle = bundle
         self.device = torch.device(device)
         self.model = bundle.require_model().to(self.device)
+        if self.device.type == "cpu":  # oneDNN's convolutions are faster on NHWC tensors (docs/PERFORMANCE.md)
+            self.model.to(memory_format=torch.channels_last)
         self.schedule = NoiseSchedule(bundle.config.diffusion)
         self.batch_size = batch_size
-        self._x_T_cache: dict[tuple[bytes, int, int], torch.Tensor] = {}
+        self._x_T_cache: dict[tuple, torch.Tensor] = {}
 
     @property
     def config(self):
@@ -112,21 +114,21 @@ class Explainer:
     @torch.inference_mode()
     def invert(self, image: np.ndarray, z: np.ndarray, steps: StepPreset, callback: StepCallback | None = None):
         """x_T of one image, cached by (pixels, preset) so repeated explanations skip the inversion."""
-        key = (np.ascontiguousarray(image, dtype=np.float32).tobytes(), steps.invert, steps.refine,
-               steps.refine_tol, steps.spacing)
+        key = (np.ascontiguousarray(image, dtype=np.float32).tobytes(), steps.invert,
+               *steps.inversion_options().values())
         if key not in self._x_T_cache:
             x = self._tensor(image)
             z_t = torch.from_numpy(np.asarray(z, dtype=np.float32)).to(self.device)
             self._x_T_cache.clear()  # one patch at a time: memory stays flat in long sessions
             self._x_T_cache[key] = ddim_invert(self.model, x, z_t, self.schedule, steps.invert, callback,
-                                               steps.refine, steps.refine_tol, steps.spacing)
+                                               **steps.inversion_options())
         return self._x_T_cache[key]
 
     @torch.inference_mode()
     def decode(self, x_T: torch.Tensor, z: np.ndarray, steps: StepPreset, callback: StepCallback | None = None):
         z_t = torch.from_numpy(np.asarray(z, dtype=np.float32)).to(self.device)
         return ddim_sample(self.model, x_T, z_t, self.schedule, steps.decode, callback,
-                           spacing=steps.spacing).clamp(-1, 1).cpu().numpy()
+                           spacing=steps.spacing).clamp(-1, 1).cpu().contiguous().numpy()
 
     def explain(self, image: np.ndarray, task: str | TaskSpec, preset: str | StepPreset = "standard",
                 sweep_count: int = 9, callback: StepCallback | None = None, batched: bool = True) -> Explanation:
