@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from DAECounterfactualLib.cli.bench import format_table, run_benchmark
+from DAECounterfactualLib.cli.bench import format_table, preset_label, run_benchmark
 from DAECounterfactualLib.bundle.store import load_bundle
 from DAECounterfactualLib.inference.explainer import Explainer
 
@@ -60,6 +60,8 @@ def test_tune_presets_counts_inversion_calls_and_parses_candidates(blob_bundle, 
 
     assert parse_candidate("10,10,12,0.002,quadratic") == StepPreset(10, 10, 12, 0.002, "quadratic")
     assert parse_candidate("250,100,0") == StepPreset(250, 100)
+    assert parse_candidate("6,6,12,0.002,quadratic,2") == StepPreset(6, 6, 12, 0.002, "quadratic", anderson=2)
+    assert preset_label(vars(parse_candidate("6,6,12,0.002,quadratic,2"))) == "6×≤13/6 quadratic tol 0.002 AA2"
     explainer = Explainer(load_bundle(blob_bundle))
     images = overfit_dae[1].numpy()[:2]
     fixed = measure(explainer, images, StepPreset(5, 5, 3))
