@@ -151,9 +151,11 @@ def presets_card_line(config: BundleConfig) -> str:
 
 
 def with_presets_line(card: str, config: BundleConfig) -> str:
-    """The model card with its step-presets line rewritten for ``config``."""
-    return "\n".join(presets_card_line(config) if line.startswith(PRESETS_LINE) else line
-                     for line in card.split("\n"))
+    """The model card with its step-presets line rewritten for ``config`` (a card without one gets it at its end)."""
+    lines = card.split("\n")
+    if not any(line.startswith(PRESETS_LINE) for line in lines):
+        return card.rstrip("\n") + "\n\n" + presets_card_line(config) + "\n"
+    return "\n".join(presets_card_line(config) if line.startswith(PRESETS_LINE) else line for line in lines)
 
 
 def with_section(card: str, heading: str, section: str, before: tuple[str, ...] = (INTENDED_USE_HEADING,)) -> str:

@@ -19,6 +19,28 @@ FIELD_OFFSET = float(np.mean(CT_WINDOW))
 EXTENT_MM = 84.0  # a box this wide holds the 48 mm patch around any point within 5 mm of its centre, any rotation
 
 
+def tiny_ct_experiment(tmp_path, tasks, **bundle_section):
+    """A training set of 48 images (16 cases, grades 0-3) beside an experiment config naming the tiny bundle
+    (``bundle_section``: more keys of its bundle section, e.g. presets); returns the config's path."""
+    import json
+
+    from DAECounterfactualResearch.datasets import TrainingSet
+
+    rng = np.random.default_rng(0)
+    grades = np.repeat(np.arange(4), 12)
+    yy = np.linspace(-1, 1, PATCH_PX)[:, None]
+    images = np.stack([np.clip(-0.6 + 0.3 * g * (yy > 0) + 0.05 * rng.normal(size=(PATCH_PX, PATCH_PX)), -1, 1)
+                       for g in grades])[:, None].astype(np.float16)  # brighter lower half = higher grade
+    split = np.where(np.arange(48) % 3 == 0, "val", "train")
+    TrainingSet(images, grades, split, (np.arange(48) // 3).astype(str)).save(tmp_path / "dataset.npz")
+    experiment = {"bundle": {"name": "tinyct", "preprocessing": {"kind": "ct_window", "low": CT_WINDOW[0],
+                                                                 "high": CT_WINDOW[1]},
+                             "patch": {"size_px": PATCH_PX, "spacing_mm": PATCH_SPACING}, **bundle_section},
+                  "data": {"kind": "training_set", "path": "dataset.npz"}, "tasks": tasks}
+    (tmp_path / "experiment.json").write_text(json.dumps(experiment))
+    return tmp_path / "experiment.json"
+
+
 def blob_images(size: int = 16) -> np.ndarray:
     """Four distinct images in [-1, 1]: bright disks of different position and radius on a gentle ramp."""
     yy, xx = np.mgrid[0:size, 0:size] * (16.0 / size)

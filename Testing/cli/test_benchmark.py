@@ -75,3 +75,12 @@ def test_tune_presets_counts_inversion_calls_and_parses_candidates(blob_bundle, 
     expected = np.mean([float((reconstruct(explainer.model, x[i:i + 1], explainer.schedule, 5, 3).clamp(-1, 1)
                                - x[i:i + 1]).pow(2).mean()) for i in range(len(x))])
     assert fixed["recon_mse"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_layout_study_times_both_layouts_and_finds_them_equal(ct_bundle_path, script_main, capsys):
+    assert script_main("unet_layouts")(["--bundle", str(ct_bundle_path), "--batches", "1", "3", "--repeats", "3",
+                                        "--encoder-batch", "2"]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [r[0] for r in rows] == ["UNet batch 1", "UNet batch 3", "encoder batch 2"]
+    for row in rows:
+        assert float(row[1]) > 0 and float(row[2]) > 0 and float(row[4]) < 1e-4  # same outputs in both layouts

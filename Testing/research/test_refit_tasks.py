@@ -5,9 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from bundle_fixtures import CT_WINDOW, GRADE_NAMES, PATCH_PX, PATCH_SPACING
+from bundle_fixtures import GRADE_NAMES, tiny_ct_experiment
 from DAECounterfactualLib.bundle.store import load_bundle
-from DAECounterfactualResearch.datasets import TrainingSet
 from DAECounterfactualResearch.model_card import with_task_lines
 
 CARD = """# x
@@ -40,29 +39,12 @@ def test_task_lines_are_replaced_and_the_rest_of_the_card_kept():
     assert with_task_lines("# x\nby hand\n", ["- Task `c`."]) == "# x\nby hand\n\n## Validation\n- Task `c`.\n"
 
 
-def _experiment(tmp_path, tasks):
-    """A training set of 48 images (16 cases, grades 0-3) beside an experiment config naming the tiny bundle."""
-    rng = np.random.default_rng(0)
-    grades = np.repeat(np.arange(4), 12)
-    yy = np.linspace(-1, 1, PATCH_PX)[:, None]
-    images = np.stack([np.clip(-0.6 + 0.3 * g * (yy > 0) + 0.05 * rng.normal(size=(PATCH_PX, PATCH_PX)), -1, 1)
-                       for g in grades])[:, None].astype(np.float16)  # brighter lower half = higher grade
-    split = np.where(np.arange(48) % 3 == 0, "val", "train")
-    TrainingSet(images, grades, split, (np.arange(48) // 3).astype(str)).save(tmp_path / "dataset.npz")
-    experiment = {"bundle": {"name": "tinyct", "preprocessing": {"kind": "ct_window", "low": CT_WINDOW[0],
-                                                                 "high": CT_WINDOW[1]},
-                             "patch": {"size_px": PATCH_PX, "spacing_mm": PATCH_SPACING}},
-                  "data": {"kind": "training_set", "path": "dataset.npz"}, "tasks": tasks}
-    (tmp_path / "experiment.json").write_text(json.dumps(experiment))
-    return tmp_path / "experiment.json"
-
-
 def test_refit_writes_a_copy_with_the_config_recipe_and_leaves_the_source(ct_bundle_path, tmp_path,
                                                                           script_main):
     refit = script_main("refit_tasks")
     task = {"name": "genant", "grade_names": list(GRADE_NAMES), "positive_min_grade": 2, "calibration": "extremes",
             "probe_components": 4, "edit_components": 2, "c_grid": [0.1]}
-    config = _experiment(tmp_path, [task])
+    config = tiny_ct_experiment(tmp_path, [task])
     source = load_bundle(ct_bundle_path)
     out = tmp_path / "refitted"
     assert refit([str(config), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
@@ -92,7 +74,7 @@ def test_refit_refuses_an_existing_folder_and_a_config_of_another_bundle(ct_bund
                                                                            capsys, script_main):
     refit = script_main("refit_tasks")
     task = {"name": "other", "grade_names": list(GRADE_NAMES), "positive_min_grade": 2}
-    config = _experiment(tmp_path, [task])
+    config = tiny_ct_experiment(tmp_path, [task])
     with pytest.raises(SystemExit):
         refit([str(config), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
                     "--out", str(tmp_path / "new")])
@@ -102,7 +84,7 @@ def test_refit_refuses_an_existing_folder_and_a_config_of_another_bundle(ct_bund
                     "--out", str(tmp_path)])
     assert "exists; name a new folder" in capsys.readouterr().err
     task["name"] = "genant"
-    other_window = _experiment(tmp_path, [task])
+    other_window = tiny_ct_experiment(tmp_path, [task])
     experiment = json.loads(other_window.read_text())
     experiment["bundle"]["preprocessing"]["high"] = 1500.0
     other_window.write_text(json.dumps(experiment))
@@ -116,7 +98,7 @@ def test_refit_refuses_an_existing_folder_and_a_config_of_another_bundle(ct_bund
 def test_a_failed_refit_leaves_no_folder_behind(ct_bundle_path, tmp_path, monkeypatch, script_main):
     refit = script_main("refit_tasks")
     task = {"name": "genant", "grade_names": list(GRADE_NAMES), "positive_min_grade": 2}
-    config = _experiment(tmp_path, [task])
+    config = tiny_ct_experiment(tmp_path, [task])
 
     def broken(*args, **kwargs):
         raise RuntimeError("interrupted")

@@ -1,0 +1,59 @@
+#!/usr/bin/env python
+"""Do faster step presets cost counterfactual quality? Validity and reconstruction error per candidate preset.
+
+tune_presets.py measures what a preset costs in inversion calls and reconstruction error; this measures what the
+counterfactuals of the whole explanation do under it (evaluation.counterfactual_checks: re-encoded grade equals the
+target, reflection crosses the hyperplane) at the bundle's stored edit gain, on images spread over a split:
+
+    python scripts/studies/preset_validity.py scripts/configs/vcf-ct.json --data-root DATA --split test \\
+        --images 24 --candidates fast 8,8,12,0.004,quadratic
+
+A candidate is a preset name of the bundle or INVERT,DECODE,REFINE[,TOL[,SPACING[,ANDERSON]]].
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from DAECounterfactualLib.bundle.registry import resolve_bundle
+from DAECounterfactualLib.bundle.store import load_bundle
+from DAECounterfactualLib.cli.bench import preset_label
+from DAECounterfactualLib.inference.explainer import Explainer
+from DAECounterfactualResearch.evaluation import counterfactual_checks, spread
+from DAECounterfactualResearch.experiment import add_bundle_arguments, chosen_task, load_data, load_experiment
+from DAECounterfactualResearch.preset_tuning import parse_candidate
+from DAECounterfactualResearch.task_fitting import TaskRecipe
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_bundle_arguments(parser, task=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--images", type=int, default=24, help="graded images spread over the split's grades")
+    parser.add_argument("--candidates", nargs="+", default=["fast", "standard"])
+    args = parser.parse_args(argv)
+    experiment = load_experiment(args.config)
+    recipe = TaskRecipe.from_config(chosen_task(parser, args, experiment))
+    task = recipe.name
+    explainer = Explainer(load_bundle(resolve_bundle(args.bundle or experiment.name)))
+    data, _ = load_data(experiment, args.data_root)
+    split = data.subset(args.split)
+    grades = recipe.labels(split)
+    picks = spread(args.images, grades)
+    if not len(picks):
+        parser.error(f"split {args.split!r} of {args.config} has no graded images for task {task!r}")
+    images, grades = split.images[picks].astype("float32"), grades[picks]
+    print(f"task {task}, edit gain {explainer.bundle.task(task).edit_gain:.3g}, {len(images)} {args.split} images")
+    print(f"{'preset':36s} | validity | per grade | reflection | recon MSE")
+    for text in args.candidates:
+        preset = explainer.preset(text if text in explainer.config.presets else parse_candidate(text))
+        checks = counterfactual_checks(explainer, images, grades, task, preset)
+        print(f"{preset_label(vars(preset)):36s} | {checks['validity']:8.3f} | "
+              f"{' '.join(f'{v:.2f}' for v in checks['validity_by_target'])} | {checks['reflection_validity']:10.3f} | "
+              f"{checks['reconstruction']['mse']:.2e}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
