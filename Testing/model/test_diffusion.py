@@ -251,6 +251,25 @@ def test_anderson_mixing_reaches_the_tolerance_in_fewer_calls_at_no_worse_recons
     assert error[2] < 2 * error[0] + 1e-6, error
 
 
+def test_mixing_that_never_reaches_the_tolerance_returns_its_best_image_not_its_last():
+    from DAECounterfactualLib.model.diffusion import _fixed_point
+
+    steps = iter([1.0, 0.5, 2.0, 0.8])  # the change each evaluation makes, whatever it is given
+    images = []
+
+    def g(x):
+        images.append(x + next(steps))
+        return images[-1]
+
+    solution, changes = _fixed_point(g, torch.zeros(1, 1, 2, 2), 4, 0.1, anderson=2, record=False)
+    assert changes == pytest.approx([1.0, 0.5, 2.0, 0.8])
+    assert torch.equal(solution, images[1])  # the smallest change; the plain iteration returns its last image
+    steps = iter([1.0, 0.5, 2.0, 0.8])
+    images.clear()
+    solution, _ = _fixed_point(g, torch.zeros(1, 1, 2, 2), 4, 0.1, anderson=0, record=False)
+    assert torch.equal(solution, images[-1])
+
+
 def test_v_truncated_weights_emphasise_high_noise_and_average_one():
     from DAECounterfactualLib.model.diffusion import loss_weights
 

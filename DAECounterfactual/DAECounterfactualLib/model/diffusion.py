@@ -87,8 +87,9 @@ def ddim_invert(eps_model: EpsModel, x0: torch.Tensor, z: torch.Tensor, schedule
     a step stops iterating once an iteration changes x by less than that (RMS, worst image of the batch): the
     iteration converges within a few calls at the middle steps but needs many at the lowest-noise step (and more
     at the highest-noise ones), so a tolerance puts the calls where they are needed. ``anderson`` > 0 mixes the
-    last ``anderson`` + 1 iterates (``anderson_extrapolate``) instead of taking the plain one, which reaches the
-    same tolerance in fewer calls where the plain iteration crawls. ``refine_log``, a list, receives
+    last ``anderson`` + 1 iterates (``anderson_extrapolate``, safeguarded in ``_fixed_point``) instead of taking
+    the plain one, which reaches the same tolerance in fewer calls where the plain iteration crawls, and converges
+    with coarse steps where it diverges. ``refine_log``, a list, receives
     (t, [change made by each iteration]) per step: where refinement is worth its calls.
     """
     x, z = _broadcast_pair(x0, z)
@@ -97,22 +98,42 @@ def ddim_invert(eps_model: EpsModel, x0: torch.Tensor, z: torch.Tensor, schedule
     steps = schedule.timesteps(num_steps, spacing)
     for i, t in enumerate(steps):
         t_tensor, alpha = _timestep_tensor(t, x), float(alphas[t])
-        x_next, changes, history = ddim_move(x, eps_model(x, t_tensor, z).to(x.dtype), alpha_prev, alpha), [], []
-        for _ in range(refine):
-            image = ddim_move(x, eps_model(x_next, t_tensor, z).to(x.dtype), alpha_prev, alpha)
-            if refine_tol > 0 or refine_log is not None:
-                changes.append(_worst_rms(image - x_next))
-            converged = refine_tol > 0 and changes[-1] < refine_tol
-            history = (history + [(x_next, image)])[-(anderson + 1):] if anderson else history
-            x_next = anderson_extrapolate(*zip(*history)) if len(history) > 1 and not converged else image
-            if converged:
-                break
+
+        def g(y: torch.Tensor) -> torch.Tensor:  # the step's implicit equation is y = g(y); used at once
+            return ddim_move(x, eps_model(y, t_tensor, z).to(x.dtype), alpha_prev, alpha)
+
+        x_next, changes = _fixed_point(g, g(x), refine, refine_tol, anderson, refine_log is not None)
         if refine_log is not None:
             refine_log.append((int(t), changes))
         x, alpha_prev = x_next, alpha
         if callback is not None:
             callback(i + 1, len(steps))
     return x
+
+
+def _fixed_point(g: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, iterations: int, tol: float,
+                 anderson: int, record: bool) -> tuple[torch.Tensor, list[float]]:
+    """Up to ``iterations`` evaluations of g towards x = g(x), from x; returns the solution and the change each
+    evaluation made. Plain iteration returns the last image g(x). Anderson mixing restarts its history when a mixed
+    iterate made the change grow, and returns the image with the smallest change if it never reaches ``tol``: an
+    extrapolation must not leave a step worse than the plain iteration would."""
+    changes, history, best = [], [], None
+    for _ in range(iterations):
+        image = g(x)
+        if tol > 0 or record or anderson:
+            changes.append(_worst_rms(image - x))
+        if tol > 0 and changes[-1] < tol:
+            return image, changes
+        if not anderson:
+            x = image
+            continue
+        if best is None or changes[-1] < best[0]:
+            best = (changes[-1], image)
+        if len(changes) > 1 and changes[-1] > changes[-2]:
+            history = []
+        history = (history + [(x, image)])[-(anderson + 1):]
+        x = anderson_extrapolate(*zip(*history)) if len(history) > 1 else image
+    return (best[1] if best is not None else x), changes
 
 
 @torch.no_grad()
