@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from DAECounterfactualLib.bundle.spec import TaskSpec
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.patches import cut_patch, to_model_input, volume_value_range
 from DAECounterfactualLib.inference.metrics import mse, psnr, ssim
@@ -326,7 +327,7 @@ def proximity(counterfactual: np.ndarray, reconstruction: np.ndarray, body: np.n
             "outside": float(change[~region].mean()) if (~region).any() else float("nan")}
 
 
-def counterfactual_checks(explainer, images: np.ndarray, grades: np.ndarray, task: str, preset: str,
+def counterfactual_checks(explainer, images: np.ndarray, grades: np.ndarray, task, preset,
                           measure: BodyMeasure | None = None,
                           progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Explain every image; re-encode each grade counterfactual and the reflection and grade them again.
@@ -335,7 +336,7 @@ def counterfactual_checks(explainer, images: np.ndarray, grades: np.ndarray, tas
     of binary counterfactuals that land on the other side of the hyperplane; out of distribution: the share whose
     re-encoded latent lies beyond the bundle's OOD threshold. With ``measure`` (CT): the share
     whose measured morphometric grade equals the target, and the change inside vs outside the vertebra."""
-    spec = explainer.bundle.task(task)
+    spec = task if isinstance(task, TaskSpec) else explainer.bundle.task(task)
     n_grades = len(spec.grade_names)
     per_case, recon, z_cf = [], [], {g: [] for g in range(n_grades)}
     for k, image in enumerate(images):

@@ -3,7 +3,8 @@
 
 Reconstruction error is what the quality target (docs/PERFORMANCE.md) compares with the reference preset; the
 calls of the inversion are what a tolerance saves (decoding costs the same for every candidate with the same
-decoding steps).
+decoding steps). Check a chosen candidate's counterfactuals too (scripts/studies/preset_validity.py): an inversion
+that retraces the image more exactly can leave z_sem edits less room (docs/PERFORMANCE.md, dr-retina).
 Each candidate is INVERT,DECODE,REFINE[,TOL[,SPACING[,ANDERSON]]]:
 
     python scripts/tune_presets.py scripts/configs/vcf-ct.json --data-root DATA \

@@ -42,10 +42,15 @@ def test_preset_validity_prints_a_row_per_candidate(ct_bundle_path, tmp_path, sc
     config = tiny_ct_experiment(tmp_path, [TASK])
     assert script_main("preset_validity")([str(config), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
                                           "--split", "val", "--images", "4", "--candidates", "fast",
-                                          "3,3,4,0.01,quadratic,2"]) == 0
+                                          "3,3,4,0.01,quadratic,2", "--gains", "1", "2.5"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("task genant, edit gain") and "4 val images" in lines[0]
+    assert lines[0].startswith("task genant, stored edit gain") and "4 val images" in lines[0]
     rows = [line.split(" | ") for line in lines[2:]]
     assert [r[0].strip() for r in rows][1] == "3×≤5/3 quadratic tol 0.01 AA2" and len(rows) == 2
+    assert [float(r[1]) for r in rows] == [1.0, 2.5]
     for row in rows:
-        assert 0 <= float(row[1]) <= 1 and len(row[2].split()) == len(GRADE_NAMES) and float(row[4]) >= 0
+        assert 0 <= float(row[2]) <= 1 and len(row[3].split()) == len(GRADE_NAMES) and float(row[5]) >= 0
+    with pytest.raises(SystemExit):
+        script_main("preset_validity")([str(config), "--data-root", str(tmp_path), "--bundle", str(ct_bundle_path),
+                                        "--candidates", "fast", "standard", "--gains", "1"])
+    assert "1 gains for 2 candidates" in capsys.readouterr().err

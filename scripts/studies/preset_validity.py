@@ -3,7 +3,8 @@
 
 tune_presets.py measures what a preset costs in inversion calls and reconstruction error; this measures what the
 counterfactuals of the whole explanation do under it (evaluation.counterfactual_checks: re-encoded grade equals the
-target, reflection crosses the hyperplane) at the bundle's stored edit gain, on images spread over a split:
+target, reflection crosses the hyperplane) at the bundle's stored edit gain, or at the gain ``--gains`` gives each
+candidate (the gain each was fitted with), on images spread over a split:
 
     python scripts/studies/preset_validity.py scripts/configs/vcf-ct.json --data-root DATA --split test \\
         --images 24 --candidates fast 8,8,12,0.004,quadratic
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 from DAECounterfactualLib.bundle.registry import resolve_bundle
 from DAECounterfactualLib.bundle.store import load_bundle
@@ -32,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--images", type=int, default=24, help="graded images spread over the split's grades")
     parser.add_argument("--candidates", nargs="+", default=["fast", "standard"])
+    parser.add_argument("--gains", type=float, nargs="+", default=None, help="an edit gain per candidate")
     args = parser.parse_args(argv)
+    if args.gains is not None and len(args.gains) != len(args.candidates):
+        parser.error(f"--gains: {len(args.gains)} gains for {len(args.candidates)} candidates")
     experiment = load_experiment(args.config)
     recipe = TaskRecipe.from_config(chosen_task(parser, args, experiment))
     task = recipe.name
@@ -44,12 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     if not len(picks):
         parser.error(f"split {args.split!r} of {args.config} has no graded images for task {task!r}")
     images, grades = split.images[picks].astype("float32"), grades[picks]
-    print(f"task {task}, edit gain {explainer.bundle.task(task).edit_gain:.3g}, {len(images)} {args.split} images")
-    print(f"{'preset':36s} | validity | per grade | reflection | recon MSE")
-    for text in args.candidates:
+    stored = explainer.bundle.task(task)
+    print(f"task {task}, stored edit gain {stored.edit_gain:.3g}, {len(images)} {args.split} images")
+    print(f"{'preset':36s} | gain  | validity | per grade | reflection | recon MSE")
+    for text, gain in zip(args.candidates, args.gains or [stored.edit_gain] * len(args.candidates)):
         preset = explainer.preset(text if text in explainer.config.presets else parse_candidate(text))
-        checks = counterfactual_checks(explainer, images, grades, task, preset)
-        print(f"{preset_label(vars(preset)):36s} | {checks['validity']:8.3f} | "
+        checks = counterfactual_checks(explainer, images, grades, replace(stored, edit_gain=gain), preset)
+        print(f"{preset_label(vars(preset)):36s} | {gain:5.3g} | {checks['validity']:8.3f} | "
               f"{' '.join(f'{v:.2f}' for v in checks['validity_by_target'])} | {checks['reflection_validity']:10.3f} | "
               f"{checks['reconstruction']['mse']:.2e}", flush=True)
     return 0
