@@ -11,7 +11,7 @@ deterministic ODE discretisation run both ways.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -56,7 +56,7 @@ def _worst_rms(difference: torch.Tensor) -> float:
     return float(difference.pow(2).flatten(1).mean(1).sqrt().max())
 
 
-def anderson_extrapolate(iterates: list[torch.Tensor], images: list[torch.Tensor]) -> torch.Tensor:
+def anderson_extrapolate(iterates: Sequence[torch.Tensor], images: Sequence[torch.Tensor]) -> torch.Tensor:
     """Next iterate of a fixed-point iteration x = g(x) by Anderson mixing (type II, undamped), per image: the
     combination of the last images g(x_k) whose residuals g(x_k) - x_k cancel best in least squares. The
     (ridge-stabilised) normal equations are solved in float64; with a few iterates they are tiny."""
@@ -66,7 +66,8 @@ def anderson_extrapolate(iterates: list[torch.Tensor], images: list[torch.Tensor
     gram = d_res.transpose(1, 2) @ d_res
     ridge = 1e-10 * gram.diagonal(dim1=1, dim2=2).sum(-1).clamp_min(1e-30)[:, None, None]
     eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-    gamma = torch.linalg.solve(gram + ridge * eye, d_res.transpose(1, 2) @ residuals[-1].flatten(1).double()[..., None])
+    rhs = d_res.transpose(1, 2) @ residuals[-1].flatten(1).double()[..., None]
+    gamma = torch.linalg.solve(gram + ridge * eye, rhs)
     return (images[-1].flatten(1).double() - (d_img @ gamma).squeeze(-1)).to(images[-1].dtype).view_as(images[-1])
 
 
@@ -89,8 +90,8 @@ def ddim_invert(eps_model: EpsModel, x0: torch.Tensor, z: torch.Tensor, schedule
     at the highest-noise ones), so a tolerance puts the calls where they are needed. ``anderson`` > 0 mixes the
     last ``anderson`` + 1 iterates (``anderson_extrapolate``, safeguarded in ``_fixed_point``) instead of taking
     the plain one, which reaches the same tolerance in fewer calls where the plain iteration crawls, and converges
-    with coarse steps where it diverges. ``refine_log``, a list, receives
-    (t, [change made by each iteration]) per step: where refinement is worth its calls.
+    with coarse steps where it diverges. ``refine_log``, a list, receives (t, [change made by each iteration]) per
+    step: where refinement is worth its calls.
     """
     x, z = _broadcast_pair(x0, z)
     alphas = schedule.alphas_cumprod
