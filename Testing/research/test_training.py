@@ -59,8 +59,9 @@ def _torchrun_two_ranks(run_dir, *flags):
     from pathlib import Path
 
     worker = Path(__file__).with_name("ddp_worker.py")
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                    str(worker), str(run_dir), *flags], check=True, timeout=300, capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(worker), str(run_dir), *flags], timeout=300, capture_output=True, text=True)
+    assert done.returncode == 0, f"torchrun exited with {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-6000:]}"
     return [json.loads((run_dir / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
