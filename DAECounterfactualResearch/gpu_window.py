@@ -10,7 +10,8 @@ each experiment's images/s as a fraction of the measured bf16 matrix rate. Every
 ``scripts/train_dae.py`` process, all at once on the one GPU: a small model leaves it mostly idle on its own.
 With ``speed="auto"`` the window first times the speed paths of ``throughput.AUTO_VARIANTS`` on the first
 experiment's network for a few seconds each (``throughput.json``; at most ``SPEED_BUDGET_S`` in all) and trains
-every experiment with the fastest that worked.
+every experiment with the fastest that worked. With ``explain_bench`` ("BUNDLE:TASK") it first benchmarks
+explanations on the idle GPU (``explanation_bench``: ``explain_bench.json``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from DAECounterfactualLib.model.config import DAEConfig
 from .throughput import AUTO_VARIANTS, VARIANTS, compare_variants, fraction_of_peak, training_flops_per_image
 
 SPEED_BUDGET_S = 240  # at most this long timing speed paths before training (compilation included)
+BENCH_PATCHES, BENCH_BATCH = 4096, 1024  # scoring throughput of the explanation bench: patches, encoder batch
 
 TRAIN = Path(__file__).resolve().parents[1] / "scripts" / "train_dae.py"
 LOG_TAIL_CHARS = 4000
@@ -135,14 +137,45 @@ def fastest_variant(configs: list[Path], out: Path, device: str, seconds: float,
     return report["chosen"]
 
 
+def explanation_bench(bundle_task: str, patches_file: Path | None, device: str, out: Path) -> dict:
+    """``daecf bench`` of a shipped bundle on the window's device (explanation seconds per preset, scoring
+    throughput, determinism run to run and against the CPU) into ``explain_bench.json``. The device has no sample
+    CT: pass patches saved here with ``daecf bench --save-patches``. A failure is recorded, not raised: the
+    training after it must run all the same."""
+    from DAECounterfactualLib.bundle.registry import resolve_bundle
+    from DAECounterfactualLib.bundle.store import load_bundle
+    from DAECounterfactualLib.cli.bench import format_table, load_patches, run_benchmark, sample_ct_patches
+    from DAECounterfactualLib.inference.explainer import Explainer
+
+    bundle, _, task = bundle_task.partition(":")
+    try:
+        explainer = Explainer(load_bundle(resolve_bundle(bundle)), device, batch_size=BENCH_BATCH)
+        patches = (load_patches(patches_file, explainer.config, BENCH_PATCHES) if patches_file
+                   else sample_ct_patches(explainer.config, BENCH_PATCHES))
+        presets = tuple(p for p in ("fast", "standard", "reference") if p in explainer.config.presets)
+        report = run_benchmark(explainer, task, patches, presets)
+        report["table"] = format_table(report)
+    except Exception as exc:  # noqa: BLE001 - any failure of the bench is reported in its file, never fatal
+        report = {"bundle": bundle, "task": task, "error": f"{type(exc).__name__}: {exc}"}
+    (out / "explain_bench.json").write_text(json.dumps(report, indent=1))
+    print(report.get("table", report.get("error")), flush=True)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # leave the memory to the training processes
+    return {k: report[k] for k in ("bundle", "task", "error") if k in report}
+
+
 def run_window(configs: list[Path], out: Path, minutes: float, data_root: Path, runs: Path, device: str,
-               total_samples: int | None = None, speed: str = "eager", speed_seconds: float = 15.0) -> dict:
+               total_samples: int | None = None, speed: str = "eager", speed_seconds: float = 15.0,
+               explain_bench: str | None = None, bench_patches: Path | None = None) -> dict:
     """Train every experiment for ``minutes`` side by side, then collect each one's files; returns window.json.
-    ``speed``: a speed path of ``throughput.VARIANTS`` for every experiment, or "auto" to time them first."""
+    ``speed``: a speed path of ``throughput.VARIANTS`` for every experiment, or "auto" to time them first;
+    ``explain_bench``: "BUNDLE:TASK" to benchmark explanations first (``explanation_bench``)."""
     start = time.time()
     out.mkdir(parents=True, exist_ok=True)
     window = {"gpu": gpu_check(), "minutes": minutes, "experiments": []}
     print(json.dumps(window["gpu"]), flush=True)
+    if explain_bench:
+        window["explain_bench"] = explanation_bench(explain_bench, bench_patches, device, out)
     peak = window["gpu"].get("bf16_matmul_tflops")
     if speed == "auto":
         speed = fastest_variant(configs, out, device, speed_seconds, peak)

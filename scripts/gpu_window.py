@@ -4,6 +4,9 @@ time, and write weights, run records and strips under --out within the device to
 
     python scripts/gpu_window.py --out $OUT --minutes 7 --data-root DATA --speed auto scripts/configs/disc-mri.json [...]
 
+``--explain-bench vcf-ct:genant --bench-patches FILE`` first times explanations of a shipped bundle on the GPU
+(patches saved here by ``daecf bench --save-patches FILE``: the device has no sample CT).
+
 It installs nothing: the device's own torch runs scripts/train_dae.py once per experiment (on a machine where this
 package is not installed, run from the repository with PYTHONPATH=DAECounterfactual:. ). What it writes:
 DAECounterfactualResearch/gpu_window.py. On a CPU it runs the same way (a dry run in the tests).
@@ -33,10 +36,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="speed path of every experiment (torch.compile, CUDA graphs, channels-last); auto: time "
                         "each on the first experiment's network first and train with the fastest")
     parser.add_argument("--speed-seconds", type=float, default=15.0, help="timed seconds per path with --speed auto")
+    parser.add_argument("--explain-bench", metavar="BUNDLE:TASK", help="benchmark explanations first")
+    parser.add_argument("--bench-patches", type=Path, help="patches for --explain-bench (daecf bench --save-patches)")
     args = parser.parse_args(argv)
+    if args.explain_bench and ":" not in args.explain_bench:
+        parser.error(f"--explain-bench {args.explain_bench!r}: expected BUNDLE:TASK, e.g. vcf-ct:genant")
     window = run_window(args.configs, args.out, args.minutes, args.data_root, args.runs, resolve_device(args.device),
-                        args.total_samples, args.speed, args.speed_seconds)
-    return 0 if all(e["returncode"] == 0 for e in window["experiments"]) else 1
+                        args.total_samples, args.speed, args.speed_seconds, args.explain_bench, args.bench_patches)
+    failed = "error" in window.get("explain_bench", {})
+    return 0 if all(e["returncode"] == 0 for e in window["experiments"]) and not failed else 1
 
 
 if __name__ == "__main__":

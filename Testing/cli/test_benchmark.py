@@ -24,6 +24,10 @@ def test_report_has_the_documented_fields(report):
         assert r["seconds_min"] <= r["seconds_median"] <= r["seconds_max"]
         assert r["peak_rss_mb"] > 50
     assert report["encoder"]["vertebrae_per_s"] > 0 and report["machine"]["torch_threads"] >= 1
+    assert report["encoder"]["images"] == 16 and report["encoder"]["batch"] == 16
+    # the CPU path is bitwise deterministic; the comparison against the CPU is made off the CPU only
+    assert report["determinism"] == {"preset": "fast", "repeat_max_abs": 0.0, "cpu_max_abs": None}
+    assert "determinism (fast): largest |difference| between two runs 0.0e+00" in format_table(report)
     json.dumps(report)  # serialisable as written by --out
 
 
@@ -84,3 +88,42 @@ def test_the_layout_study_times_both_layouts_and_finds_them_equal(ct_bundle_path
     assert [r[0] for r in rows] == ["UNet batch 1", "UNet batch 3", "encoder batch 2"]
     for row in rows:
         assert float(row[1]) > 0 and float(row[2]) > 0 and float(row[4]) < 1e-4  # same outputs in both layouts
+
+
+def test_patches_saved_for_another_machine_load_back_and_cycle(tmp_path, blob_bundle, overfit_dae):
+    from DAECounterfactualLib.cli.bench import load_patches, save_patches
+    from DAECounterfactualLib.errors import InputError
+
+    config = load_bundle(blob_bundle).config
+    patches = overfit_dae[1].numpy()
+    save_patches(tmp_path / "p.npz", patches)
+    loaded = load_patches(tmp_path / "p.npz", config, 6)
+    assert loaded.shape == (6, *patches.shape[1:]) and loaded.dtype == np.float32
+    np.testing.assert_allclose(loaded[:4], patches, atol=1e-3)  # float16 on disk
+    np.testing.assert_array_equal(loaded[4:], loaded[:2])
+    np.savez(tmp_path / "wrong.npz", images=np.zeros((2, 1, 8, 8)))
+    with pytest.raises(InputError, match="expected images of shape"):
+        load_patches(tmp_path / "wrong.npz", config, 2)
+    (tmp_path / "junk.npz").write_text("no")
+    with pytest.raises(InputError, match="not a patches file"):
+        load_patches(tmp_path / "junk.npz", config, 2)
+
+
+def test_bench_runs_on_carried_patches_and_saves_the_ones_it_used(ct_bundle_path, tmp_path, capsys):
+    from bundle_fixtures import PATCH_PX
+    from DAECounterfactualLib.cli.bench import save_patches
+    from DAECounterfactualLib.cli.commands import main
+
+    patches = np.random.default_rng(0).uniform(-1, 1, (3, 1, PATCH_PX, PATCH_PX)).astype(np.float32)
+    save_patches(tmp_path / "carried.npz", patches)
+    args = ["bench", "--bundle", str(ct_bundle_path), "--task", "genant", "--presets", "fast", "--repeats", "1",
+            "--patches", "5", "--batch-size", "2", "--patches-file", str(tmp_path / "carried.npz"),
+            "--save-patches", str(tmp_path / "used.npz"), "--out", str(tmp_path / "bench.json")]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert report["encoder"]["images"] == 5 and report["encoder"]["batch"] == 2
+    with np.load(tmp_path / "used.npz") as used:
+        assert used["images"].shape == (5, 1, PATCH_PX, PATCH_PX)
+    (tmp_path / "broken.npz").write_bytes(b"PK")
+    assert main([*args[:14], str(tmp_path / "broken.npz")]) == 2
+    assert "not a patches file" in capsys.readouterr().err

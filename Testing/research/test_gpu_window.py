@@ -80,3 +80,33 @@ def test_speed_auto_times_the_paths_and_trains_with_the_fastest(tiny_config, tmp
     assert summary["speed"] == report["chosen"] and summary["experiments"][0]["returncode"] == 0
     log = (tmp_path / "runs" / "tiny.log").read_text(encoding="utf-8")
     assert "resuming at step 0" in log
+
+
+def test_the_window_benchmarks_explanations_first_and_records_a_failed_bench(tiny_config, tmp_path, script_main,
+                                                                             monkeypatch, ct_bundle_path):
+    from bundle_fixtures import PATCH_PX
+    from DAECounterfactualLib.cli.bench import save_patches
+    from DAECounterfactualResearch import gpu_window
+
+    monkeypatch.setattr(gpu_window, "BENCH_PATCHES", 6)
+    monkeypatch.setattr(gpu_window, "BENCH_BATCH", 4)
+    config = write_tiny_experiment(tiny_config, tmp_path)
+    patches = tmp_path / "patches.npz"
+    save_patches(patches, np.random.default_rng(0).uniform(-1, 1, (3, 1, PATCH_PX, PATCH_PX)))
+    window = ["--minutes", "5", "--data-root", str(tmp_path), "--runs", str(tmp_path / "runs"), "--device", "cpu",
+              "--bench-patches", str(patches)]
+    out = tmp_path / "out"
+    assert script_main("gpu_window")([str(config), "--out", str(out), *window,
+                                      "--explain-bench", f"{ct_bundle_path}:genant"]) == 0
+    bench = json.loads((out / "explain_bench.json").read_text())
+    assert set(bench["presets"]) == {"fast", "standard"} and "error" not in bench  # the presets the bundle has
+    assert bench["encoder"] == {**bench["encoder"], "images": 6, "batch": 4}
+    assert bench["determinism"]["repeat_max_abs"] == 0.0 and "fast" in bench["table"]
+    summary = json.loads((out / "window.json").read_text())
+    assert summary["explain_bench"]["task"] == "genant" and summary["experiments"][0]["returncode"] == 0
+
+    out = tmp_path / "out2"  # a bench that fails is recorded, the training still runs, the exit status says so
+    assert script_main("gpu_window")([str(config), "--out", str(out), *window, "--runs", str(tmp_path / "runs2"),
+                                      "--explain-bench", f"{ct_bundle_path}:nosuchtask"]) == 1
+    assert "nosuchtask" in json.loads((out / "explain_bench.json").read_text())["error"]
+    assert json.loads((out / "window.json").read_text())["experiments"][0]["returncode"] == 0

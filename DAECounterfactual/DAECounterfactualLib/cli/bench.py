@@ -4,7 +4,9 @@ For each preset the whole explanation (inversion, then reconstruction + one coun
 reflection) is timed from a cold x_T cache; the reference preset decodes every latent on its own as the paper's
 code does. Beside the times: UNet calls, peak resident memory, reconstruction MSE/SSIM against the input, and
 how often a counterfactual re-encodes to its target grade, so speed is never bought with silent quality loss.
-A floor is estimated from the FLOPs of one UNet call and this machine's measured matrix-multiply rate.
+A floor is estimated from the FLOPs of one UNet call and this machine's measured matrix-multiply rate, and the
+determinism of an explanation is measured on the device (twice, and against the CPU off the CPU).
+Patches can be saved and loaded as .npz, to bench a machine without the sample CT (a GPU box).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..bundle.store import load_bundle
+from ..errors import InputError
 from ..inference.metrics import mse, ssim
-from ..inference.explainer import Explainer
+from ..inference.explainer import Explainer, check_images
 
 
 def peak_rss_mb() -> float:
@@ -63,20 +67,29 @@ def counting_unet_calls(model):
 def unet_flops_per_image(model) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
-    c = model.config
-    x = torch.zeros(1, c.in_channels, c.image_size, c.image_size)
+    c, device = model.config, next(model.parameters()).device
+    x = torch.zeros(1, c.in_channels, c.image_size, c.image_size, device=device)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model.unet(x, torch.tensor([500.0]), torch.zeros(1, c.z_dim))
+        model.unet(x, torch.tensor([500.0], device=device), torch.zeros(1, c.z_dim, device=device))
     return float(counter.get_total_flops())
 
 
-def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
+def matmul_gflops(size: int = 1024, repeats: int = 5, device: str | torch.device = "cpu") -> float:
+    """fp32 matrix-multiply rate on ``device`` (a GPU gets a larger product, and is synchronised around each)."""
+    device = torch.device(device)
+    size = size if device.type == "cpu" else max(size, 8192)
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+
+    def product() -> None:
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    product()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        a @ b
+        product()
         times.append(time.perf_counter() - start)
     return 2 * size**3 / min(times) / 1e9
 
@@ -93,7 +106,8 @@ def _timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
 
 def encoder_throughput(explainer: Explainer, patches: np.ndarray, repeats: int) -> dict[str, float]:
     times, _ = _timed(lambda: explainer.encode(patches), repeats)
-    return {"vertebrae_per_s": len(patches) / statistics.median(times), "batch": len(patches)}
+    return {"vertebrae_per_s": len(patches) / statistics.median(times), "images": len(patches),
+            "batch": min(explainer.batch_size, len(patches))}
 
 
 def counterfactual_agreement(explainer: Explainer, task: str, counterfactuals: np.ndarray) -> float:
@@ -127,11 +141,26 @@ def bench_preset(explainer: Explainer, task: str, patches: np.ndarray, preset: s
     }
 
 
+def determinism(explainer: Explainer, task: str, patch: np.ndarray, preset: str) -> dict[str, Any]:
+    """Largest absolute difference between two cold explanations of one patch on the explainer's device and, off
+    the CPU, between it and the CPU's explanation (a freshly loaded bundle: an Explainer moves its model)."""
+    def decoded(ex: Explainer) -> np.ndarray:
+        ex.forget_inversions()
+        e = ex.explain(patch, task, preset=preset, sweep_count=0)
+        return np.concatenate([e.reconstruction[None], e.counterfactuals, e.reflection[None]])
+
+    first, second = decoded(explainer), decoded(explainer)
+    result = {"preset": preset, "repeat_max_abs": float(np.abs(first - second).max()), "cpu_max_abs": None}
+    if explainer.device.type != "cpu":
+        result["cpu_max_abs"] = float(np.abs(first - decoded(Explainer(load_bundle(explainer.bundle.path)))).max())
+    return result
+
+
 def run_benchmark(explainer: Explainer, task: str, patches: np.ndarray, presets: tuple[str, ...] =
                   ("fast", "standard", "reference"), repeats: int = 3, quality_patches: int = 3) -> dict[str, Any]:
     """``patches``: model-range (N, C, H, W); all are used for the encoder, the first few for explanations."""
     flops = unet_flops_per_image(explainer.model)
-    rate = matmul_gflops()
+    rate = matmul_gflops(device=explainer.device)
     results = {name: bench_preset(explainer, task, patches[:quality_patches], name, repeats) for name in presets}
     reference = results.get("reference")
     for r in results.values():
@@ -141,6 +170,7 @@ def run_benchmark(explainer: Explainer, task: str, patches: np.ndarray, presets:
     return {
         "bundle": explainer.bundle.bundle_id, "task": task, "presets": results,
         "encoder": encoder_throughput(explainer, patches, repeats),
+        "determinism": determinism(explainer, task, patches[0], presets[0]),
         "machine": {"processor": _processor(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "device": str(explainer.device),
                     "matmul_fp32_gflops": rate, "unet_gflop_per_image": flops / 1e9, "python": platform.python_version()},
@@ -181,7 +211,11 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     m, e = report["machine"], report["encoder"]
-    lines += ["", f"encoder: {e['vertebrae_per_s']:.1f} vertebrae/s (batch {e['batch']})",
+    d = report["determinism"]
+    versus_cpu = "" if d["cpu_max_abs"] is None else f", against the CPU {d['cpu_max_abs']:.1e}"
+    lines += ["", f"encoder: {e['vertebrae_per_s']:.1f} vertebrae/s ({e.get('images', e['batch'])} patches, "
+                  f"batch {e['batch']})",
+              f"determinism ({d['preset']}): largest |difference| between two runs {d['repeat_max_abs']:.1e}{versus_cpu}",
               f"machine: {m['processor']}, {m['torch_threads']} threads, torch {m['torch']}, {m['device']}; "
               f"matmul {m['matmul_fp32_gflops']:.1f} GFLOP/s fp32; one UNet call {m['unet_gflop_per_image']:.2f} "
               f"GFLOP per image"]
@@ -203,3 +237,22 @@ def sample_ct_patches(config, count: int = 64) -> np.ndarray:
                for i in range(count)]
     patches[:len(centres)] = [model_input(config, volume, c, value_range)[1] for c in centres]
     return np.stack(patches)
+
+
+def save_patches(path: str | Path, patches: np.ndarray) -> None:
+    """Patches as a compressed .npz (key ``images``, float16: model-range values need no more), to bench them on a
+    machine without the sample CT."""
+    np.savez_compressed(path, images=np.asarray(patches, dtype=np.float16))
+
+
+def load_patches(path: str | Path, config, count: int) -> np.ndarray:
+    """``count`` patches of a file written by ``save_patches``, cycling through it when it holds fewer."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            images = data["images"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"{path}: not a patches file of `daecf bench --save-patches` ({exc})") from None
+    images = check_images(images, config.model.image_size, config.model.in_channels)
+    if not len(images):
+        raise InputError(f"{path}: holds no patches")
+    return images[np.arange(count) % len(images)]

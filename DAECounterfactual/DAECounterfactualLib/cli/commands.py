@@ -252,14 +252,18 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import format_table, run_benchmark, sample_ct_patches
+    from .bench import format_table, load_patches, run_benchmark, sample_ct_patches, save_patches
 
     explainer = _explainer(args)
+    explainer.batch_size = args.batch_size
     presets = tuple(args.presets.split(","))
     for name in presets:
         explainer.preset(name)  # unknown preset: fail before measuring anything
-    report = run_benchmark(explainer, args.task, sample_ct_patches(explainer.config, args.patches), presets,
-                           repeats=args.repeats)
+    patches = (load_patches(args.patches_file, explainer.config, args.patches) if args.patches_file
+               else sample_ct_patches(explainer.config, args.patches))
+    if args.save_patches:
+        save_patches(args.save_patches, patches)
+    report = run_benchmark(explainer, args.task, patches, presets, repeats=args.repeats)
     print(format_table(report))
     if args.out:
         args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
@@ -355,7 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(bench)
     bench.add_argument("--presets", default="fast,standard,reference")
     bench.add_argument("--repeats", type=_count(1, 100), default=3)
-    bench.add_argument("--patches", type=_count(1, 4096), default=64, help="patches for the encoder throughput")
+    bench.add_argument("--patches", type=_count(1, 65536), default=64, help="patches for the encoder throughput")
+    bench.add_argument("--batch-size", type=_count(1, 65536), default=64, help="encoder batch")
+    bench.add_argument("--patches-file", type=Path,
+                       help="patches saved by --save-patches, instead of cutting them from the sample CT")
+    bench.add_argument("--save-patches", type=Path, help="write the patches used to this .npz")
     bench.add_argument("--out", type=Path, help="JSON report")
     bench.set_defaults(func=_cmd_bench)
     demo = sub.add_parser("demo", help="headless demo on the sample CT with a bundled model")
