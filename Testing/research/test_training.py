@@ -61,7 +61,8 @@ def _torchrun_two_ranks(run_dir, *flags):
     worker = Path(__file__).with_name("ddp_worker.py")
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            str(worker), str(run_dir), *flags], timeout=300, capture_output=True, text=True)
-    assert done.returncode == 0, f"torchrun exited with {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-6000:]}"
+    output = f"{done.stdout[-2000:]}\n{done.stderr[-6000:]}"
+    assert done.returncode == 0, f"torchrun exited with {done.returncode}:\n{output}"
     return [json.loads((run_dir / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 

@@ -215,7 +215,8 @@ def format_table(report: dict[str, Any]) -> str:
     versus_cpu = "" if d["cpu_max_abs"] is None else f", against the CPU {d['cpu_max_abs']:.1e}"
     lines += ["", f"encoder: {e['vertebrae_per_s']:.1f} vertebrae/s ({e.get('images', e['batch'])} patches, "
                   f"batch {e['batch']})",
-              f"determinism ({d['preset']}): largest |difference| between two runs {d['repeat_max_abs']:.1e}{versus_cpu}",
+              f"determinism ({d['preset']}): largest |difference| between two runs {d['repeat_max_abs']:.1e}"
+              f"{versus_cpu}",
               f"machine: {m['processor']}, {m['torch_threads']} threads, torch {m['torch']}, {m['device']}; "
               f"matmul {m['matmul_fp32_gflops']:.1f} GFLOP/s fp32; one UNet call {m['unet_gflop_per_image']:.2f} "
               f"GFLOP per image"]
