@@ -144,14 +144,13 @@ def explanation_bench(bundle_task: str, patches_file: Path | None, device: str, 
     training after it must run all the same."""
     from DAECounterfactualLib.bundle.registry import resolve_bundle
     from DAECounterfactualLib.bundle.store import load_bundle
-    from DAECounterfactualLib.cli.bench import format_table, load_patches, run_benchmark, sample_ct_patches
+    from DAECounterfactualLib.cli.bench import bench_patches, format_table, run_benchmark
     from DAECounterfactualLib.inference.explainer import Explainer
 
     bundle, _, task = bundle_task.partition(":")
     try:
         explainer = Explainer(load_bundle(resolve_bundle(bundle)), device, batch_size=BENCH_BATCH)
-        patches = (load_patches(patches_file, explainer.config, BENCH_PATCHES) if patches_file
-                   else sample_ct_patches(explainer.config, BENCH_PATCHES))
+        patches = bench_patches(explainer.config, BENCH_PATCHES, patches_file)
         presets = tuple(p for p in ("fast", "standard", "reference") if p in explainer.config.presets)
         report = run_benchmark(explainer, task, patches, presets)
         report["table"] = format_table(report)

@@ -177,19 +177,26 @@ def test_unknown_spacing_and_too_many_quadratic_steps_are_refused():
         NoiseSchedule().timesteps(900, "quadratic")
 
 
+def counted(model, calls: list):
+    """The model as an eps model that appends to ``calls`` at each network call."""
+    return lambda x, t, z_: calls.append(1) or model(x, t, z_)
+
+
+def quadratic_reconstruction_error(model, x_T, z, images, schedule, steps: int) -> float:
+    """MSE of decoding x_T with ``steps`` quadratically spaced DDIM steps against the images."""
+    return torch.mean((ddim_sample(model, x_T, z, schedule, steps, spacing="quadratic") - images) ** 2).item()
+
+
 def test_refinement_tolerance_stops_iterating_once_a_step_has_converged(overfit_dae):
     model, images = overfit_dae
     s = NoiseSchedule()
-
-    def counted(calls):
-        return lambda x, t, z_: calls.append(1) or model(x, t, z_)
-
     with torch.no_grad():
         z = model.encode(images)
         full, early = [], []
-        x_full = ddim_invert(counted(full), images, z, s, 10, refine=8, spacing="quadratic")
-        x_early = ddim_invert(counted(early), images, z, s, 10, refine=8, refine_tol=1e-3, spacing="quadratic")
-        error = {name: torch.mean((ddim_sample(model, x, z, s, 10, spacing="quadratic") - images) ** 2).item()
+        x_full = ddim_invert(counted(model, full), images, z, s, 10, refine=8, spacing="quadratic")
+        x_early = ddim_invert(counted(model, early), images, z, s, 10, refine=8, refine_tol=1e-3,
+                              spacing="quadratic")
+        error = {name: quadratic_reconstruction_error(model, x, z, images, s, 10)
                  for name, x in (("full", x_full), ("early", x_early))}
     assert len(full) == 10 * 9 and 10 * 2 <= len(early) < len(full)
     assert error["early"] < 2 * error["full"] + 1e-5, error
@@ -201,8 +208,8 @@ def test_refinement_log_records_each_steps_changes_where_the_tolerance_stops(ove
     with torch.no_grad():
         z = model.encode(images)
         log, calls = [], []
-        ddim_invert(lambda x, t, z_: calls.append(1) or model(x, t, z_), images, z, s, 10, refine=8,
-                    refine_tol=1e-3, spacing="quadratic", refine_log=log)
+        ddim_invert(counted(model, calls), images, z, s, 10, refine=8, refine_tol=1e-3, spacing="quadratic",
+                    refine_log=log)
     assert [t for t, _ in log] == [int(t) for t in s.timesteps(10, "quadratic")]
     assert len(calls) == sum(1 + len(changes) for _, changes in log)  # one call per logged iteration
     for _, changes in log:  # a step stops at its first change below the tolerance, or after 8
@@ -235,18 +242,14 @@ def test_anderson_mixing_solves_a_slow_linear_fixed_point_that_plain_iteration_c
 def test_anderson_mixing_reaches_the_tolerance_in_fewer_calls_at_no_worse_reconstruction(overfit_dae):
     model, images = overfit_dae
     s = NoiseSchedule()
-
-    def counted(calls):
-        return lambda x, t, z_: calls.append(1) or model(x, t, z_)
-
     with torch.no_grad():
         z = model.encode(images)
         calls, error = {}, {}
         for anderson in (0, 2):
             calls[anderson] = []
-            x_T = ddim_invert(counted(calls[anderson]), images, z, s, 6, refine=20, refine_tol=1e-4,
+            x_T = ddim_invert(counted(model, calls[anderson]), images, z, s, 6, refine=20, refine_tol=1e-4,
                               spacing="quadratic", anderson=anderson)
-            error[anderson] = torch.mean((ddim_sample(model, x_T, z, s, 6, spacing="quadratic") - images) ** 2).item()
+            error[anderson] = quadratic_reconstruction_error(model, x_T, z, images, s, 6)
     assert len(calls[2]) < len(calls[0])
     assert error[2] < 2 * error[0] + 1e-6, error
 

@@ -13,22 +13,12 @@ import argparse
 import copy
 import statistics
 import sys
-import time
 
 import torch
 
 from DAECounterfactualLib.bundle.registry import resolve_bundle
 from DAECounterfactualLib.bundle.store import load_bundle
-
-
-def _seconds(call, repeats: int) -> list[float]:
-    call()  # warm-up: oneDNN picks its kernels on the first call of a shape
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return times
+from DAECounterfactualLib.cli.bench import timed
 
 
 @torch.inference_mode()
@@ -53,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         z = torch.randn(n, c.z_dim, generator=generator)
         a, b = [], []
         for _ in range(3):  # interleaved rounds
-            a += _seconds(lambda: call(nchw, x, z), args.repeats // 3 + 1)
-            b += _seconds(lambda: call(nhwc, x, z), args.repeats // 3 + 1)
+            a += timed(lambda: call(nchw, x, z), args.repeats // 3 + 1)[0]
+            b += timed(lambda: call(nhwc, x, z), args.repeats // 3 + 1)[0]
         difference = float((call(nchw, x, z) - call(nhwc, x, z)).abs().max())
         ta, tb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
         print(f"{name} | {ta:.1f} | {tb:.1f} | {ta / tb:.2f} | {difference:.1e}", flush=True)

@@ -94,7 +94,8 @@ def matmul_gflops(size: int = 1024, repeats: int = 5, device: str | torch.device
     return 2 * size**3 / min(times) / 1e9
 
 
-def _timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
+    """Seconds of each of ``repeats`` calls after one warm-up call, and the last result."""
     fn()  # warm-up
     times, result = [], None
     for _ in range(repeats):
@@ -105,7 +106,7 @@ def _timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
 
 
 def encoder_throughput(explainer: Explainer, patches: np.ndarray, repeats: int) -> dict[str, float]:
-    times, _ = _timed(lambda: explainer.encode(patches), repeats)
+    times, _ = timed(lambda: explainer.encode(patches), repeats)
     return {"vertebrae_per_s": len(patches) / statistics.median(times), "images": len(patches),
             "batch": min(explainer.batch_size, len(patches))}
 
@@ -127,7 +128,7 @@ def bench_preset(explainer: Explainer, task: str, patches: np.ndarray, preset: s
     with counting_unet_calls(explainer.model) as counts:
         explain_cold(patches[0])
     calls, images = counts["calls"], counts["images"]
-    times, _ = _timed(lambda: explain_cold(patches[0]), repeats)
+    times, _ = timed(lambda: explain_cold(patches[0]), repeats)
     quality = [explain_cold(p) for p in patches]
     return {
         "seconds_median": statistics.median(times), "seconds_min": min(times), "seconds_max": max(times),
@@ -238,6 +239,11 @@ def sample_ct_patches(config, count: int = 64) -> np.ndarray:
                for i in range(count)]
     patches[:len(centres)] = [model_input(config, volume, c, value_range)[1] for c in centres]
     return np.stack(patches)
+
+
+def bench_patches(config, count: int, patches_file: str | Path | None = None) -> np.ndarray:
+    """``count`` patches from a file of ``save_patches``, or cut from the sample CT when there is none."""
+    return load_patches(patches_file, config, count) if patches_file else sample_ct_patches(config, count)
 
 
 def save_patches(path: str | Path, patches: np.ndarray) -> None:

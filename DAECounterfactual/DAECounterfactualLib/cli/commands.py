@@ -252,15 +252,14 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import format_table, load_patches, run_benchmark, sample_ct_patches, save_patches
+    from .bench import bench_patches, format_table, run_benchmark, save_patches
 
     explainer = _explainer(args)
     explainer.batch_size = args.batch_size
     presets = tuple(args.presets.split(","))
     for name in presets:
         explainer.preset(name)  # unknown preset: fail before measuring anything
-    patches = (load_patches(args.patches_file, explainer.config, args.patches) if args.patches_file
-               else sample_ct_patches(explainer.config, args.patches))
+    patches = bench_patches(explainer.config, args.patches, args.patches_file)
     if args.save_patches:
         save_patches(args.save_patches, patches)
     report = run_benchmark(explainer, args.task, patches, presets, repeats=args.repeats)
