@@ -125,19 +125,60 @@ def figures(graded: np.ndarray, patches: RealPatches, indices: np.ndarray, posit
 
 
 def acceptance(graded: np.ndarray, patches: RealPatches, positive_min_grade: int, resamples: int) -> dict:
-    """Figures per series and pooled, the pooled ones with intervals over vertebrae."""
+    """Figures per series, per data source (``VB1``, ``VB3``, ``ct``: the part of the group before ``:``) and
+    pooled, the last two with intervals over vertebrae: a pooled figure can hide a source the model fails on."""
     per_case = {case: figures(graded, patches, np.flatnonzero(patches.case == case), positive_min_grade)
                 for case in np.unique(patches.case)}
-    everything = np.arange(len(patches.grade))
-    pooled = figures(graded, patches, everything, positive_min_grade)
+    sources = np.array([group.split(":")[0] for group in patches.group])
+    per_source = {source: _with_intervals(graded, patches, np.flatnonzero(sources == source), positive_min_grade,
+                                          resamples) for source in np.unique(sources)}
+    return {"per_case": per_case, "per_source": per_source,
+            **_with_intervals(graded, patches, np.arange(len(patches.grade)), positive_min_grade, resamples)}
 
-    def statistics(indices):
-        values = figures(graded, patches, indices, positive_min_grade)
+
+def _with_intervals(graded: np.ndarray, patches: RealPatches, indices: np.ndarray, positive_min_grade: int,
+                    resamples: int) -> dict:
+    """The figures of ``indices`` (``pooled``), their intervals resampling vertebrae, and which targets they meet."""
+    pooled = figures(graded, patches, indices, positive_min_grade)
+
+    def statistics(drawn):
+        values = figures(graded, patches, indices[drawn], positive_min_grade)
         return {name: values[name] for name in TARGETS}
 
-    intervals = bootstrap_intervals(statistics, patches.vertebra, n_resamples=resamples)
-    return {"per_case": per_case, "pooled": pooled, "pooled_intervals": intervals,
+    intervals = bootstrap_intervals(statistics, patches.vertebra[indices], n_resamples=resamples)
+    return {"pooled": pooled, "pooled_intervals": intervals,
             "meets": {name: bool(pooled[name] >= target) for name, target in TARGETS.items()}}
+
+
+def visibility(z: np.ndarray, patches: RealPatches, positive_min_grade: int) -> dict[str, dict[str, float]]:
+    """Per data source: can a linear model tell the simulated G2-G3 fractures from the healthy bodies on the pixels,
+    and on z_sem? Logistic regressions scored out of patient (folds by patient). A fracture the pixels show and the
+    latent does not is the DAE's limit, not the probe's or the simulation's."""
+    from .evaluation import grouped_auc
+
+    sources = np.array([group.split(":")[0] for group in patches.group])
+    healthy = (~patches.simulated) & (patches.grade == 0) & patches.whole
+    fractured = patches.simulated & (patches.grade >= positive_min_grade)
+    pixels = patches.images.reshape(len(patches.images), -1)
+    result = {}
+    for source in np.unique(sources):
+        rows = (sources == source) & (healthy | fractured)
+        labels = fractured[rows].astype(int)
+        if len(set(patches.group[rows])) < 2 or len(set(labels)) < 2:
+            continue
+        result[str(source)] = {name: grouped_auc(features[rows], labels, patches.group[rows], _linear_scorer)
+                               for name, features in (("pixels", pixels), ("latent", z))}
+    return result
+
+
+def _linear_scorer(x: np.ndarray, y: np.ndarray):
+    """Standardised, class-balanced, strongly regularised logistic regression: the same linear model for pixels
+    and latents."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    model = LogisticRegression(C=0.01, max_iter=3000, class_weight="balanced").fit((x - mean) / scale, y)
+    return lambda held: model.decision_function((held - mean) / scale)
 
 
 def run(bundle: Bundle, task: str, recipe: TaskRecipe, data_root: Path, C: float = 0.01,
@@ -151,4 +192,5 @@ def run(bundle: Bundle, task: str, recipe: TaskRecipe, data_root: Path, C: float
         "leave_one_patient_out": acceptance(leave_one_patient_out(z, patches, recipe, C), patches,
                                             recipe.positive_min_grade, resamples),
         "shipped_task": acceptance(shipped_grades(z, spec), patches, spec.positive_min_grade, resamples),
+        "visibility_auc": visibility(z, patches, recipe.positive_min_grade),
     }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from DAECounterfactualResearch.real_acceptance import RealPatches, acceptance, figures, leave_one_patient_out
+from DAECounterfactualResearch.real_acceptance import (RealPatches, acceptance, figures, leave_one_patient_out,
+                                                      visibility)
 from DAECounterfactualResearch.task_fitting import TaskRecipe
 
 RECIPE = TaskRecipe(name="genant", grade_names=("G0", "G1", "G2", "G3"), positive_min_grade=2,
@@ -83,3 +86,30 @@ def test_the_series_of_one_patient_are_held_out_together(monkeypatch):
     leave_one_patient_out(z, patches, RECIPE, C=1.0)
     probe_rows = (patches.case == "case0") & (patches.grade != 1)  # G1 is left out of the probe
     assert len(seen) == 2 and seen[1] == set(np.flatnonzero(probe_rows))  # case1's probe saw case0 only
+
+
+def test_a_source_the_model_fails_on_is_reported_apart_from_the_pool():
+    z, patches = synthetic(cases=6, flip_case=5)
+    patches = replace(patches, group=np.where(patches.case == "case5", "VB1:case5", np.char.add("VB3:", patches.case)))
+    result = acceptance(leave_one_patient_out(z, patches, RECIPE, C=1.0), patches, 2, resamples=50)
+    assert set(result["per_source"]) == {"VB1", "VB3"}
+    failing, fine = result["per_source"]["VB1"], result["per_source"]["VB3"]
+    assert failing["pooled"]["fracture_auc"] == pytest.approx(0.0) and not failing["meets"]["fracture_auc"]
+    assert fine["pooled"]["fracture_auc"] > 0.9 and result["pooled"]["fracture_auc"] > 0.5  # the pool hides it
+    assert failing["pooled"]["healthy_n"] + fine["pooled"]["healthy_n"] == result["pooled"]["healthy_n"]
+    low, high = fine["pooled_intervals"]["fracture_auc"]
+    assert low <= fine["pooled"]["fracture_auc"] <= high
+
+
+def test_visibility_tells_a_fracture_the_latent_lost_from_one_the_image_lacks():
+    z, patches = synthetic(cases=6)
+    rng = np.random.default_rng(1)
+    shown = patches.simulated & (patches.grade >= 2)
+    images = rng.normal(0, 0.1, (len(z), 1, 2, 2)).astype(np.float32)
+    images[shown, 0, 0, 0] += 1.0  # the image shows the fracture
+    sources = np.where(np.isin(patches.case, ["case0", "case1", "case2"]), "VB1:", "VB3:")
+    patches = replace(patches, images=images, group=np.char.add(sources, patches.case))
+    z = np.where(sources[:, None] == "VB1:", rng.normal(0, 1, z.shape), z)  # VB1's latents lost it
+    result = visibility(z, patches, 2)
+    assert result["VB1"]["pixels"] > 0.95 and 0.2 < result["VB1"]["latent"] < 0.8
+    assert result["VB3"]["pixels"] > 0.95 and result["VB3"]["latent"] > 0.95
