@@ -10,6 +10,7 @@ bundle's, with paired bootstrap intervals of the difference (same patients resam
     python scripts/studies/task_baseline.py scripts/configs/disc-mri.json --data-root DATA --task pfirrmann \\
         --augmentations 4 --epochs 8
     python scripts/studies/task_baseline.py ... --folds 5   # both models cross-validated by patient on training
+    python scripts/studies/task_baseline.py ... --folds 5 --components 16 24 32   # DAE probes of several widths
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 
 import numpy as np
 
@@ -36,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--folds", type=int, default=0, help="compare under K-fold cross-validation by patient on "
                         "the training split instead of on the validation split (baseline_cv)")
+    parser.add_argument("--components", type=int, nargs="+", default=None,
+                        help="with --folds: DAE probes on these numbers of principal directions (0: all), each "
+                             "against the same DenseNet121 (default: the task's own)")
     parser.add_argument("--out", default=None, help="JSON of the --folds comparison")
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
@@ -46,11 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.folds:
         from DAECounterfactualResearch.baseline_cv import cross_validated_comparison
 
-        report = cross_validated_comparison(Explainer(bundle), bundle.task(recipe.name), recipe, train,
+        widths = args.components if args.components is not None else [recipe.probe_components]
+        recipes = {probe_label(k): replace(recipe, probe_components=k) for k in widths}
+        report = cross_validated_comparison(Explainer(bundle), bundle.task(recipe.name), recipes, train,
                                             args.augmentations, args.folds, args.epochs)
         report = {"bundle": bundle.bundle_id, "task": recipe.name, "augmentations": args.augmentations,
                   "epochs": args.epochs, **report}
-        print(json.dumps(report, indent=1))
+        print(json.dumps({k: v for k, v in report.items() if k != "out_of_fold"}, indent=1))
         if args.out:
             with open(args.out, "w", encoding="utf-8") as handle:
                 handle.write(json.dumps(report, indent=1) + "\n")
@@ -76,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     print("DAE minus DenseNet121, 95 % paired interval: " + json.dumps(
         {k: [round(v, 3) for v in interval] for k, interval in difference.items()}))
     return 0
+
+
+def probe_label(components: int) -> str:
+    return f"DAE probe, {components} directions" if components else "DAE probe, all directions"
 
 
 if __name__ == "__main__":
