@@ -19,7 +19,7 @@ import numpy as np
 from DAECounterfactualLib.bundle.spec import TaskSpec
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.patches import cut_patch, to_model_input, volume_value_range
-from DAECounterfactualLib.inference.metrics import mse, psnr, ssim
+from DAECounterfactualLib.inference.metrics import grain, mse, psnr, ssim
 from DAECounterfactualLib.model.probe import CalibrationError
 
 from .bootstrap import bootstrap_intervals
@@ -334,7 +334,8 @@ def counterfactual_checks(explainer, images: np.ndarray, grades: np.ndarray, tas
 
     validity: share of grade counterfactuals whose re-encoded grade is their target; reflection validity: share
     of binary counterfactuals that land on the other side of the hyperplane; out of distribution: the share whose
-    re-encoded latent lies beyond the bundle's OOD threshold. With ``measure`` (CT): the share
+    re-encoded latent lies beyond the bundle's OOD threshold; grain: each counterfactual's fine texture over its
+    reconstruction's (validity can be reached by adding grain the encoder reads as pathology). With ``measure`` (CT): the share
     whose measured morphometric grade equals the target, and the change inside vs outside the vertebra."""
     spec = task if isinstance(task, TaskSpec) else explainer.bundle.task(task)
     n_grades = len(spec.grade_names)
@@ -350,6 +351,7 @@ def counterfactual_checks(explainer, images: np.ndarray, grades: np.ndarray, tas
                 "cf_distances": regraded.distance[:n_grades].tolist(),
                 "target_distances": e.target_distances.tolist(),
                 "cf_out_of_distribution": regraded.ood[:n_grades].tolist(),
+                "cf_grain": [grain(cf, e.reconstruction) for cf in e.counterfactuals],
                 "reflection_flipped": bool(np.sign(regraded.distance[-1]) != np.sign(e.grades.distance[0]))}
         if measure is not None:
             heights = [measure.heights(cf) for cf in e.counterfactuals]
@@ -384,6 +386,10 @@ def summarise_counterfactuals(cases: list[dict[str, Any]], n_grades: int) -> dic
         beyond = np.concatenate([c["cf_out_of_distribution"] for c in cases]).astype(float)
         summary["out_of_distribution"] = float(beyond.mean())
         summary["out_of_distribution_by_target"] = _mean_by_grade(beyond, targets, n_grades)
+    if cases and "cf_grain" in cases[0]:
+        grains = np.concatenate([c["cf_grain"] for c in cases]).astype(float)
+        summary["grain"] = float(np.nanmean(grains))
+        summary["grain_by_target"] = _mean_by_grade(grains, targets, n_grades)
     if cases and "cf_measured_grades" in cases[0]:
         summary |= _faithfulness_summary(cases, targets, n_grades)
     return summary

@@ -226,6 +226,9 @@ def task_section(folder: Path, link: str, results: dict[str, Any], task: str, en
               f"| binary reflection crosses the hyperplane | {_with_interval(cf, 'reflection_validity')} |",
               f"| reconstruction MSE / PSNR / SSIM | {cf['reconstruction']['mse']:.2e} / "
               f"{_fmt(cf['reconstruction']['psnr'])} / {_fmt(cf['reconstruction']['ssim'])} |"]
+    if "grain" in cf:
+        lines.append(f"| grain: fine texture of counterfactuals over their reconstruction's (1 = as fine), all, by "
+                     f"target grade | {_fmt(cf['grain'])}: {', '.join(_fmt(v) for v in cf['grain_by_target'])} |")
     if "faithfulness" in cf:
         lines += [f"| faithfulness: measured morphometric grade = target ({cf['faithfulness_measured']} measurable) "
                   f"| {_with_interval(cf, 'faithfulness')} |",

@@ -1,6 +1,7 @@
 """Evaluation: paper metrics from continuous scores, counterfactual checks, the baseline and the report."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -234,6 +235,7 @@ def test_counterfactual_checks_regrade_real_explanations(overfit_dae, blob_bundl
     regraded = explainer.grade(explanation.counterfactuals, "size")
     assert case["cf_grades"] == regraded.grade.tolist()  # the stored grades are those of re-encoded images
     assert case["cf_out_of_distribution"] == regraded.ood.tolist()  # ... and so are their OOD flags
+    assert len(case["cf_grain"]) == 4 and len(checks["grain_by_target"]) == 4 and checks["grain"] > 0
     assert len(checks["out_of_distribution_by_target"]) == 4
     assert 0 <= checks["validity"] <= 1 and checks["reconstruction"]["mse"] < 5e-3
     assert set(checks["latents"]) == {0, 1, 2, 3} and checks["latents"][0].shape == (2, 32)
@@ -291,12 +293,19 @@ def test_the_cross_validated_comparison_holds_out_whole_patients_and_scores_thei
                                 encode=lambda x: encoded.append(len(x)) or np.stack(
                                     [x.mean(axis=(1, 2, 3)), x.std(axis=(1, 2, 3)), x[:, 0, 0, 0]], axis=1))
     spec = SimpleNamespace(grade_names=("G0", "G1", "G2", "G3"), metrics={"C": 1.0})
-    report = cross_validated_comparison(explainer, spec, RECIPE, train, augmentations=0, folds=3, epochs=1)
+    recipes = {"all": RECIPE, "one direction": replace(RECIPE, probe_components=1)}
+    report = cross_validated_comparison(explainer, spec, recipes, train, augmentations=0, folds=3, epochs=1)
     assert encoded == [48]  # the plain patches only: augmentation index 0
     assert report["held_out_discs"] == 48 and report["patients"] == 6 and report["negatives"] == 24
-    assert report["dae"]["auc"] > 0.9 and report["dae"]["n"] == report["densenet121"]["n"] == 48
-    assert set(report["dae_minus_densenet121"]) == {"auc", "mae", "macro_f1"}
+    assert set(report["dae"]) == set(report["dae_minus_densenet121"]) == set(recipes)
+    assert report["dae"]["all"]["auc"] > 0.9 and report["dae"]["all"]["n"] == report["densenet121"]["n"] == 48
+    assert set(report["dae_minus_densenet121"]["all"]) == {"auc", "mae", "macro_f1"}
     assert len(report["densenet_epochs_kept"]) == 3
+    held = report["out_of_fold"]  # enough to compare another probe later without the DenseNet121
+    assert sorted(held["row"]) == list(np.flatnonzero(augmentation == 0))
+    assert set(held["patient"]) == set(patients) and held["grade"] == grades[held["row"]].tolist()
+    assert len(held["densenet121"]["score"]) == len(held["dae"]["all"]["grade"]) == 48
+    assert held["dae"]["one direction"]["score"] != held["dae"]["all"]["score"]  # each recipe fitted as it says
 
 
 def test_report_states_targets_and_paper_numbers(tmp_path):

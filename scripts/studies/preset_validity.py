@@ -3,7 +3,7 @@
 
 tune_presets.py measures what a preset costs in inversion calls and reconstruction error; this measures what the
 counterfactuals of the whole explanation do under it (evaluation.counterfactual_checks: re-encoded grade equals the
-target, reflection crosses the hyperplane) at the bundle's stored edit gain, or at the gain ``--gains`` gives each
+target, reflection crosses the hyperplane, fine texture against the reconstruction's) at the bundle's stored edit gain, or at the gain ``--gains`` gives each
 candidate (the gain each was fitted with), on images spread over a split:
 
     python scripts/studies/preset_validity.py scripts/configs/vcf-ct.json --data-root DATA --split test \\
@@ -51,13 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     images, grades = split.images[picks].astype("float32"), grades[picks]
     stored = explainer.bundle.task(task)
     print(f"task {task}, stored edit gain {stored.edit_gain:.3g}, {len(images)} {args.split} images")
-    print(f"{'preset':36s} | gain  | validity | per grade | reflection | recon MSE")
+    print(f"{'preset':36s} | gain  | validity | per grade | reflection | recon MSE | grain (per grade)")
     for text, gain in zip(args.candidates, args.gains or [stored.edit_gain] * len(args.candidates)):
         preset = explainer.preset(text if text in explainer.config.presets else parse_candidate(text))
         checks = counterfactual_checks(explainer, images, grades, replace(stored, edit_gain=gain), preset)
         print(f"{preset_label(vars(preset)):36s} | {gain:5.3g} | {checks['validity']:8.3f} | "
               f"{' '.join(f'{v:.2f}' for v in checks['validity_by_target'])} | {checks['reflection_validity']:10.3f} | "
-              f"{checks['reconstruction']['mse']:.2e}", flush=True)
+              f"{checks['reconstruction']['mse']:.2e} | {checks['grain']:.2f} "
+              f"({' '.join(f'{v:.2f}' for v in checks['grain_by_target'])})", flush=True)
     return 0
 
 
