@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, laplace
 
 DATA_RANGE = 2.0  # [-1, 1]
 
@@ -37,8 +37,6 @@ def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
 def fine_texture(images: np.ndarray) -> float:
     """Mean absolute Laplacian over the last two axes: the energy of pixel-scale texture (grain, noise, sharp
     edges)."""
-    from scipy.ndimage import laplace
-
     x = np.asarray(images, np.float64).reshape(-1, *np.shape(images)[-2:])
     return float(np.mean([np.abs(laplace(image, mode="reflect")).mean() for image in x]))
 
