@@ -124,12 +124,16 @@ def figures(graded: np.ndarray, patches: RealPatches, indices: np.ndarray, posit
     }
 
 
+def data_sources(patches: RealPatches) -> np.ndarray:
+    """Each patch's data source: the part of its patient group before ``:`` (``VB1``, ``VB3``, ``ct``)."""
+    return np.array([group.split(":")[0] for group in patches.group])
+
+
 def acceptance(graded: np.ndarray, patches: RealPatches, positive_min_grade: int, resamples: int) -> dict:
-    """Figures per series, per data source (``VB1``, ``VB3``, ``ct``: the part of the group before ``:``) and
-    pooled, the last two with intervals over vertebrae: a pooled figure can hide a source the model fails on."""
+    """Figures per series, per data source (``data_sources``) and pooled, the last two with intervals over vertebrae: a pooled figure can hide a source the model fails on."""
     per_case = {case: figures(graded, patches, np.flatnonzero(patches.case == case), positive_min_grade)
                 for case in np.unique(patches.case)}
-    sources = np.array([group.split(":")[0] for group in patches.group])
+    sources = data_sources(patches)
     per_source = {source: _with_intervals(graded, patches, np.flatnonzero(sources == source), positive_min_grade,
                                           resamples) for source in np.unique(sources)}
     return {"per_case": per_case, "per_source": per_source,
@@ -156,7 +160,7 @@ def visibility(z: np.ndarray, patches: RealPatches, positive_min_grade: int) -> 
     latent does not is the DAE's limit, not the probe's or the simulation's."""
     from .evaluation import grouped_auc
 
-    sources = np.array([group.split(":")[0] for group in patches.group])
+    sources = data_sources(patches)
     healthy = (~patches.simulated) & (patches.grade == 0) & patches.whole
     fractured = patches.simulated & (patches.grade >= positive_min_grade)
     pixels = patches.images.reshape(len(patches.images), -1)

@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Issue 21's acceptance of a vertebra bundle on real data only (the CTs of spine_ct/ or the MRIs of spine_mri/,
 by the bundle's modality): hold out each patient, fit probe and calibration on the rest, grade the held-out series
-(healthy vertebrae graded G0, simulated fractures detected and graded within one grade), per series and pooled with
-intervals; the bundle's own task graded beside it.
+(healthy vertebrae graded G0, simulated fractures detected and graded within one grade) per series, per data source
+(VB1, VB3, ct) and pooled, with intervals; the bundle's own task graded beside it; and whether a linear model sees
+the fractures in the pixels and in z_sem.
 
     python scripts/real_acceptance.py scripts/configs/vcf-ct.json --data-root DATA --out docs/results/ct-real
     python scripts/real_acceptance.py scripts/configs/vertebra-mri.json --data-root DATA --out docs/results/mri-real \
@@ -46,9 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         suffix = f"_{args.calibration}" if args.calibration else ""
         (args.out / f"acceptance_{bundle.config.name}{suffix}.json").write_text(text, encoding="utf-8")
     for name in ("leave_one_patient_out", "shipped_task"):
-        pooled, meets = record[name]["pooled"], record[name]["meets"]
-        print(f"{name}: " + ", ".join(f"{k} {pooled[k]:.3f}{'' if meets.get(k, True) else ' (missed)'}"
-                                      for k in ("healthy_g0", "fracture_auc", "within_one_grade")))
+        for source, part in [("pooled", record[name]), *record[name]["per_source"].items()]:
+            pooled, meets = part["pooled"], part["meets"]
+            print(f"{name}, {source}: " + ", ".join(f"{k} {pooled[k]:.3f}{'' if meets.get(k, True) else ' (missed)'}"
+                                                   for k in ("healthy_g0", "fracture_auc", "within_one_grade")))
+    for source, aucs in record["visibility_auc"].items():
+        print(f"{source}: fractures against healthy, linear model out of patient, AUC on pixels {aucs['pixels']:.3f}, "
+              f"on z_sem {aucs['latent']:.3f}")
     return 0
 
 
