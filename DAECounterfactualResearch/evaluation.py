@@ -335,8 +335,9 @@ def counterfactual_checks(explainer, images: np.ndarray, grades: np.ndarray, tas
     validity: share of grade counterfactuals whose re-encoded grade is their target; reflection validity: share
     of binary counterfactuals that land on the other side of the hyperplane; out of distribution: the share whose
     re-encoded latent lies beyond the bundle's OOD threshold; grain: each counterfactual's fine texture over its
-    reconstruction's (validity can be reached by adding grain the encoder reads as pathology). With ``measure`` (CT): the share
-    whose measured morphometric grade equals the target, and the change inside vs outside the vertebra."""
+    reconstruction's (validity can be reached by adding grain the encoder reads as pathology). With ``measure``
+    (CT): the share whose measured morphometric grade equals the target, and the change inside vs outside the
+    vertebra."""
     spec = task if isinstance(task, TaskSpec) else explainer.bundle.task(task)
     n_grades = len(spec.grade_names)
     per_case, recon, z_cf = [], [], {g: [] for g in range(n_grades)}

@@ -105,13 +105,19 @@ def shipped_grades(z: np.ndarray, spec: TaskSpec) -> np.ndarray:
     return np.stack([distance, spec.calibration.grade(distance)], axis=1)
 
 
+def healthy_and_fractured(patches: RealPatches, positive_min_grade: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two groups every figure compares: real morphometric-G0 bodies whole in the patch, and simulated
+    fractures of grade ``positive_min_grade`` and up."""
+    healthy = (~patches.simulated) & (patches.grade == 0) & patches.whole
+    return healthy, patches.simulated & (patches.grade >= positive_min_grade)
+
+
 def figures(graded: np.ndarray, patches: RealPatches, indices: np.ndarray, positive_min_grade: int) -> dict[str, float]:
     """The three acceptance figures on the samples ``indices``."""
     from sklearn.metrics import roc_auc_score
 
     grade, simulated = patches.grade[indices], patches.simulated[indices]
-    healthy = (~simulated) & (grade == 0) & patches.whole[indices]
-    fractured = simulated & (grade >= positive_min_grade)
+    healthy, fractured = (mask[indices] for mask in healthy_and_fractured(patches, positive_min_grade))
     distance, predicted = graded[indices, 0], graded[indices, 1]
     labels = np.concatenate([np.zeros(healthy.sum()), np.ones(fractured.sum())])
     scores = np.concatenate([distance[healthy], distance[fractured]])
@@ -130,7 +136,8 @@ def data_sources(patches: RealPatches) -> np.ndarray:
 
 
 def acceptance(graded: np.ndarray, patches: RealPatches, positive_min_grade: int, resamples: int) -> dict:
-    """Figures per series, per data source (``data_sources``) and pooled, the last two with intervals over vertebrae: a pooled figure can hide a source the model fails on."""
+    """Figures per series, per data source (``data_sources``) and pooled, the last two with intervals over
+    vertebrae: a pooled figure can hide a source the model fails on."""
     per_case = {case: figures(graded, patches, np.flatnonzero(patches.case == case), positive_min_grade)
                 for case in np.unique(patches.case)}
     sources = data_sources(patches)
@@ -161,8 +168,7 @@ def visibility(z: np.ndarray, patches: RealPatches, positive_min_grade: int) -> 
     from .evaluation import grouped_auc
 
     sources = data_sources(patches)
-    healthy = (~patches.simulated) & (patches.grade == 0) & patches.whole
-    fractured = patches.simulated & (patches.grade >= positive_min_grade)
+    healthy, fractured = healthy_and_fractured(patches, positive_min_grade)
     pixels = patches.images.reshape(len(patches.images), -1)
     result = {}
     for source in np.unique(sources):

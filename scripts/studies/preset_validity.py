@@ -3,8 +3,9 @@
 
 tune_presets.py measures what a preset costs in inversion calls and reconstruction error; this measures what the
 counterfactuals of the whole explanation do under it (evaluation.counterfactual_checks: re-encoded grade equals the
-target, reflection crosses the hyperplane, fine texture against the reconstruction's) at the bundle's stored edit gain, or at the gain ``--gains`` gives each
-candidate (the gain each was fitted with), on images spread over a split:
+target, reflection crosses the hyperplane, fine texture against the reconstruction's) at the bundle's stored edit
+gain, or at the gain ``--gains`` gives each candidate (the gain each was fitted with), on images spread over a
+split:
 
     python scripts/studies/preset_validity.py scripts/configs/vcf-ct.json --data-root DATA --split test \\
         --images 24 --candidates fast 8,8,12,0.004,quadratic
