@@ -81,6 +81,11 @@ def ct_case_specs(root: Path) -> list[CaseSpec]:
     return specs
 
 
+def data_source(group: str) -> str:
+    """The data source of a patient group ``SOURCE:subject`` (``VB1``, ``VB3``, ``ct``, ``phantom``)."""
+    return group.split(":")[0]
+
+
 def subject_of(case: str) -> str:
     """The patient of a series (BIDS ``..._ses-...`` names one session): sessions of one patient share a split."""
     return case.split("_ses-")[0]

@@ -26,18 +26,32 @@ DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
 class Experiment:
     """One experiment config, read once. Its sections stay the JSON their own readers take: ``model`` for
     DAEConfig.from_dict, ``train`` for TrainConfig, ``data`` for load_data, ``bundle`` for the bundle's config and
-    model card, each of ``tasks`` for TaskRecipe.from_config; what every script asked of them is named here."""
+    model card, each of ``tasks`` for TaskRecipe.from_config, ``ood`` for the OOD detector's fit; what every script
+    asked of them is named here."""
 
     data: dict[str, Any]
     tasks: list[dict[str, Any]] = field(default_factory=list)
     bundle: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    ood: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> "Experiment":
         return cls(data=config["data"], tasks=list(config.get("tasks", [])), bundle=dict(config.get("bundle", {})),
-                   model=dict(config.get("model", {})), train=dict(config.get("train", {})))
+                   model=dict(config.get("model", {})), train=dict(config.get("train", {})),
+                   ood=dict(config.get("ood", {})))
+
+    @property
+    def ood_sources(self) -> tuple[str, ...]:
+        """The data sources (``dataset_building.data_source``) the OOD detector is fitted and thresholded on; ()
+        for all of the training data. A bundle whose grades hold on some sources alone flags the others."""
+        return tuple(self.ood.get("fit_sources", ()))
+
+    @property
+    def ood_fitted_on(self) -> str:
+        """Those sources in words, for the flag's reason (``MahalanobisDetector.fitted_on``); "" for all."""
+        return str(self.ood.get("fitted_on", ""))
 
     @property
     def name(self) -> str:

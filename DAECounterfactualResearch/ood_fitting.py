@@ -44,11 +44,14 @@ def _unthresholded(z_fit: np.ndarray, quantile: float) -> MahalanobisDetector:
 
 
 def ood_card_section(detector: MahalanobisDetector, fit: str, held: str, command: str) -> str:
+    fitted_on = ([f"- Its latents are those of {detector.fitted_on}: an image unlike them is flagged even where the "
+                  "DAE was trained on its like, and the flag's reason says what it was compared with."]
+                 if detector.fitted_on else [])
     return "\n".join([
         OOD_HEADING,
         f"- Flagged when the squared Mahalanobis distance of z_sem per dimension exceeds {detector.ood_threshold:.4g}: "
         f"the {100 * detector.ood_quantile:g}th percentile of {held}. Mean and Ledoit-Wolf covariance of {fit} "
-        f"(`ood.json`, `ood.safetensors`; `{command}`).",
+        f"(`ood.json`, `ood.safetensors`; `{command}`).", *fitted_on,
         "- Chosen on shift sets (other modality, spine region, target, metal, units, crop-cut, noise, blur, "
         "non-spine images, fractures beyond the training range) over the per-dimension z-score of "
         "`latent_stats.json`, which is kept for older readers: docs/RESULTS.md (issue 23). What it cannot flag, "

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from DAECounterfactualLib.bundle.spec import BundleConfig
+from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.io.sampledata import sample_files
 from DAECounterfactualLib.io.slices import slice_patch
 from DAECounterfactualLib.io.volumes import centroids_from_mask, read_volume
@@ -28,7 +29,7 @@ from DAECounterfactualLib.inference.slice_table import read_slice_image
 from DAECounterfactualLib.model.preprocessing import Preprocessing
 
 from .dataset_building import (PRESET_DEFAULTS, CaseSpec, Settings, SpineCase, assign_splits, ct_case_specs,
-                               mri_case_specs, parse_floats, phantom_case_specs)
+                               data_source, mri_case_specs, parse_floats, phantom_case_specs)
 from .datasets import medmnist_training_set
 from .disc_dataset import PREPROCESSING as DISC_PREPROCESSING
 from .disc_dataset import build_discs, disc_samples, read_discs, spacing_of
@@ -121,11 +122,31 @@ def vertebra_splits(cut: Cut, root: Path, limit: int | None) -> tuple[list[CaseS
     return part(False), part(True)
 
 
-def vertebra_in_distribution(cut: Cut, root: Path, limit: int | None) -> tuple[PatchSet, PatchSet, list[CaseSpec]]:
+def descriptions(target: str, sources: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(fit, held out) in words for a bundle that grades ``target``, limited to ``sources`` where given."""
+    if sources and target != "vertebra":
+        raise InputError(f"the config's ood.fit_sources are read from vertebra patients' groups; a {target} "
+                         "bundle has none")
+    only = f"; data sources {', '.join(sources)} only" if sources else ""
+    return tuple(text + only for text in DESCRIPTIONS[target])
+
+
+def within_sources(specs: list[CaseSpec], sources: tuple[str, ...]) -> tuple[list[CaseSpec], list[CaseSpec]]:
+    """(cases from ``sources``, the others); every case is within when no source is named."""
+    inside = [s for s in specs if not sources or data_source(s.group) in sources]
+    return inside, [s for s in specs if s not in inside]
+
+
+def vertebra_in_distribution(cut: Cut, root: Path, limit: int | None, sources: tuple[str, ...] = ()
+                             ) -> tuple[PatchSet, PatchSet, list[CaseSpec], list[CaseSpec]]:
+    """Fit and held-out sets of the cases from ``sources`` (all if none), their held-out cases, and the cases of
+    other sources (training and held out: what a detector fitted on ``sources`` should flag)."""
     train, held = vertebra_splits(cut, root, limit)
-    fit_text, held_text = DESCRIPTIONS["vertebra"]
+    (train, other_train), (held, other_held) = within_sources(train, sources), within_sources(held, sources)
+    fit_text, held_text = descriptions("vertebra", sources)
     fit = samples_set("fit", fit_text, cut_cases((s.load() for s in train), cut.settings))
-    return fit, samples_set("id", held_text, cut_cases((s.load() for s in held), cut.settings)), held
+    held_set = samples_set("id", held_text, cut_cases((s.load() for s in held), cut.settings))
+    return fit, held_set, held, other_train + other_held
 
 
 def disc_in_distribution(config: BundleConfig, root: Path) -> tuple[PatchSet, PatchSet]:
@@ -353,8 +374,10 @@ class BundleSets:
 def bundle_sets(experiment: Experiment, config: BundleConfig, root: Path, limit: int | None = None,
                 mri_cases: int = 8) -> BundleSets:
     """The fit, held-out and shift sets of one bundle; ``limit`` caps the cases of each in-distribution split,
-    ``mri_cases`` the lumbar MRI cases the MRI shifts of CT, disc and image bundles are cut from."""
+    ``mri_cases`` the lumbar MRI cases the MRI shifts of CT, disc and image bundles are cut from. Where the
+    experiment fits its detector on some data sources alone, the patients of the others are a shift of their own."""
     target = target_of(experiment)
+    descriptions(target, experiment.ood_sources)  # refuses sources a disc or image bundle cannot be cut by
     cases = shift_cases(root, spread(mri_case_specs(root), mri_cases))
     retina = retina_images(root, "val")
     if target == "image":
@@ -370,13 +393,18 @@ def bundle_sets(experiment: Experiment, config: BundleConfig, root: Path, limit:
                     "fracture": "a disc bundle: vertebral fractures are not its target"}
         return BundleSets(fit, held, shifts + slice_sets(config, spider_slices(root, "val")), skipped)
     cut = training_cut(experiment, config)
-    fit, held, held_specs = vertebra_in_distribution(cut, root, limit)
+    fit, held, held_specs, others = vertebra_in_distribution(cut, root, limit, experiment.ood_sources)
     base = [s.load() for s in held_specs if not s.group.startswith("phantom:")]
     base_source, extra = "id", []
     if not base:  # every real scan in training: the unseen real series stand in
         base, base_source = cases.lumbar_ct, "real_ct"
         extra = [samples_set("real_ct", "unseen real lumbar CT series (the intended use; not counted)",
                              cut_cases(base, replace(cut.settings, fracture_losses=[])), counted=False)]
+    if others:
+        names = ", ".join(sorted({data_source(s.group) for s in others}))
+        extra.append(samples_set("other_sources", f"its own training and held-out patients of {names}, outside "
+                                 "the sources the detector is fitted on", cut_cases((s.load() for s in others),
+                                                                                     cut.settings)))
     shifts, skipped = kind_shifts(config, cut.settings, cases, base, base_source, retina, discs=False)
     transforms, more = transform_shifts(config, cut.settings, base, base_source)
     return BundleSets(fit, held, extra + shifts + transforms, skipped | more)
@@ -386,8 +414,9 @@ def in_distribution(experiment: Experiment, config: BundleConfig, root: Path, li
                     ) -> tuple[PatchSet, PatchSet]:
     """The fit and held-out sets alone (what a detector is fitted and thresholded on), as ``bundle_sets`` cuts them."""
     target = target_of(experiment)
+    descriptions(target, experiment.ood_sources)  # refuses sources a disc or image bundle cannot be cut by
     if target == "image":
         return image_in_distribution(root)
     if target == "disc":
         return disc_in_distribution(config, root)
-    return vertebra_in_distribution(training_cut(experiment, config), root, limit)[:2]
+    return vertebra_in_distribution(training_cut(experiment, config), root, limit, experiment.ood_sources)[:2]

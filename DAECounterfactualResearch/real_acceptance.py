@@ -21,7 +21,7 @@ from DAECounterfactualLib.inference.explainer import Explainer
 from DAECounterfactualLib.inference.geometry import extract_sagittal_patch
 
 from .bootstrap import bootstrap_intervals
-from .dataset_building import CaseSpec, Settings, case_samples, ct_case_specs, mri_case_specs
+from .dataset_building import CaseSpec, Settings, case_samples, ct_case_specs, data_source, mri_case_specs
 from .patch_fractures import body_masks, whole_in_patch
 from .synthesis import FRACTURE_KINDS
 from .task_fitting import TaskRecipe, fit_recipe
@@ -131,8 +131,8 @@ def figures(graded: np.ndarray, patches: RealPatches, indices: np.ndarray, posit
 
 
 def data_sources(patches: RealPatches) -> np.ndarray:
-    """Each patch's data source: the part of its patient group before ``:`` (``VB1``, ``VB3``, ``ct``)."""
-    return np.array([group.split(":")[0] for group in patches.group])
+    """Each patch's data source (``dataset_building.data_source`` of its patient group)."""
+    return np.array([data_source(group) for group in patches.group])
 
 
 def acceptance(graded: np.ndarray, patches: RealPatches, positive_min_grade: int, resamples: int) -> dict:
@@ -181,6 +181,19 @@ def visibility(z: np.ndarray, patches: RealPatches, positive_min_grade: int) -> 
     return result
 
 
+def flagged(z: np.ndarray, patches: RealPatches, bundle: Bundle, positive_min_grade: int) -> dict[str, dict]:
+    """Per data source: the share of healthy bodies, simulated fractures and all patches whose latent the bundle's
+    OOD detector flags. Where the figures above fail, the user should be told not to trust the grade."""
+    is_ood = bundle.ood.is_ood(z)
+    sources = data_sources(patches)
+    healthy, fractured = healthy_and_fractured(patches, positive_min_grade)
+    return {str(source): {name: float(is_ood[rows & (sources == source)].mean())
+                          for name, rows in (("healthy", healthy), ("fractured", fractured),
+                                             ("all", np.ones(len(z), dtype=bool)))
+                          if (rows & (sources == source)).any()}
+            for source in np.unique(sources)}
+
+
 def _linear_scorer(x: np.ndarray, y: np.ndarray):
     """Standardised, class-balanced, strongly regularised logistic regression: the same linear model for pixels
     and latents."""
@@ -203,4 +216,5 @@ def run(bundle: Bundle, task: str, recipe: TaskRecipe, data_root: Path, C: float
                                             recipe.positive_min_grade, resamples),
         "shipped_task": acceptance(shipped_grades(z, spec), patches, spec.positive_min_grade, resamples),
         "visibility_auc": visibility(z, patches, recipe.positive_min_grade),
+        "flagged_out_of_distribution": flagged(z, patches, bundle, recipe.positive_min_grade),
     }

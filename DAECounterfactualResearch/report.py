@@ -143,13 +143,14 @@ def write_plots(out: Path, task: str, entry: dict[str, Any], z: np.ndarray, data
 
 def _edit_and_distribution_rows(cf: dict) -> list[str]:
     """The edit gain the counterfactuals were made with, and how many of them the encoder finds unlike the
-    training images (results from before these were recorded: no rows)."""
+    training images, or the images the detector was fitted on (results from before these were recorded: no rows)."""
     rows = []
     if "edit_gain" in cf:
         rows.append(f"| edit gain (fitted on validation images) | {cf['edit_gain']:.2f} |")
     if "out_of_distribution" in cf:
-        rows.append(f"| counterfactuals whose re-encoded latent lies beyond the bundle's OOD threshold (unlike the "
-                    f"training images): all, by target grade | {_fmt(cf['out_of_distribution'])}: "
+        unlike = f"those of {cf['ood_fitted_on']}" if cf.get("ood_fitted_on") else "the training images"
+        rows.append(f"| counterfactuals whose re-encoded latent lies beyond the bundle's OOD threshold (unlike "
+                    f"{unlike}): all, by target grade | {_fmt(cf['out_of_distribution'])}: "
                     f"{', '.join(_fmt(v) for v in cf['out_of_distribution_by_target'])} |")
     return rows
 

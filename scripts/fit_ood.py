@@ -12,6 +12,7 @@ latents that were measured.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from DAECounterfactualLib.bundle.store import load_bundle, set_ood_detector
@@ -21,7 +22,7 @@ from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, bundle_in, l
 from DAECounterfactualResearch.ood_cache import read_cache
 from DAECounterfactualResearch.ood_fitting import (fit_detector, fit_detector_cross_fitted, ood_card_section,
                                                    with_ood_section)
-from DAECounterfactualResearch.ood_sets import DESCRIPTIONS, in_distribution, target_of
+from DAECounterfactualResearch.ood_sets import descriptions, in_distribution, target_of
 
 COMMAND = "python scripts/fit_ood.py"
 
@@ -39,13 +40,17 @@ def latents(experiment, bundle, args):
 def cross_fit(experiment, args) -> None:
     """The detector of a bundle whose every patient trained it: fitted on its built training split, the
     threshold from each patient's latents scored by the detector of the others; written into the bundle in --out."""
+    if experiment.ood_sources:
+        raise InputError(f"{experiment.name}: --cross-fit fits on the whole training split; its config's "
+                         "ood.fit_sources cannot be applied")
     target = args.out / experiment.name
     bundle = load_bundle(target)
     train = load_data(experiment, args.data_root)[0].subset(experiment.train_split)
     if "group" not in train.extra:
         raise InputError(f"{experiment.name}: its training set has no group column to cross-fit by patient")
     z = Explainer(bundle).encode(train.images)
-    detector = fit_detector_cross_fitted(z, train.extra["group"], args.quantile)
+    detector = replace(fit_detector_cross_fitted(z, train.extra["group"], args.quantile),
+                       fitted_on=experiment.ood_fitted_on)
     patients = len(set(train.extra["group"]))
     section = ood_card_section(detector, f"its {len(z)} training patches (its built training set)",
                                f"out-of-patient scores of the same patches ({patients} patients, each scored by the "
@@ -73,11 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.cross_fit:
             cross_fit(experiment, args)
             continue
+        fit_text, held_text = descriptions(target_of(experiment), experiment.ood_sources)  # before any copy
         target = bundle_in(args.out, experiment.name)
         bundle = load_bundle(target)
         z_fit, z_held = latents(experiment, bundle, args)
-        detector = fit_detector(z_fit, z_held, args.quantile)
-        fit_text, held_text = DESCRIPTIONS[target_of(experiment)]
+        detector = replace(fit_detector(z_fit, z_held, args.quantile), fitted_on=experiment.ood_fitted_on)
         section = ood_card_section(detector, f"{len(z_fit)} training patches ({fit_text})",
                                    f"the scores of {len(z_held)} held-out in-distribution patches ({held_text})",
                                    COMMAND)

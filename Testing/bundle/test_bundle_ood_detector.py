@@ -52,6 +52,29 @@ def test_the_detector_is_listed_loaded_and_grades_with(with_detector):
     assert not np.allclose(grades.ood_score, bundle.latent_stats.ood_score(z))
 
 
+def test_a_flag_names_what_the_detector_compared_the_latent_with(with_detector):
+    from bundle_fixtures import blob_images
+
+    from DAECounterfactualLib.inference.explainer import Explainer
+    from DAECounterfactualLib.inference.scores import grade_row
+
+    z_dim = load_bundle(with_detector, load_weights=False).config.model.z_dim
+    names = ("G0", "G1", "G2", "G3")
+
+    def grades_with(fitted_on: str):  # a threshold every latent lies beyond
+        set_ood_detector(with_detector, MahalanobisDetector(np.zeros(z_dim), 2.0 * np.eye(z_dim), 1e-9,
+                                                            fitted_on=fitted_on))
+        return Explainer(load_bundle(with_detector)).grade(blob_images(), "genant")
+
+    plain, named = grades_with(""), grades_with("the exams its grades were validated on")
+    assert plain.ood.all() and named.ood.all()
+    assert "unlike the training images'" in grade_row(plain, 0, names)["ood_reason"]
+    reason = grade_row(named, 0, names)["ood_reason"]
+    assert reason.startswith("its latent is unlike those of the exams its grades were validated on (OOD score")
+    assert json.loads((with_detector / OOD_DETECTOR).read_text())["fitted_on"] == "the exams its grades were " \
+        "validated on"
+
+
 def test_a_second_detector_replaces_the_first(with_detector):
     z_dim = load_bundle(with_detector, load_weights=False).config.model.z_dim
     set_ood_detector(with_detector, detector(z_dim, threshold=3.0))

@@ -55,3 +55,10 @@ def test_a_bad_detector_is_refused(change, message):
     change(data, arrays)
     with pytest.raises(ValueError, match=message):
         MahalanobisDetector.from_parts(data, arrays)
+
+
+def test_what_its_latents_are_of_travels_with_it():
+    plain = detector()
+    assert plain.fitted_on == "" and "fitted_on" not in plain.to_dict()
+    named = MahalanobisDetector(plain.mean, plain.precision, plain.ood_threshold, fitted_on="validated exams")
+    assert MahalanobisDetector.from_parts(named.to_dict(), named.arrays()).fitted_on == "validated exams"

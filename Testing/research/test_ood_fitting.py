@@ -4,6 +4,7 @@ written into a copy of a bundle with its model card section."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -59,6 +60,10 @@ def test_the_section_states_threshold_quantile_and_sets():
     detector = fit_detector(np.random.default_rng(1).normal(size=(100, 3)), np.random.default_rng(2).normal(size=(50, 3)))
     text = ood_card_section(detector, "100 training patches", "50 held-out patches", "cmd")
     assert f"{detector.ood_threshold:.4g}" in text and "99.5th percentile of 50 held-out patches" in text
+    assert "Its latents are those of" not in text
+    named = ood_card_section(replace(detector, fitted_on="the validated exams"), "100 training patches",
+                             "50 held-out patches", "cmd")
+    assert "- Its latents are those of the validated exams: an image unlike them is flagged" in named
 
 
 def test_the_script_writes_the_detector_into_a_copy_from_the_measured_latents(tmp_path, ct_bundle_path,
@@ -83,3 +88,16 @@ def test_the_script_writes_the_detector_into_a_copy_from_the_measured_latents(tm
     assert (ct_bundle_path / "manifest.json").read_bytes() == before  # the source is never changed
     with pytest.raises(InputError, match="out/tinyct exists and is not the bundle"):  # it would overwrite a copy
         script_main("fit_ood")([str(config), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")])
+    named = tmp_path / "named.json"  # the config says what the latents are of: the detector and its card say it
+    named.write_text(json.dumps({"bundle": {"name": "tinyct"}, "data": {"kind": "medmnist", "path": "x.npz"},
+                                 "ood": {"fitted_on": "the validated photographs"}}))
+    assert script_main("fit_ood")([str(named), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out2")]) == 0
+    rewritten = load_bundle(tmp_path / "out2" / "tinyct", load_weights=False)
+    assert rewritten.ood.fitted_on == "the validated photographs"
+    assert "Its latents are those of the validated photographs" in rewritten.model_card
+    sources = tmp_path / "sources.json"  # sources are patient groups of vertebra sets: an image bundle has none
+    sources.write_text(json.dumps({"bundle": {"name": "tinyct"}, "data": {"kind": "medmnist", "path": "x.npz"},
+                                   "ood": {"fit_sources": ["VB3"]}}))
+    with pytest.raises(InputError, match="ood.fit_sources"):
+        script_main("fit_ood")([str(sources), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out3")])
+    assert not (tmp_path / "out3").exists()  # refused before anything was copied

@@ -140,6 +140,25 @@ def test_the_training_cut_is_read_from_the_config_build_command():
         ["vertebra", "disc", "image"]
 
 
+def test_a_detector_fitted_on_some_sources_keeps_their_patients_apart_from_the_others():
+    from DAECounterfactualLib.errors import InputError
+    from DAECounterfactualResearch.dataset_building import CaseSpec
+    from DAECounterfactualResearch.experiment import Experiment, load_experiment
+    from DAECounterfactualResearch.ood_sets import descriptions, within_sources
+
+    specs = [CaseSpec(case, group, [], lambda: None) for case, group in
+             (("a", "VB1:x"), ("b", "VB3:y"), ("c", "VB3:z"), ("d", "phantom:d"))]
+    inside, outside = within_sources(specs, ("VB3",))
+    assert [s.case for s in inside] == ["b", "c"] and [s.case for s in outside] == ["a", "d"]
+    assert within_sources(specs, ()) == (specs, [])
+    mri = load_experiment(CONFIGS / "vertebra-mri.json")
+    assert mri.ood_sources == ("VB3",) and "VB3" in mri.ood_fitted_on
+    assert all(text.endswith("; data sources VB3 only") for text in descriptions("vertebra", mri.ood_sources))
+    assert Experiment.from_dict({"data": {}}).ood_sources == ()
+    with pytest.raises(InputError, match="a disc bundle has none"):
+        descriptions("disc", ("VB3",))
+
+
 @pytest.mark.real_data
 def test_vcf_ct_holds_out_phantoms_only_split_as_its_builder_split_them():
     from spine_testdata import real_data

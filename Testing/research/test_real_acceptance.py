@@ -113,3 +113,19 @@ def test_visibility_tells_a_fracture_the_latent_lost_from_one_the_image_lacks():
     result = visibility(z, patches, 2)
     assert result["VB1"]["pixels"] > 0.95 and 0.2 < result["VB1"]["latent"] < 0.8
     assert result["VB3"]["pixels"] > 0.95 and result["VB3"]["latent"] > 0.95
+
+
+def test_the_flagged_share_is_counted_per_source_with_the_bundles_detector():
+    from types import SimpleNamespace
+
+    from DAECounterfactualResearch.real_acceptance import flagged
+
+    z, patches = synthetic(cases=4)
+    patches = replace(patches, group=np.where(np.isin(patches.case, ["case0", "case1"]), "VB1:a", "VB3:b"),
+                      whole=patches.case != "case3")  # case3's bodies are cut by the patch: not healthy
+    flags = np.isin(patches.case, ["case0", "case1"]) | ((patches.case == "case3") & (patches.grade == 0))
+    detector = SimpleNamespace(is_ood=lambda latents: flags[:len(latents)])
+    shares = flagged(z, patches, SimpleNamespace(ood=detector), 2)
+    assert shares["VB1"] == {"healthy": 1.0, "fractured": 1.0, "all": 1.0}
+    assert shares["VB3"]["healthy"] == 0.0 and shares["VB3"]["fractured"] == 0.0  # case3's G0: not a healthy one
+    assert shares["VB3"]["all"] == pytest.approx(0.125)  # 6 of 48 patches

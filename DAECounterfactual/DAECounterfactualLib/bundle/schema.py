@@ -40,7 +40,7 @@ TASK_SCHEMA = {
 LATENT_STATS_SCHEMA = {"mean": [NUMBER], "std": [NUMBER], "ood_threshold": NUMBER, "ood_quantile": NUMBER,
                        "ood_score": STRING}
 OOD_DETECTOR_SCHEMA = {"kind": {MAHALANOBIS}, "z_dim": INTEGER, "ood_threshold": NUMBER, "ood_quantile": NUMBER,
-                       "ood_score": STRING, "fit": ANY}
+                       "ood_score": STRING, "fit": ANY, "fitted_on": STRING}
 
 
 def check_schema(value: Any, schema: Any, where: str) -> None:

@@ -30,6 +30,7 @@ class Grades:
     ood_score: np.ndarray
     ood: np.ndarray
     ood_threshold: float = float("nan")  # the score above which ``ood`` is set (the bundle's detector)
+    ood_fitted_on: str = ""  # what the detector's latents are of, for the flag's reason ("": the training images)
 
 
 @dataclass
@@ -99,10 +100,11 @@ class Explainer:
     def grade_latents(self, z: np.ndarray, task: str | TaskSpec) -> Grades:
         spec = task if isinstance(task, TaskSpec) else self.bundle.task(task)
         distance = spec.probe.distance(z)
-        ood = self.bundle.ood
+        ood, detector = self.bundle.ood, self.bundle.ood_detector
         return Grades(distance=distance, probability=spec.probe.probability(z),
                       score=spec.calibration.score(distance), grade=spec.calibration.grade(distance),
-                      ood_score=ood.ood_score(z), ood=ood.is_ood(z), ood_threshold=float(ood.ood_threshold))
+                      ood_score=ood.ood_score(z), ood=ood.is_ood(z), ood_threshold=float(ood.ood_threshold),
+                      ood_fitted_on=detector.fitted_on if detector is not None else "")
 
     def grade(self, images: np.ndarray, task: str | TaskSpec) -> Grades:
         return self.grade_latents(self.encode(images), task)

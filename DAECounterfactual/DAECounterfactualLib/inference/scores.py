@@ -48,11 +48,13 @@ def grade_row(grades: Grades, n: int, grade_names: Sequence[str], warning: str =
 
 
 def latent_reason(grades: Grades, n: int) -> str:
-    """Why image ``n``'s latent is flagged ("" if it is not): its OOD score against the bundle's threshold."""
+    """Why image ``n``'s latent is flagged ("" if it is not): its OOD score against the bundle's threshold, and
+    what the detector's latents are of."""
     if not grades.ood[n]:
         return ""
     threshold = f" > {grades.ood_threshold:.3g}" if np.isfinite(grades.ood_threshold) else ""
-    return f"its latent is unlike the training images' (OOD score {float(grades.ood_score[n]):.3g}{threshold})"
+    unlike = f"those of {grades.ood_fitted_on}" if grades.ood_fitted_on else "the training images'"
+    return f"its latent is unlike {unlike} (OOD score {float(grades.ood_score[n]):.3g}{threshold})"
 
 
 def position_rows(config: BundleConfig, grades: Grades, grade_names: Sequence[str],

@@ -74,12 +74,15 @@ class MahalanobisDetector:
     per-dimension z-score on issue 23's shift sets (docs/RESULTS.md): an image of another modality, region or target
     can look ordinary in every dimension alone and still break how the dimensions vary together.
 
-    The arrays are held as they are stored (float32), so that the threshold fitted on them is the one that applies."""
+    The arrays are held as they are stored (float32), so that the threshold fitted on them is the one that applies.
+    ``fitted_on`` names the latents' images for the flag's reason ("" = the training images): a detector fitted on
+    the exams a bundle's grades were validated on flags its training images of other sources too."""
 
     mean: np.ndarray
     precision: np.ndarray
     ood_threshold: float
     ood_quantile: float = 0.995
+    fitted_on: str = ""
 
     def __post_init__(self) -> None:
         mean = np.asarray(self.mean, dtype=np.float32).astype(np.float64)
@@ -112,7 +115,8 @@ class MahalanobisDetector:
         return {"kind": MAHALANOBIS, "z_dim": len(self.mean), "ood_threshold": self.ood_threshold,
                 "ood_quantile": self.ood_quantile,
                 "ood_score": "(z - mean) . precision . (z - mean) / z_dim; precision: inverse Ledoit-Wolf "
-                             "covariance of the training latents; threshold: ood_quantile of held-out scores"}
+                             "covariance of the training latents; threshold: ood_quantile of held-out scores",
+                **({"fitted_on": self.fitted_on} if self.fitted_on else {})}
 
     @classmethod
     def from_parts(cls, data: dict[str, Any], arrays: dict[str, np.ndarray]) -> "MahalanobisDetector":
@@ -121,7 +125,7 @@ class MahalanobisDetector:
         if set(arrays) != {"mean", "precision"}:
             raise ValueError(f"the detector's arrays must be 'mean' and 'precision', got {sorted(arrays)}")
         detector = cls(arrays["mean"], arrays["precision"], float(data["ood_threshold"]),
-                       float(data.get("ood_quantile", 0.995)))
+                       float(data.get("ood_quantile", 0.995)), str(data.get("fitted_on", "")))
         if int(data.get("z_dim", len(detector.mean))) != len(detector.mean):
             raise ValueError(f"z_dim {data['z_dim']} but the arrays have {len(detector.mean)} dimensions")
         return detector
