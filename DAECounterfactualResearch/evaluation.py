@@ -433,11 +433,17 @@ def _from_intact_summary(cases: list[dict[str, Any]], n_grades: int) -> dict[str
 
 
 def spread(n: int, grades: np.ndarray) -> np.ndarray:
-    """Indices of ``n`` cases spread over every grade (round robin over grades, evenly within each)."""
+    """Indices of ``n`` cases spread over every grade: the grades take turns (a grade out of cases drops out), and
+    each grade's share is spread evenly over its cases, from the first to the last (a set ordered by source or
+    patient is then sampled across all of them, not from its start)."""
     by_grade = [np.flatnonzero(grades == g) for g in np.unique(grades[grades >= 0])]
-    picks = [part[np.linspace(0, len(part) - 1, min(len(part), n)).round().astype(int)] for part in by_grade]
-    order = [p[k] for k in range(max(map(len, picks))) for p in picks if k < len(p)]
-    return np.array(sorted(order[:n]), dtype=int)
+    quota = [0] * len(by_grade)
+    while sum(quota) < n and any(q < len(part) for q, part in zip(quota, by_grade)):
+        for k, part in enumerate(by_grade):
+            if quota[k] < len(part) and sum(quota) < n:
+                quota[k] += 1
+    picks = [part[np.linspace(0, len(part) - 1, q).round().astype(int)] for part, q in zip(by_grade, quota) if q]
+    return np.array(sorted(np.concatenate(picks)) if picks else [], dtype=int)
 
 
 def previous_baseline(out: Path, results: dict, task: str) -> dict | None:

@@ -531,3 +531,16 @@ def test_paired_difference_intervals_are_narrower_than_either_model_alone():
     b = grading_metrics(theirs, to_grade(theirs), grades, 1)
     assert all(diff[k][0] <= a[k] - b[k] <= diff[k][1] for k in diff)
     assert diff["auc"][1] - diff["auc"][0] < 0.5 * (alone["auc"][1] - alone["auc"][0])
+
+
+def test_cases_are_spread_over_every_grade_and_over_each_grades_whole_range():
+    from DAECounterfactualResearch.evaluation import spread
+
+    grades = np.repeat([0, 1, 2, 3], [100, 100, 100, 5])  # ordered as a set cut source by source would be
+    picked = spread(40, grades)
+    assert len(picked) == 40 and len(set(picked)) == 40
+    assert [int(np.sum(grades[picked] == g)) for g in range(4)] == [12, 12, 11, 5]  # a grade out of cases drops out
+    for g in range(3):  # from the first case of the grade to its last, not from its start only
+        mine = picked[grades[picked] == g]
+        assert mine.min() == 100 * g and mine.max() == 100 * g + 99
+    assert len(spread(1000, grades)) == len(grades) and len(spread(0, grades)) == 0
