@@ -86,8 +86,8 @@ class EndplateRuler:
         return first + 1.0, last
 
     def _moved_mask(self, top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
-        """The reference mask with each column's endplates moved as the followed ones moved (the outer columns
-        as their nearest followed one), on a grid ``UPSAMPLE`` times finer in rows."""
+        """The reference mask with each column's endplates moved as the followed ones moved (``_extended`` into
+        the outer columns), on a grid ``UPSAMPLE`` times finer in rows."""
         columns = np.flatnonzero(self.mask.any(axis=0))
         first = np.array([np.flatnonzero(self.mask[:, c])[0] for c in columns], dtype=np.float64)
         last = np.array([np.flatnonzero(self.mask[:, c])[-1] for c in columns], dtype=np.float64)
@@ -137,9 +137,9 @@ def _follow(reference: np.ndarray, steps: np.ndarray, at: int, start: float, sto
     if size == 0:
         return float("nan")
     direction = 1 if stop >= start else -1
-    lo, hi = int(np.clip(np.ceil(min(start, stop)), 0, len(steps) - 1)), int(np.clip(np.floor(max(start, stop)),
-                                                                                        0, len(steps) - 1))
-    order = np.arange(lo, hi + 1)[::direction]
+    low, high = sorted((start, stop))
+    inside = np.arange(max(int(np.ceil(low)), 0), min(int(np.floor(high)), len(steps) - 1) + 1)
+    order = inside[::direction]
     signed = sign * steps
     above = order[signed[order] >= MIN_STEP * size]
     if not len(above):
