@@ -8,7 +8,9 @@ simulate wedge, biconcave and crush fractures of each Genant grade and measure, 
 - how much of the patch the fracture changes (pixels moving by more than 5 % of the window) and by how much;
 - whether a logistic regression on the pixels separates fractured from intact patches (cross-validated by
   vertebra: no body is scored by a model that saw it), and how often it ranks each fractured patch above its own
-  intact twin.
+  intact twin;
+- how well the endplate ruler (``endplate_ruler``, which reads counterfactuals of real bodies) reads the height
+  loss from the image, following the intact body's endplates, against the deformed mask's.
 Writes a JSON record and one PNG strip per setting (intact, then G1-G3 of each kind, for three vertebrae).
 
     python scripts/studies/fracture_visibility.py --data-root DATA --out docs/results/ct-real
@@ -28,9 +30,10 @@ from DAECounterfactualLib.inference.geometry import extract_sagittal_patch
 from DAECounterfactualLib.io.volumes import Volume
 from DAECounterfactualLib.model.preprocessing import Preprocessing
 from DAECounterfactualResearch.dataset_building import MAX_LOSS_ERROR, ct_case_specs
+from DAECounterfactualResearch.endplate_ruler import EndplateRuler
 from DAECounterfactualResearch.evaluation import out_of_fold_scores
 from DAECounterfactualResearch.patch_fractures import body_masks, fracture_in_patch, whole_in_patch
-from DAECounterfactualResearch.synthesis import FRACTURE_KINDS, achieved_height_loss, simulate_fracture
+from DAECounterfactualResearch.synthesis import FRACTURE_KINDS, achieved_height_loss, genant_grade, simulate_fracture
 
 LOSSES = {1: 0.22, 2: 0.32, 3: 0.45}  # mid-grade Genant height losses
 SETTINGS = {  # name: (size px, spacing mm, window HU)
@@ -113,12 +116,13 @@ def measure_setting(bodies, size: int, spacing: float, window: tuple[float, floa
         intact_index = len(images)
         images.append(intact), labels.append(0), groups.append(key), pair_of.append(-1)
         intact_offsets.append(endplate_offset_mm(patch.pixels, body_patch, spacing))
+        ruler = EndplateRuler(intact[None], body_patch, spacing)
         fractures = fractures_of(model, volume, body, others, position.ras, size, spacing)
         for fracture in fractures:
             fractured = preprocessing.apply(fracture["image"])
             change = np.abs(fractured - intact)
             rows.append({"body": key, "grade": fracture["grade"], "kind": fracture["kind"], "loss": fracture["loss"],
-                         "mask_loss": fracture["mask_loss"],
+                         "mask_loss": fracture["mask_loss"], "ruler_loss": ruler.height_loss(fractured[None]),
                          "endplate_offset_mm": endplate_offset_mm(fracture["image"], fracture["mask"], spacing),
                          "changed_mm2": float((change > VISIBLE_CHANGE).sum() * spacing ** 2),
                          "mean_change_in_changed": float(change[change > VISIBLE_CHANGE].mean())
@@ -145,6 +149,7 @@ def _summary(images, labels, groups, pair_of, rows, intact_offsets) -> dict:
     auc = float(roc_auc_score(labels, scores))
     paired = float(np.mean(scores[fractured] > scores[pair_of[fractured]]))  # above its own intact twin
     by_grade = {g: [r for r in rows if r["grade"] == g] for g in LOSSES}
+    read = [r for r in rows if r["ruler_loss"] is not None]
     return {
         "bodies": int((labels == 0).sum()), "fractures": int((labels == 1).sum()),
         "pixel_auc_grouped": auc, "pair_ordering": paired,
@@ -153,6 +158,12 @@ def _summary(images, labels, groups, pair_of, rows, intact_offsets) -> dict:
             kind: float(np.median([r["endplate_offset_mm"] for r in rows if r["kind"] == kind])) for kind in FRACTURE_KINDS},
         "changed_mm2_median_by_grade": {g: float(np.median([r["changed_mm2"] for r in rs])) for g, rs in by_grade.items() if rs},
         "mean_change_in_changed": float(np.mean([r["mean_change_in_changed"] for r in rows])),
+        "ruler_read": len(read),
+        "ruler_mean_abs_error": float(np.mean([abs(r["ruler_loss"] - r["mask_loss"]) for r in read])),
+        "ruler_grade_agreement": float(np.mean([genant_grade(r["ruler_loss"]) == genant_grade(r["mask_loss"])
+                                                for r in read])),
+        "ruler_median_by_grade": {g: float(np.median([r["ruler_loss"] for r in read if r["grade"] == g]))
+                                  for g in LOSSES if any(r["grade"] == g for r in read)},
     }
 
 
