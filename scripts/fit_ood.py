@@ -28,8 +28,10 @@ COMMAND = "python scripts/fit_ood.py"
 
 
 def latents(experiment, bundle, args):
-    """(training, held-out) latents: the measured ones from --cache, else encoded from the built sets."""
-    cached = args.cache and read_cache(args.cache / f"{bundle.config.name}.npz")
+    """(training, held-out) latents: the measured ones from --cache (if cut for the config's fit sources), else
+    encoded from the built sets."""
+    cached = args.cache and read_cache(args.cache / f"{bundle.config.name}.npz",
+                                       fit_sources=experiment.ood_sources)
     if cached:
         return cached["z"]["fit"], cached["z"]["id"]
     fit, held = in_distribution(experiment, bundle.config, args.data_root, args.limit_cases)

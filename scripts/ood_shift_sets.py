@@ -32,7 +32,7 @@ ROUND_TRIP = f"mean squared error of a DDIM round trip ({STEPS} steps each way, 
 def encoded(experiment, bundle, args) -> dict:
     """The encoded sets of one bundle (``ood_cache``), from ``--cache`` when it holds them."""
     cache = args.cache and args.cache / f"{bundle.config.name}.npz"
-    cached = cache and read_cache(cache, args.round_trip)
+    cached = cache and read_cache(cache, args.round_trip, experiment.ood_sources)
     if cached:
         return cached
     sets = bundle_sets(experiment, bundle.config, args.data_root, args.limit_cases, args.mri_cases)
@@ -40,7 +40,7 @@ def encoded(experiment, bundle, args) -> dict:
     latents, groups, records = encode_sets(explainer, sets)
     errors, error_groups = round_trip_sets(explainer, sets, args.round_trip) if args.round_trip else ({}, {})
     data = {"z": latents, "g": groups, "r": errors, "rg": error_groups, "records": records,
-            "skipped": sets.skipped, "round_trip": args.round_trip}
+            "skipped": sets.skipped, "round_trip": args.round_trip, "fit_sources": list(experiment.ood_sources)}
     if cache:
         write_cache(cache, data)
     return data

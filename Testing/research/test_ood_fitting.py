@@ -91,7 +91,9 @@ def test_the_script_writes_the_detector_into_a_copy_from_the_measured_latents(tm
     named = tmp_path / "named.json"  # the config says what the latents are of: the detector and its card say it
     named.write_text(json.dumps({"bundle": {"name": "tinyct"}, "data": {"kind": "medmnist", "path": "x.npz"},
                                  "ood": {"fitted_on": "the validated photographs"}}))
-    assert script_main("fit_ood")([str(named), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out2")]) == 0
+    written_again = script_main("fit_ood")([str(named), "--cache", str(tmp_path / "cache"), "--out",
+                                            str(tmp_path / "out2")])
+    assert written_again == 0
     rewritten = load_bundle(tmp_path / "out2" / "tinyct", load_weights=False)
     assert rewritten.ood.fitted_on == "the validated photographs"
     assert "Its latents are those of the validated photographs" in rewritten.model_card
@@ -101,3 +103,14 @@ def test_the_script_writes_the_detector_into_a_copy_from_the_measured_latents(tm
     with pytest.raises(InputError, match="ood.fit_sources"):
         script_main("fit_ood")([str(sources), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out3")])
     assert not (tmp_path / "out3").exists()  # refused before anything was copied
+
+
+def test_a_cache_cut_for_other_fit_sources_is_not_read(tmp_path):
+    from DAECounterfactualResearch.ood_cache import read_cache, write_cache
+
+    data = {"z": {"fit": np.zeros((3, 2))}, "g": {}, "r": {}, "rg": {}, "records": {}, "skipped": {}, "round_trip": 0}
+    write_cache(tmp_path / "all.npz", data)
+    write_cache(tmp_path / "vb3.npz", data | {"fit_sources": ["VB3"]})
+    assert read_cache(tmp_path / "all.npz")["fit_sources"] == []
+    assert read_cache(tmp_path / "all.npz", 0, ("VB3",)) is None
+    assert read_cache(tmp_path / "vb3.npz") is None and read_cache(tmp_path / "vb3.npz", 0, ("VB3",)) is not None
