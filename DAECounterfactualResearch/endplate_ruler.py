@@ -8,6 +8,7 @@ followed: its sign and strength are read where the reference's mask says it is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from scipy import ndimage
@@ -59,13 +60,22 @@ class EndplateRuler:
     def height_loss(self, image: np.ndarray) -> float | None:
         """Height ``image`` lost against the reference (``height_loss``), both measured by this ruler; None where
         either cannot be measured."""
-        before, after = self.heights(self.reference), self.heights(image)
+        before, after = self._reference_heights, self.heights(image)
         return None if before is None or after is None else height_loss(after, before)
+
+    @cached_property
+    def _reference_heights(self) -> Heights | None:
+        return self.heights(self.reference)
+
+    @cached_property
+    def _reference_steps(self) -> np.ndarray:
+        return _steps(self.reference)
 
     def endplate_rows(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """(top, bottom) endplate rows of ``image`` in each followed column, to a fraction of a pixel (the first
         and last body rows); None where fewer than ``MIN_COLUMNS`` of them show both endplates."""
-        found = np.array([self._column(np.asarray(image, np.float64), c) for c in self._columns])
+        steps = _steps(np.asarray(image, np.float64))
+        found = np.array([self._column(steps, c) for c in self._columns])
         valid = np.isfinite(found).all(axis=1)
         if valid.mean() < MIN_COLUMNS:
             return None
@@ -74,12 +84,12 @@ class EndplateRuler:
                   for k in (0, 1)]
         return smooth[0], smooth[1]
 
-    def _column(self, image: np.ndarray, c: int) -> tuple[float, float]:
+    def _column(self, image_steps: np.ndarray, c: int) -> tuple[float, float]:
         rows = np.flatnonzero(self.mask[:, c])
         top, bottom = int(rows[0]), int(rows[-1])
         inward = INWARD * (bottom - top + 1)
         outward = OUTWARD_MM / self.spacing_mm
-        reference, steps = _steps(self.reference)[:, c], _steps(image)[:, c]
+        reference, steps = self._reference_steps[:, c], image_steps[:, c]
         # step k lies between rows k and k + 1: the top edge is step top - 1, the bottom edge step bottom
         first = _follow(reference, steps, top - 1, top - 1 - outward, top - 1 + inward)
         last = _follow(reference, steps, bottom, bottom + outward, bottom - inward)

@@ -370,9 +370,8 @@ def counterfactual_checks(explainer, images: np.ndarray, grades: np.ndarray, tas
             z_cf[g].append(z[g])
         if progress:
             progress(k + 1, len(images))
-    detector = explainer.bundle.ood_detector
-    fitted_on = {"ood_fitted_on": detector.fitted_on} if detector is not None and detector.fitted_on else {}
-    return summarise_counterfactuals(per_case, n_grades) | fitted_on | {
+    fitted_on = explainer.bundle.ood_fitted_on
+    return summarise_counterfactuals(per_case, n_grades) | ({"ood_fitted_on": fitted_on} if fitted_on else {}) | {
         "reconstruction": reconstruction_quality(images, np.stack(recon)), "cases": per_case,
         "latents": {g: np.stack(v) for g, v in z_cf.items()}}
 

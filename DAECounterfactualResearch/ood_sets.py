@@ -133,8 +133,8 @@ def descriptions(target: str, sources: tuple[str, ...] = ()) -> tuple[str, str]:
 
 def within_sources(specs: list[CaseSpec], sources: tuple[str, ...]) -> tuple[list[CaseSpec], list[CaseSpec]]:
     """(cases from ``sources``, the others); every case is within when no source is named."""
-    inside = [s for s in specs if not sources or data_source(s.group) in sources]
-    return inside, [s for s in specs if s not in inside]
+    within = [not sources or data_source(s.group) in sources for s in specs]
+    return [s for s, w in zip(specs, within) if w], [s for s, w in zip(specs, within) if not w]
 
 
 def vertebra_in_distribution(cut: Cut, root: Path, limit: int | None, sources: tuple[str, ...] = ()

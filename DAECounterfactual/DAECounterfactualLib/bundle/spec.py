@@ -213,6 +213,11 @@ class Bundle:
         return self.latent_stats if self.ood_detector is None else self.ood_detector
 
     @property
+    def ood_fitted_on(self) -> str:
+        """What the flagging latents are of, in words, for a flag's reason ("": the training images)."""
+        return "" if self.ood_detector is None else self.ood_detector.fitted_on
+
+    @property
     def bundle_id(self) -> str:
         """Name plus a short hash of the manifest: changes whenever any file of the bundle changes."""
         return f"{self.config.name}@{self.manifest_sha256[:12]}"

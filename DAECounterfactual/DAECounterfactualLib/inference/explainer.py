@@ -100,11 +100,11 @@ class Explainer:
     def grade_latents(self, z: np.ndarray, task: str | TaskSpec) -> Grades:
         spec = task if isinstance(task, TaskSpec) else self.bundle.task(task)
         distance = spec.probe.distance(z)
-        ood, detector = self.bundle.ood, self.bundle.ood_detector
+        ood = self.bundle.ood
         return Grades(distance=distance, probability=spec.probe.probability(z),
                       score=spec.calibration.score(distance), grade=spec.calibration.grade(distance),
                       ood_score=ood.ood_score(z), ood=ood.is_ood(z), ood_threshold=float(ood.ood_threshold),
-                      ood_fitted_on=detector.fitted_on if detector is not None else "")
+                      ood_fitted_on=self.bundle.ood_fitted_on)
 
     def grade(self, images: np.ndarray, task: str | TaskSpec) -> Grades:
         return self.grade_latents(self.encode(images), task)
