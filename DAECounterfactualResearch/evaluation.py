@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,10 +23,10 @@ from DAECounterfactualLib.inference.metrics import grain, mse, psnr, ssim
 from DAECounterfactualLib.model.probe import CalibrationError
 
 from .bootstrap import bootstrap_intervals
-from .probe_fitting import fit_calibration, fit_probe
+from .probe_fitting import fit_calibration
 from .synthesis import (FRACTURE_KINDS, Heights, component_at_centre, genant_grade, make_spine_phantom,
                         morphometry)
-from .task_fitting import TaskRecipe, grading_metrics
+from .task_fitting import TaskRecipe, fit_recipe_probe, grading_metrics
 
 CALIBRATIONS = ("linear", "extremes", "poly")
 CV_METRICS = ("auc", "mae", "macro_f1")
@@ -57,17 +57,16 @@ def probe_table(recipe: TaskRecipe, z_train: np.ndarray, g_train: np.ndarray, z_
                 g_eval: np.ndarray, c: float, strata_train: np.ndarray | None = None) -> list[dict[str, Any]]:
     """One row per probe kind × calibration (the rows of the paper's Tables 3 and 4), metrics on the eval split.
 
-    The probe sees binary labels (grade >= positive_min_grade, excluded grades left out), the calibration all
-    grades; ``c`` is the regularisation chosen for the bundle (on the validation split)."""
+    Each probe is fitted as the recipe's (``fit_recipe_probe``: binary or ordinal labels, excluded grades left
+    out) with its kind replaced, the calibration on all grades; ``c`` is the regularisation chosen for the bundle
+    (on the validation split)."""
     strata = None if strata_train is None else np.asarray(strata_train)[np.asarray(g_train) >= 0]
     z_train, g_train = labelled(z_train, g_train)
     z_eval, g_eval = labelled(z_eval, g_eval)
-    use = ~np.isin(g_train, recipe.exclude_from_probe)
     n_grades = len(recipe.grade_names)
     rows = []
     for kind in PROBES:
-        probe = fit_probe(z_train[use], g_train[use] >= recipe.positive_min_grade, kind=kind, C=c,
-                          components=recipe.probe_components, strata=None if strata is None else strata[use])
+        probe = fit_recipe_probe(replace(recipe, probe=kind, edit_components=0), z_train, g_train, c, strata)
         d_train, d_eval = probe.distance(z_train), probe.distance(z_eval)
         for method in CALIBRATIONS:
             calibration = fit_calibration(d_train, g_train, method, recipe.degree, grade_range=(0, n_grades - 1))

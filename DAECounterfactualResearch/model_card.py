@@ -71,17 +71,20 @@ def render_model_card(experiment: Experiment, config: BundleConfig, run_meta: di
 def task_card_lines(experiment: Experiment, tasks) -> list[str]:
     """The model card's lines on each task: its recipe, validation metrics and latent geometry."""
     lines = []
+    recipes = {t["name"]: t for t in experiment.tasks}
     for task in tasks:
         m, g = task.metrics, task.metrics["latent_geometry"]
         where = "validation" if m.get("split", "val") == "val" else f"out-of-fold ({m['split']})"
-        lines += [f"- Task `{task.name}` ({task.positive_rule} positive; probe {task.probe.kind}, C={m.get('C')}, "
+        ordinal = " ordering every grade" if recipes.get(task.name, {}).get("ordinal") else ""
+        lines += [f"- Task `{task.name}` ({task.positive_rule} positive; probe {task.probe.kind}{ordinal}, "
+                  f"C={m.get('C')}, "
                   f"calibration {task.calibration.method}): {where} AUC {m['auc']:.3f}, grading MAE "
                   f"{m['mae']:.3f}, macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f} (n={m['n']}). "
                   f"Training latents in the probe's space: effective rank {g['effective_rank']:.2f}, variance along "
                   f"the probe normal {g['direction_variance']:.3g} (1 = an average direction; far below 1, the "
                   "decoder is unlikely to draw edits along it)."]
         if task.probe.edit_direction is not None:
-            edit_components = next(t.get("edit_components") for t in experiment.tasks if t["name"] == task.name)
+            edit_components = recipes[task.name].get("edit_components")
             cos = float(task.probe.edit_axis @ task.probe.unit_normal)
             lines.append(f"  Counterfactual edits move along the normal's projection on the latents' top "
                          f"{edit_components} principal directions (cos {cos:.3f} with the normal), which the decoder "

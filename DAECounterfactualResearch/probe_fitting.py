@@ -4,6 +4,8 @@ and ``Calibration`` (``DAECounterfactualLib.model.probe``), which only read and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.polynomial import Polynomial
 
@@ -48,41 +50,109 @@ def fit_probe(z: np.ndarray, labels: np.ndarray, kind: ProbeKind = "svm", standa
     moves counterfactual edits along its projection on the top ``edit_components`` directions instead: a wider
     probe grades better, a narrower edit is drawn. Classes are weighted to balance, within each of the
     ``strata`` when given (``balanced_weights``)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.svm import LinearSVC
+    z, y = _latents_and_labels(z, labels)
+    if set(np.unique(y)) != {0, 1}:
+        raise ValueError(f"binary labels 0/1 with both classes present are required, got {sorted(set(y))}")
+    space = _ProbeSpace.of(z, standardize, components)
+    clf = _classifier(kind, C, seed).fit(space.features(z), y, sample_weight=balanced_weights(y, strata))
+    return space.probe(clf.coef_.ravel(), float(clf.intercept_[0]), kind, z, y, edit_components)
 
+
+def fit_ordinal_probe(z: np.ndarray, grades: np.ndarray, positive_min_grade: int, kind: ProbeKind = "svm",
+                      standardize: bool = True, C: float = 1.0, seed: int = 0, components: int = 0,
+                      strata: np.ndarray | None = None, edit_components: int = 0) -> LinearProbe:
+    """A probe whose normal orders every grade, not only the two sides of ``positive_min_grade``.
+
+    A binary probe (grade 1 vs 2-5 for Pfirrmann, as in the paper) leaves the order among the positive grades to
+    chance, so its calibration cannot tell them apart and its edits toward the last grade extrapolate past every
+    real image of it. Here one hyperplane direction is shared by every threshold "grade >= k" (the
+    extended-binary reduction of ordinal regression: each latent once per threshold, with a bias of that
+    threshold's own), each threshold's classes balanced as ``fit_probe`` balances them. The probe keeps the
+    bias of the ``positive_min_grade`` threshold, so its sign, probability and reflection mean what a binary
+    probe's do. Other arguments as ``fit_probe``."""
+    z, g = _latents_and_labels(z, grades)
+    thresholds = np.unique(g)[1:]
+    if len(thresholds) < 1 or positive_min_grade not in thresholds:
+        raise ValueError(f"an ordinal probe needs grades on both sides of {positive_min_grade}, got "
+                         f"{sorted(set(g))}")
+    space = _ProbeSpace.of(z, standardize, components)
+    u = space.features(z)
+    rows, labels, weights = [], [], []
+    for k, threshold in enumerate(thresholds):
+        marker = np.zeros((len(u), len(thresholds)))
+        marker[:, k] = _THRESHOLD_FEATURE
+        rows.append(np.hstack([u, marker]))
+        labels.append((g >= threshold).astype(int))
+        weights.append(balanced_weights(labels[-1], strata))
+    clf = _classifier(kind, C, seed, fit_intercept=False).fit(np.vstack(rows), np.concatenate(labels),
+                                                              sample_weight=np.concatenate(weights))
+    coef = clf.coef_.ravel()
+    bias = float(coef[u.shape[1] + list(thresholds).index(positive_min_grade)] * _THRESHOLD_FEATURE)
+    return space.probe(coef[:u.shape[1]], bias, kind, z, g >= positive_min_grade, edit_components)
+
+
+# Each threshold's bias is learnt as the weight of an indicator feature of this value: a large value leaves the
+# biases nearly unpenalised, so the regularisation falls on the direction.
+_THRESHOLD_FEATURE = 10.0
+
+
+def _latents_and_labels(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     z = np.atleast_2d(np.asarray(z, dtype=np.float64))
     y = np.asarray(labels).astype(int).ravel()
     if z.shape[0] != y.shape[0]:
         raise ValueError(f"{z.shape[0]} latents but {y.shape[0]} labels")
-    if set(np.unique(y)) != {0, 1}:
-        raise ValueError(f"binary labels 0/1 with both classes present are required, got {sorted(set(y))}")
-    mean = z.mean(axis=0) if standardize else np.zeros(z.shape[1])
-    scale = z.std(axis=0) if standardize else np.ones(z.shape[1])
-    scale = np.where(scale > 1e-8, scale, 1.0)
-    u = (z - mean) / scale
-    basis = principal_basis(u, components) if components else None
+    return z, y
+
+
+def _classifier(kind: ProbeKind, C: float, seed: int, fit_intercept: bool = True):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
     if kind == "svm":
-        clf = LinearSVC(C=C, dual="auto", max_iter=20000, random_state=seed)
-    elif kind == "logistic":
-        clf = LogisticRegression(C=C, max_iter=5000)
-    else:
-        raise ValueError(f"unknown probe kind {kind!r} (svm or logistic)")
-    clf.fit(u if basis is None else u @ basis, y, sample_weight=balanced_weights(y, strata))
-    normal, bias = clf.coef_.ravel().astype(np.float64), float(clf.intercept_[0])
-    if basis is not None:  # n·(Bᵀu) = (Bn)·u: the same hyperplane, written on all of u
-        normal = basis @ normal
-    probe = LinearProbe(normal=normal, bias=bias, mean=mean, scale=scale, kind=kind)
+        return LinearSVC(C=C, dual="auto", max_iter=20000, random_state=seed, fit_intercept=fit_intercept)
     if kind == "logistic":
-        slope, intercept = float(np.linalg.norm(normal)), 0.0  # sigmoid(n·u + b) = sigmoid(||n|| · dist)
-    else:
-        slope, intercept = _platt_scaling(probe.distance(z), y)
-    edit = None
-    if edit_components:
-        edit_basis = principal_basis(u, edit_components)
-        edit = edit_basis @ (edit_basis.T @ probe.unit_normal)
-    return LinearProbe(normal=normal, bias=bias, mean=mean, scale=scale, kind=kind,
-                       prob_slope=slope, prob_intercept=intercept, edit_direction=edit)
+        return LogisticRegression(C=C, max_iter=5000, fit_intercept=fit_intercept)
+    raise ValueError(f"unknown probe kind {kind!r} (svm or logistic)")
+
+
+@dataclass(frozen=True)
+class _ProbeSpace:
+    """Where a probe is fitted: the standardised latents u, optionally restricted to their top principal
+    directions (``basis``)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    basis: np.ndarray | None
+
+    @classmethod
+    def of(cls, z: np.ndarray, standardize: bool, components: int) -> "_ProbeSpace":
+        mean = z.mean(axis=0) if standardize else np.zeros(z.shape[1])
+        scale = z.std(axis=0) if standardize else np.ones(z.shape[1])
+        scale = np.where(scale > 1e-8, scale, 1.0)
+        return cls(mean, scale, principal_basis((z - mean) / scale, components) if components else None)
+
+    def features(self, z: np.ndarray) -> np.ndarray:
+        u = (z - self.mean) / self.scale
+        return u if self.basis is None else u @ self.basis
+
+    def probe(self, normal: np.ndarray, bias: float, kind: ProbeKind, z: np.ndarray, y: np.ndarray,
+              edit_components: int) -> LinearProbe:
+        """The runtime probe of a hyperplane fitted on ``features``, its probability scaled on the binary
+        labels ``y`` of ``z``."""
+        normal = np.asarray(normal, dtype=np.float64)
+        if self.basis is not None:  # n·(Bᵀu) = (Bn)·u: the same hyperplane, written on all of u
+            normal = self.basis @ normal
+        probe = LinearProbe(normal=normal, bias=bias, mean=self.mean, scale=self.scale, kind=kind)
+        if kind == "logistic":
+            slope, intercept = float(np.linalg.norm(normal)), 0.0  # sigmoid(n·u + b) = sigmoid(||n|| · dist)
+        else:
+            slope, intercept = _platt_scaling(probe.distance(z), y)
+        edit = None
+        if edit_components:
+            edit_basis = principal_basis((z - self.mean) / self.scale, edit_components)
+            edit = edit_basis @ (edit_basis.T @ probe.unit_normal)
+        return LinearProbe(normal=normal, bias=bias, mean=self.mean, scale=self.scale, kind=kind,
+                           prob_slope=slope, prob_intercept=intercept, edit_direction=edit)
 
 
 def _platt_scaling(distance: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -1,8 +1,9 @@
 """Fit one grading task on a trained DAE's latents: probe, calibration, model selection on the validation split.
 
-The probe sees binary labels only (grade >= positive_min_grade), optionally without the grades listed in
-``exclude_from_probe`` (the paper leaves G1 out for vertebral fractures because those labels are noisy); the
-calibration then maps the probe's signed distance to the ordinal grade. The regularisation strength is chosen
+The probe sees binary labels (grade >= positive_min_grade), as in the paper, or with ``ordinal`` every grade's
+order (``fit_ordinal_probe``), optionally without the grades listed in ``exclude_from_probe`` (the paper leaves G1
+out for vertebral fractures because those labels are noisy); the calibration then maps the probe's signed
+distance to the ordinal grade. The regularisation strength is chosen
 by validation AUC computed from the continuous distance, never from hard labels.
 """
 
@@ -18,7 +19,7 @@ from DAECounterfactualLib.errors import InputError
 
 from DAECounterfactualLib.model.probe import Calibration, LinearProbe
 
-from .probe_fitting import fit_calibration, fit_probe
+from .probe_fitting import fit_calibration, fit_ordinal_probe, fit_probe
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class TaskRecipe:
     edit_components: int = 0    # > 0: edits along the normal's projection on this many top directions (fit_probe)
     probe_strata: str = ""      # a training-set column (e.g. "origin") within which the probe balances its classes
     label_column: str = ""      # a training-set column holding this task's grades (default: the set's grades)
+    ordinal: bool = False       # the probe orders every grade (fit_ordinal_probe), not only positive vs negative
     c_grid: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -127,15 +129,24 @@ def fit_task(recipe: TaskRecipe, z_train: np.ndarray, grades_train: np.ndarray, 
 
 def fit_recipe(recipe: TaskRecipe, z: np.ndarray, grades: np.ndarray, C: float,
                strata: np.ndarray | None = None) -> tuple[LinearProbe, Calibration]:
-    """A task's probe, on the graded samples its recipe uses (``exclude_from_probe`` left out), and its calibration,
-    on all of them: the one fit behind the bundled tasks, the real-data acceptance and the baseline comparison."""
-    use = ~np.isin(grades, recipe.exclude_from_probe)
-    probe = fit_probe(z[use], grades[use] >= recipe.positive_min_grade, kind=recipe.probe, C=C,
-                      components=recipe.probe_components, strata=None if strata is None else strata[use],
-                      edit_components=recipe.edit_components)
+    """A task's probe (``fit_recipe_probe``) and its calibration, on all graded samples: the one fit behind the
+    bundled tasks, the real-data acceptance and the baseline comparison."""
+    probe = fit_recipe_probe(recipe, z, grades, C, strata)
     calibration = fit_calibration(probe.distance(z), grades, recipe.calibration, recipe.degree,
                                   grade_range=(0, len(recipe.grade_names) - 1))
     return probe, calibration
+
+
+def fit_recipe_probe(recipe: TaskRecipe, z: np.ndarray, grades: np.ndarray, C: float,
+                     strata: np.ndarray | None = None) -> LinearProbe:
+    """A task's probe, on the graded samples its recipe uses (``exclude_from_probe`` left out): binary, or ordinal
+    when the recipe says so."""
+    use = ~np.isin(grades, recipe.exclude_from_probe)
+    shared = dict(kind=recipe.probe, C=C, components=recipe.probe_components,
+                  strata=None if strata is None else strata[use], edit_components=recipe.edit_components)
+    if recipe.ordinal:
+        return fit_ordinal_probe(z[use], grades[use], recipe.positive_min_grade, **shared)
+    return fit_probe(z[use], grades[use] >= recipe.positive_min_grade, **shared)
 
 
 MIN_RESPONSE_SLOPE = 0.02        # re-encoded step / requested step below this: the decoder ignores the direction

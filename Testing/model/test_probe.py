@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from DAECounterfactualLib.model.probe import Calibration, CalibrationError, LinearProbe, sweep_distances
-from DAECounterfactualResearch.probe_fitting import balanced_weights, fit_calibration, fit_probe
+from DAECounterfactualResearch.probe_fitting import balanced_weights, fit_calibration, fit_ordinal_probe, fit_probe
 
 DIM = 6
 finite = st.floats(-5, 5, allow_nan=False, allow_infinity=False)
@@ -291,3 +291,51 @@ def test_edit_gain_scales_the_latent_step_but_not_its_direction():
     np.testing.assert_allclose(probe.standardize(doubled) - probe.standardize(z),
                                2 * (probe.standardize(plain) - probe.standardize(z)))
     np.testing.assert_allclose(probe.distance(probe.reflect(z[:1], gain=3.0)), -5 * probe.distance(z[:1]))
+
+
+def _graded_latents(n=600, seed=5):
+    """Grades 0-4 where one latent direction (dim 0) marks grade 0 against all others strongly and another
+    (dim 1) orders the grades 1-4 among themselves: what a binary 0-vs-rest probe leaves to chance."""
+    rng = np.random.default_rng(seed)
+    grades = rng.integers(0, 5, n)
+    z = rng.normal(size=(n, DIM))
+    z[:, 0] += 4.0 * (grades >= 1)
+    z[:, 1] += 1.5 * np.maximum(grades - 1, 0)
+    return z, grades
+
+
+@pytest.mark.parametrize("kind", ["svm", "logistic"])
+def test_ordinal_probe_orders_the_grades_a_binary_probe_leaves_to_chance(kind):
+    from scipy.stats import spearmanr
+    from sklearn.metrics import roc_auc_score
+
+    z, grades = _graded_latents()
+    positives = grades >= 1
+    binary = fit_probe(z, positives, kind=kind, C=1.0)
+    ordinal = fit_ordinal_probe(z, grades, positive_min_grade=1, kind=kind, C=1.0)
+    order = {name: spearmanr(probe.distance(z[positives]), grades[positives])[0]
+             for name, probe in (("binary", binary), ("ordinal", ordinal))}
+    assert order["ordinal"] > 0.8 > order["binary"]
+    # it still detects (its order costs a little of the binary margin), and its bias is the positive_min_grade
+    # threshold's: the sign and the probability separate grade 0 from the rest
+    assert roc_auc_score(positives, ordinal.distance(z)) > 0.95
+    assert np.mean((ordinal.distance(z) > 0) == positives) > 0.85
+    assert np.mean((ordinal.probability(z) > 0.5) == positives) > 0.85
+
+
+def test_ordinal_probe_keeps_the_binary_probe_options():
+    z, grades = _graded_latents()
+    probe = fit_ordinal_probe(z, grades, positive_min_grade=2, components=3, edit_components=2)
+    u = probe.standardize(z)
+    top3 = np.linalg.svd(u - u.mean(0), full_matrices=False)[2][:3]
+    assert np.linalg.norm(probe.unit_normal - top3.T @ (top3 @ probe.unit_normal)) < 1e-8
+    assert probe.edit_direction is not None and probe.edit_axis @ probe.unit_normal < 0.999
+    assert np.mean((probe.distance(z) > 0) == (grades >= 2)) > 0.8
+
+
+def test_ordinal_probe_needs_grades_on_both_sides_of_the_positive_threshold():
+    z, grades = _graded_latents()
+    with pytest.raises(ValueError, match="grades on both sides of 5"):
+        fit_ordinal_probe(z, grades, positive_min_grade=5)
+    with pytest.raises(ValueError, match="grades on both sides of 1"):
+        fit_ordinal_probe(z, np.ones_like(grades), positive_min_grade=1)

@@ -46,6 +46,29 @@ def test_recipe_from_an_experiment_config_task():
     assert TaskRecipe.from_config({**task, "probe_components": 16}).probe_components == 16
 
 
+def test_an_ordinal_recipe_fits_its_probe_on_every_grade_and_its_probe_table_rows_too(monkeypatch):
+    """``"ordinal": true`` routes the bundled task, the acceptance and the results table's rows through
+    fit_ordinal_probe (excluded grades still left out); without it they stay binary."""
+    from DAECounterfactualResearch import task_fitting
+    from DAECounterfactualResearch.task_fitting import fit_recipe
+
+    z, grades = graded_latents(300, 0)
+    seen = []
+    fit_ordinal = task_fitting.fit_ordinal_probe
+    monkeypatch.setattr(task_fitting, "fit_ordinal_probe",
+                        lambda x, g, *args, **kwargs: seen.append(sorted(set(g))) or fit_ordinal(x, g, *args, **kwargs))
+    ordinal = replace(RECIPE, ordinal=True)
+    assert TaskRecipe.from_config({"name": "genant", "grade_names": ["G0", "G1", "G2", "G3"],
+                                   "positive_min_grade": 2, "exclude_from_probe": [1], "ordinal": True}) == ordinal
+    probe, _ = fit_recipe(ordinal, z, grades, C=1.0)
+    assert seen == [[0, 2, 3]]
+    rows = probe_table(ordinal, z, grades, z, grades, c=1.0)
+    assert len(seen) == 1 + len({row["probe"] for row in rows})
+    fit_recipe(RECIPE, z, grades, C=1.0)
+    assert len(seen) == 1 + len({row["probe"] for row in rows})  # the binary recipe never calls it
+    assert roc_auc_score(grades[grades != 1] >= 2, probe.distance(z[grades != 1])) > 0.9
+
+
 def test_recipe_labels_come_from_the_named_column_with_type_codes_counted_as_present():
     """Several tasks on one set of images: each reads its own column; a finding coded by type (Modic 1-3) is
     'present' for a two-grade task; unknown (-1) stays unknown; no column means the set's own grades."""
@@ -306,6 +329,17 @@ def test_the_cross_validated_comparison_holds_out_whole_patients_and_scores_thei
     assert set(held["patient"]) == set(patients) and held["grade"] == grades[held["row"]].tolist()
     assert len(held["densenet121"]["score"]) == len(held["dae"]["all"]["grade"]) == 48
     assert held["dae"]["one direction"]["score"] != held["dae"]["all"]["score"]  # each recipe fitted as it says
+
+    # another probe later, beside the same DenseNet121 without training it again; other held-out discs refused
+    again = cross_validated_comparison(explainer, spec, {"ordinal": replace(RECIPE, ordinal=True)}, train,
+                                       augmentations=0, folds=3, epochs=1, C=0.5, earlier=report)
+    assert again["densenet121"] == report["densenet121"]
+    assert again["out_of_fold"]["densenet121"] == held["densenet121"]
+    assert again["densenet_epochs_kept"] == report["densenet_epochs_kept"]
+    assert again["out_of_fold"]["dae"]["ordinal"]["score"] != held["dae"]["all"]["score"]
+    from DAECounterfactualLib.errors import InputError
+    with pytest.raises(InputError, match="scored on other held-out discs"):
+        cross_validated_comparison(explainer, spec, recipes, train, augmentations=0, folds=2, epochs=1, earlier=report)
 
 
 def test_report_states_targets_and_paper_numbers(tmp_path):

@@ -11,6 +11,8 @@ bundle's, with paired bootstrap intervals of the difference (same patients resam
         --augmentations 4 --epochs 8
     python scripts/studies/task_baseline.py ... --folds 5   # both models cross-validated by patient on training
     python scripts/studies/task_baseline.py ... --folds 5 --components 16 24 32   # DAE probes of several widths
+    python scripts/studies/task_baseline.py ... --folds 5 --labels binary ordinal --C 0.0001 \
+        --densenet-from docs/results/disc-mri/densenet_cv_pfirrmann.json   # other probes, the same DenseNet121
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import json
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -41,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--components", type=int, nargs="+", default=None,
                         help="with --folds: DAE probes on these numbers of principal directions (0: all), each "
                              "against the same DenseNet121 (default: the task's own)")
+    parser.add_argument("--labels", nargs="+", choices=("binary", "ordinal"), default=None,
+                        help="with --folds: probes fitted on binary or ordinal labels, each at every width "
+                             "(default: the task's own)")
+    parser.add_argument("--C", type=float, default=None, help="with --folds: the probes' C (default: the bundle's)")
+    parser.add_argument("--densenet-from", type=Path, default=None,
+                        help="with --folds: an earlier --out JSON of the same split and folds, whose DenseNet121 "
+                             "out-of-fold scores are used instead of training it again")
     parser.add_argument("--out", default=None, help="JSON of the --folds comparison")
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
@@ -52,11 +62,15 @@ def main(argv: list[str] | None = None) -> int:
         from DAECounterfactualResearch.baseline_cv import cross_validated_comparison
 
         widths = args.components if args.components is not None else [recipe.probe_components]
-        recipes = {probe_label(k): replace(recipe, probe_components=k) for k in widths}
+        labels = args.labels or ["ordinal" if recipe.ordinal else "binary"]
+        recipes = {probe_label(k, label): replace(recipe, probe_components=k, ordinal=label == "ordinal")
+                   for label in labels for k in widths}
+        earlier = json.loads(args.densenet_from.read_text(encoding="utf-8")) if args.densenet_from else None
         report = cross_validated_comparison(Explainer(bundle), bundle.task(recipe.name), recipes, train,
-                                            args.augmentations, args.folds, args.epochs)
+                                            args.augmentations, args.folds, args.epochs, args.C, earlier)
         report = {"bundle": bundle.bundle_id, "task": recipe.name, "augmentations": args.augmentations,
-                  "epochs": args.epochs, **report}
+                  "epochs": earlier["epochs"] if earlier else args.epochs, "C": args.C,
+                  "densenet_from": str(args.densenet_from) if earlier else None, **report}
         print(json.dumps({k: v for k, v in report.items() if k != "out_of_fold"}, indent=1))
         if args.out:
             with open(args.out, "w", encoding="utf-8") as handle:
@@ -85,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def probe_label(components: int) -> str:
-    return f"DAE probe, {components} directions" if components else "DAE probe, all directions"
+def probe_label(components: int, labels: str = "binary") -> str:
+    width = f"{components} directions" if components else "all directions"
+    return f"DAE probe, {width}" + (", ordinal" if labels == "ordinal" else "")
 
 
 if __name__ == "__main__":
