@@ -344,12 +344,14 @@ def firstNode(className, exclude=None):
 
 
 def describeGrade(grades):
-    """The result line; a flagged grade carries its reason (``ood_reason``) and the warning not to trust it."""
+    """The result line; a flagged grade carries its reason (``ood_reason``) and the warning not to trust it, an
+    explanation the panels the model does not read as their grade (``panel_note``)."""
     reason = grades.get("ood_reason") or ("the model has not seen images like this" if grades.get("ood") else "")
     ood = f" — OUT OF DISTRIBUTION: {reason} — do not trust this grade" if reason else ""
+    panels = f" — {grades['panel_note']}" if grades.get("panel_note") else ""
     level = f"{grades['level']}: " if grades.get("level") else ""
     return (f"{level}{grades['grade_name']} (score {grades['score']:.2f}, P(pathology) {grades['probability']:.2f}, "
-            f"distance {grades['distance']:+.2f}){ood}")
+            f"distance {grades['distance']:+.2f}){ood}{panels}")
 
 
 def describeScores(table):

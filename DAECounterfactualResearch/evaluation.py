@@ -343,8 +343,7 @@ def counterfactual_checks(explainer, images: np.ndarray, grades: np.ndarray, tas
     for k, image in enumerate(images):
         e = explainer.explain(image, spec, preset=preset, sweep_count=0)
         explainer.forget_inversions()
-        z = explainer.encode(np.concatenate([e.counterfactuals, e.reflection[None]]))
-        regraded = explainer.grade_latents(z, spec)
+        z, regraded = e.reencoded_latents, e.reencoded
         case = {"grade": int(grades[k]), "predicted": int(e.grades.grade[0]),
                 "distance": float(e.grades.distance[0]),
                 "cf_grades": regraded.grade[:n_grades].tolist(),

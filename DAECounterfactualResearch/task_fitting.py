@@ -161,7 +161,7 @@ def edit_response(explainer, images: np.ndarray, spec: TaskSpec, preset: str) ->
         e = explainer.explain(image, spec, preset=preset, sweep_count=0)
         d0 = e.grades.distance[0]
         requested.append(e.target_distances - d0)
-        achieved.append(explainer.grade(e.counterfactuals, spec).distance - d0)
+        achieved.append(e.reencoded.distance[:len(e.target_distances)] - d0)
     return np.concatenate(requested), np.concatenate(achieved)
 
 

@@ -79,3 +79,12 @@ def write_ct_bundle(model, images: np.ndarray, tiny_config, folder):
     stats = LatentStats.from_latents(np.concatenate([z + 0.01 * np.random.default_rng(i).normal(size=z.shape)
                                                      for i in range(50)]))
     return write_bundle(folder / "tinyct", config, model, stats, [task], "test bundle", fp16=False)
+
+
+def read_as(grades):
+    """Grades of an explanation's drawn panels (each grade's counterfactual, then the reflection), as the model
+    would give them on encoding them again: for made-up explanations."""
+    from DAECounterfactualLib.inference.explainer import Grades
+
+    read = np.asarray(grades)
+    return Grades(read * 1.0, read * 0.2, read * 1.0, read, read * 0.0, read < 0)

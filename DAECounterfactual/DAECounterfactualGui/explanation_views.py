@@ -3,10 +3,12 @@ the original patch, its reconstruction and one view per grade, linked so they pa
 
 Every view shows one image alone (no foreground blend), so a counterfactual's difference is seen at full
 contrast. View properties are set both at creation (``default``) and on every relayout, so Red turns sagittal
-and the labels follow the current task's grade names.
+and the labels follow the current task's grade names (a panel the model reads as another grade says so).
 """
 
 import slicer
+
+from DAECounterfactualLib.inference.panel_labels import panel_names
 
 LAYOUT_ID = 50500
 VIEW_PREFIX = "DAECF"
@@ -45,7 +47,7 @@ def _showAlone(sliceWidget, node) -> None:
 def showExplanation(result, inputVolume, pointRAS=None) -> None:
     """Switch to the explanation layout and put each of ``result``'s images in its view."""
     images = [result.original, result.reconstruction, *result.counterfactuals]
-    names = ["Original", "Reconstruction", *result.explanation.grade_names]
+    names = ["Original", "Reconstruction", *panel_names(result.explanation)]
     layoutManager = slicer.app.layoutManager()
     layoutNode = layoutManager.layoutLogic().GetLayoutNode()
     if layoutNode.IsLayoutDescription(LAYOUT_ID):

@@ -80,7 +80,13 @@ def test_explain_writes_strip_nrrds_and_summary(phantom_dir, blob_bundle, tmp_pa
     assert patch.GetSize() == (16, 16, 1) and patch.GetSpacing() == pytest.approx((6.0, 6.0, 6.0))
     recon = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "reconstruction.nrrd")))
     assert -1000 <= recon.min() and recon.max() <= 1500  # back in HU, inside the bundle's window
-    assert json.loads(capsys.readouterr().out)["grade_name"] == summary["grades"]["grade_name"]
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["grade_name"] == summary["grades"]["grade_name"]
+    # what the model reads each panel as, and a warning naming the panels it reads otherwise
+    assert set(summary["panels_read_as"]) == {f"S{g}" for g in range(4)}
+    missed = [name for name, read in summary["panels_read_as"].items() if read != name]
+    assert bool(summary["panel_note"]) == bool(missed) == ("cannot draw" in captured.err)
+    assert all(f"{name} reads as" in summary["panel_note"] for name in missed)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from bundle_fixtures import read_as
 from DAECounterfactualLib.bundle.spec import StepPreset, TaskSpec
 from DAECounterfactualLib.cli.commands import main
 from DAECounterfactualLib.cli.sweep_animation import END_HOLD, FRAME_MS, SWEEP_FRAMES, sweep_frames, sweep_order
@@ -29,7 +30,8 @@ def explanation(distances, names=("G0", "G1", "G2", "G3")) -> Explanation:
     return Explanation(task="t", grade_names=names, grades=grades, reconstruction=blank,
                        counterfactuals=np.stack([blank] * len(names)), target_distances=np.arange(len(names)) * 1.0,
                        reflection=blank, sweep=sweep, sweep_distances=np.asarray(distances, np.float64),
-                       preset=StepPreset(2, 2))
+                       preset=StepPreset(2, 2), reencoded=read_as([*range(len(names)), 0]),
+                       reencoded_latents=np.zeros((len(names) + 1, 2)))
 
 
 def task(slope: float) -> TaskSpec:

@@ -37,6 +37,19 @@ def test_explanation_has_every_grade_and_reconstructs(explainer):
     assert change[own] == change.min()
 
 
+def test_an_explanation_grades_what_it_drew(explainer):
+    """Each grade's counterfactual and the reflection, encoded again: what each panel reads as."""
+    ex, images = explainer
+    e = ex.explain(images[1], "size", preset="fast", sweep_count=0)
+    drawn = np.concatenate([e.counterfactuals, e.reflection[None]])
+    again = ex.grade(drawn, "size")
+    np.testing.assert_array_equal(e.reencoded.grade, again.grade)
+    np.testing.assert_allclose(e.reencoded.distance, again.distance, atol=1e-4)
+    np.testing.assert_allclose(e.reencoded_latents, ex.encode(drawn), atol=1e-4)
+    np.testing.assert_array_equal(e.panel_grades, again.grade[:4])
+    assert e.unreached == [g for g in range(4) if again.grade[g] != g]
+
+
 def test_inversion_is_cached_per_patch(explainer, monkeypatch):
     ex, images = explainer
     import DAECounterfactualLib.inference.explainer as explainer_module
@@ -128,3 +141,22 @@ def test_a_flagged_strip_carries_a_red_banner_with_the_reason(explainer, tmp_pat
     assert banner_rows(plain) == 0 and banner_rows(flagged) > 20  # two wrapped lines of text on red
     e.grades = replace(e.grades, ood=np.array([True]))  # the latent's own flag, when no reason is passed
     assert banner_rows(save_strip(tmp_path / "latent.png", images[1], e)) > 10
+
+
+def test_a_panel_the_model_reads_as_another_grade_is_titled_so_in_the_strip(explainer, tmp_path):
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from bundle_fixtures import read_as
+    from DAECounterfactualLib.cli.strips import save_strip
+
+    ex, images = explainer
+    e = ex.explain(images[1], "size", preset="fast", sweep_count=0)
+
+    def orange(explanation, name):
+        pixels = np.asarray(Image.open(save_strip(tmp_path / name, images[1], explanation)).convert("RGB")).astype(int)
+        return int(np.sum((pixels[..., 0] > 220) & (np.abs(pixels[..., 1] - 127) < 30) & (pixels[..., 2] < 60)))
+
+    assert orange(replace(e, reencoded=read_as([0, 1, 2, 3, 0])), "reached.png") == 0
+    assert orange(replace(e, reencoded=read_as([0, 1, 2, 2, 0])), "missed.png") > 20  # "S3 (reads S2)"

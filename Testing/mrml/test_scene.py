@@ -19,6 +19,7 @@ from DAECounterfactualLib.inference.geometry import extract_sagittal_patch, patc
 from DAECounterfactualLib.inference.explainer import Explanation, Grades  # noqa: E402
 from DAECounterfactualLib.model.preprocessing import Preprocessing  # noqa: E402
 from DAECounterfactualLib.io.volumes import Volume  # noqa: E402
+from bundle_fixtures import read_as  # noqa: E402
 from scene_fixtures import (  # noqa: E402
     add_linear_transform, add_nonlinear_transform, add_points, add_volume_node, ijk_to_ras_of, rotation_z, scene_state)
 
@@ -44,7 +45,8 @@ def fake_explanation(sweep_count: int = 5, size: int = 16) -> Explanation:
                        grades=Grades(one, one + 0.5, one + 1.2, one.astype(int) + 1, one + 0.3, one.astype(bool)),
                        reconstruction=images(1)[0], counterfactuals=images(4), target_distances=np.arange(4.0) - 1.5,
                        reflection=images(1)[0], sweep=images(sweep_count),
-                       sweep_distances=np.linspace(-2, 2, sweep_count), preset=StepPreset(2, 2))
+                       sweep_distances=np.linspace(-2, 2, sweep_count), preset=StepPreset(2, 2),
+                       reencoded=read_as([0, 1, 2, 3, 0]), reencoded_latents=np.zeros((5, 8)))
 
 
 def add_fake_explanation(scene, phantom, sweep_count=5):

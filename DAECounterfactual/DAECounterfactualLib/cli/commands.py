@@ -241,6 +241,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     frames = args.sweep_frames or (SWEEP_FRAMES if args.animate else 9)
     explanation = explainer.explain(image, args.task, preset=steps, sweep_count=frames)
     summary = write_explanation(args.out, explainer, patch, image, explanation, volume, warning)
+    if summary["panel_note"]:
+        print(f"daecf: warning: {summary['panel_note']}", file=sys.stderr)
     if args.animate:
         from .sweep_animation import write_sweep_animation
 

@@ -73,7 +73,8 @@ def run_demo(out: str | Path, bundle: str = "vcf-ct", task: str = "genant", pres
         "bundle": bundle_id, "task": task, "preset": preset, "steps": {"invert": steps.invert,
                                                                        "decode": steps.decode},
         "sample": str(files["image"].name), "clicked": {"level": level, "ras": positions[level].ras.tolist()},
-        "grades": grades, "scores": rows, "timings": timings, "device": device,
+        "grades": grades, "panel_note": nodes.grades["panel_note"], "scores": rows, "timings": timings,
+        "device": device,
         "python": platform.python_version(),
         "outputs": {name: str(out / name) for name in ("strip.png", "scene.mrb", "scores.csv", "report.json")},
     }

@@ -20,6 +20,7 @@ from ..inference.geometry import Patch, patch_as_volume
 from ..inference.explainer import Explainer, Explanation
 from .strips import save_strip
 from ..inference.patches import volume_value_range
+from ..inference.panel_labels import panel_note, panel_readings
 from ..inference.scores import grade_row
 from ..io.volumes import Volume, write_volume
 
@@ -48,6 +49,7 @@ def summary(explainer: Explainer, explanation: Explanation, patch: Patch, warnin
     return {
         "bundle": explainer.bundle.bundle_id, "task": explanation.task, "grades": grades,
         "target_distances": {name: float(d) for name, d in zip(names, explanation.target_distances)},
+        "panels_read_as": panel_readings(explanation), "panel_note": panel_note(explanation),
         "sweep_distances": [float(d) for d in explanation.sweep_distances],
         "steps": {"invert": explanation.preset.invert, "decode": explanation.preset.decode},
         "patch_to_ras": patch.patch_to_ras.tolist(), "patch_centre_ras": patch.centre_ras.tolist(),

@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from ..inference.explainer import Explanation
+from ..inference.panel_labels import panel_names, panel_note
 from ..inference.scores import latent_reason
 
 BANNER_CHARS_PER_INCH = 16  # characters of the 8 pt banner per inch of figure width, for wrapping
 BANNER_LINE_INCHES = 0.15  # height of one banner line
+UNREACHED_COLOR = "tab:orange"  # the title of a panel the model grades otherwise than the grade it was made for
 
 
 def to_display(image: np.ndarray) -> np.ndarray:
@@ -24,10 +26,10 @@ def to_display(image: np.ndarray) -> np.ndarray:
     return image[0] if image.shape[0] == 1 else np.transpose(image, (1, 2, 0))
 
 
-def show_image(ax, image: np.ndarray, title: str, highlight: bool = False) -> None:
+def show_image(ax, image: np.ndarray, title: str, highlight: bool = False, title_color: str = "black") -> None:
     shown = to_display(image)
     ax.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
-    ax.set_title(title, fontsize=8, fontweight="bold" if highlight else "normal")
+    ax.set_title(title, fontsize=8, fontweight="bold" if highlight else "normal", color=title_color)
     ax.set_xticks([])
     ax.set_yticks([])
     if highlight:
@@ -40,7 +42,7 @@ def save_strip(path: str | Path, original: np.ndarray, explanation: Explanation,
                ood_reason: str = "") -> Path:
     """Write the strip; the panel of the predicted grade is outlined. A flagged grade gets a red banner across the
     top with ``ood_reason`` (a score row's, ``scores.grade_row``; by default the latent's own), so the strip
-    cannot be shown without its warning."""
+    cannot be shown without its warning. A panel the model reads as another grade says so in its title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,9 +61,10 @@ def save_strip(path: str | Path, original: np.ndarray, explanation: Explanation,
     show_image(axes[0, 1], explanation.reconstruction, "reconstruction")
     differences = explanation.differences.mean(axis=1)  # over channels
     limit = max(float(np.abs(differences).max()), 1e-6)
-    for g, name in enumerate(names):
-        show_image(axes[0, 2 + g], explanation.counterfactuals[g], f"{name}\nd={explanation.target_distances[g]:+.2f}",
-              highlight=g == predicted)
+    unreached = set(explanation.unreached)
+    for g, (name, label) in enumerate(zip(names, panel_names(explanation))):
+        show_image(axes[0, 2 + g], explanation.counterfactuals[g], f"{label}\nd={explanation.target_distances[g]:+.2f}",
+                   highlight=g == predicted, title_color=UNREACHED_COLOR if g in unreached else "black")
         axes[1, 2 + g].imshow(differences[g], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
         axes[1, 2 + g].set_title(f"{name} − recon.", fontsize=7)
     for ax in axes[1]:
@@ -74,6 +77,8 @@ def save_strip(path: str | Path, original: np.ndarray, explanation: Explanation,
                f"p={g.probability[0]:.2f}{', OUT OF DISTRIBUTION' if reason else ''}); "
                f"steps {explanation.preset.invert}/{explanation.preset.decode}")
     top = 1 - BANNER_LINE_INCHES * (len(banner) + 0.6) / fig.get_figheight() if banner else 1.0
+    note = textwrap.wrap(panel_note(explanation), int(2 * columns * BANNER_CHARS_PER_INCH))
+    summary = "\n".join([summary, *note])
     fig.suptitle(f"{title}\n{summary}" if title else summary, fontsize=8, y=top - 0.08 / fig.get_figheight())
     if banner:  # a red band across the whole strip, above the title
         fig.patches.append(Rectangle((0, top), 1, 1 - top, transform=fig.transFigure, facecolor="tab:red",

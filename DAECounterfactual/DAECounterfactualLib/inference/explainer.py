@@ -3,7 +3,8 @@
 The Slicer Logic, the CLI, the demo, the scripts and the tests all call this one implementation. Images are
 float32 (N, C, H, W) already in the model range [-1, 1] (see ``preprocessing.py``).
 An explanation inverts the patch once (x_T is cached per patch) and decodes the reconstruction, one
-counterfactual per grade, the binary reflection and the sweep together in one batch that shares x_T.
+counterfactual per grade, the binary reflection and the sweep together in one batch that shares x_T; it then
+grades its own counterfactuals, so a panel the model does not read as its grade can say so.
 """
 
 from __future__ import annotations
@@ -45,11 +46,23 @@ class Explanation:
     sweep: np.ndarray                 # (n_sweep, C, H, W)
     sweep_distances: np.ndarray       # (n_sweep,)
     preset: StepPreset
+    reencoded: Grades                 # the model's grades of what it drew: each grade's counterfactual, then the reflection
+    reencoded_latents: np.ndarray     # (n_grades + 1, z_dim): their z_sem
 
     @property
     def differences(self) -> np.ndarray:
         """Counterfactual minus reconstruction, per grade: what the model changes to reach each grade."""
         return self.counterfactuals - self.reconstruction[None]
+
+    @property
+    def panel_grades(self) -> np.ndarray:
+        """The grade the model gives each grade's counterfactual, encoded again (index = the grade it was made for)."""
+        return self.reencoded.grade[:len(self.grade_names)]
+
+    @property
+    def unreached(self) -> list[int]:
+        """Grades whose counterfactual the model itself grades otherwise: panels not to be read as that grade."""
+        return [g for g, read in enumerate(self.panel_grades) if read != g]
 
 
 def check_images(images: np.ndarray, size: int, channels: int) -> np.ndarray:
@@ -156,10 +169,13 @@ class Explainer:
         decoded = np.concatenate([self.decode(x_T, group, steps,
                                               _offset(callback, steps.invert + k * steps.decode, total))
                                   for k, group in enumerate(groups)])
+        # an edit the decoder does not draw far enough would pass for the grade it was made for: grade what was drawn
+        drawn = self.encode(decoded[1:2 + n_grades])
         return Explanation(task=spec.name, grade_names=spec.grade_names, grades=grades, reconstruction=decoded[0],
                            counterfactuals=decoded[1:1 + n_grades], target_distances=targets,
                            reflection=decoded[1 + n_grades], sweep=decoded[2 + n_grades:],
-                           sweep_distances=sweep_distances, preset=steps)
+                           sweep_distances=sweep_distances, preset=steps,
+                           reencoded=self.grade_latents(drawn, spec), reencoded_latents=drawn)
 
 
 def _offset(callback: StepCallback | None, done: int, total: int) -> StepCallback | None:

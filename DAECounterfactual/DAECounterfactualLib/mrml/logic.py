@@ -25,6 +25,7 @@ from ..bundle.spec import Bundle
 from ..bundle.store import load_bundle
 from ..errors import BusyError, Cancelled, InputError
 from ..inference.geometry import Patch
+from ..inference.panel_labels import panel_note
 from ..inference.patches import check_positions_inside, cut_patch, to_model_input, volume_value_range
 from ..inference.scores import grade_row, position_rows
 from ..inference.screening import screen_volume
@@ -161,7 +162,8 @@ class ExplanationLogic:
             _check_cancel(cancel)
             nodes = mrml.add_explanation_nodes(self.scene, explanation, patch.patch_to_ras,
                                                self.bundle.config.preprocessing, value_range, prefix, original)
-            nodes.grades = {**self._grade_row(explanation.grades, point, spec.grade_names), "level": point.level}
+            nodes.grades = {**self._grade_row(explanation.grades, point, spec.grade_names), "level": point.level,
+                            "panel_note": panel_note(explanation)}
             return nodes
 
     def score(self, volume_node, positions, task: str, progress: Progress | None = None,
