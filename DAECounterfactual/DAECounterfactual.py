@@ -344,8 +344,8 @@ def firstNode(className, exclude=None):
 
 
 def describeGrade(grades):
-    """The result line; a flagged grade carries its reason (``ood_reason``) and the warning not to trust it, an
-    explanation the panels the model does not read as their grade (``panel_note``)."""
+    """The result line; a flagged grade carries its reason (``ood_reason``) and the warning not to trust it; after
+    Explain it also names the panels the model does not read as their grade (``panel_note``)."""
     reason = grades.get("ood_reason") or ("the model has not seen images like this" if grades.get("ood") else "")
     ood = f" — OUT OF DISTRIBUTION: {reason} — do not trust this grade" if reason else ""
     panels = f" — {grades['panel_note']}" if grades.get("panel_note") else ""

@@ -72,7 +72,7 @@ def fit_ordinal_probe(z: np.ndarray, grades: np.ndarray, positive_min_grade: int
     probe's do. Other arguments as ``fit_probe``."""
     z, g = _latents_and_labels(z, grades)
     thresholds = np.unique(g)[1:]
-    if len(thresholds) < 1 or positive_min_grade not in thresholds:
+    if positive_min_grade not in thresholds:
         raise ValueError(f"an ordinal probe needs grades on both sides of {positive_min_grade}, got "
                          f"{sorted(set(g))}")
     space = _ProbeSpace.of(z, standardize, components)

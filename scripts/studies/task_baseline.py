@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         report = cross_validated_comparison(Explainer(bundle), bundle.task(recipe.name), recipes, train,
                                             args.augmentations, args.folds, args.epochs, args.C, earlier)
         report = {"bundle": bundle.bundle_id, "task": recipe.name, "augmentations": args.augmentations,
-                  "epochs": earlier["epochs"] if earlier else args.epochs, "C": args.C,
+                  "epochs": earlier["epochs"] if earlier else args.epochs,
+                  "C": args.C if args.C is not None else bundle.task(recipe.name).metrics["C"],
                   "densenet_from": str(args.densenet_from) if earlier else None, **report}
         print(json.dumps({k: v for k, v in report.items() if k != "out_of_fold"}, indent=1))
         if args.out:

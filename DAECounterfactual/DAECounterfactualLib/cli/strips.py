@@ -17,6 +17,7 @@ from ..inference.scores import latent_reason
 
 BANNER_CHARS_PER_INCH = 16  # characters of the 8 pt banner per inch of figure width, for wrapping
 BANNER_LINE_INCHES = 0.15  # height of one banner line
+STRIP_INCHES = (1.7, 4.6)  # width per panel column, and height of the two rows with their titles and a 2-line title
 UNREACHED_COLOR = "tab:orange"  # the title of a panel the model grades otherwise than the grade it was made for
 
 
@@ -54,8 +55,11 @@ def save_strip(path: str | Path, original: np.ndarray, explanation: Explanation,
     columns = 2 + len(names)
     reason = ood_reason or latent_reason(explanation.grades, 0)
     banner = textwrap.wrap(f"out of distribution: {reason} — do not trust this grade",
-                           int(1.7 * columns * BANNER_CHARS_PER_INCH)) if reason else []
-    fig, axes = plt.subplots(2, columns, figsize=(1.7 * columns, 3.9 + BANNER_LINE_INCHES * (len(banner) + 0.6)),
+                           int(STRIP_INCHES[0] * columns * BANNER_CHARS_PER_INCH)) if reason else []
+    note = textwrap.wrap(panel_note(explanation), int(2 * columns * BANNER_CHARS_PER_INCH))
+    extra_lines = (len(banner) + 0.6 if banner else 0) + len(note)
+    fig, axes = plt.subplots(2, columns, figsize=(STRIP_INCHES[0] * columns,
+                                                  STRIP_INCHES[1] + BANNER_LINE_INCHES * extra_lines),
                              squeeze=False)
     show_image(axes[0, 0], original, "original")
     show_image(axes[0, 1], explanation.reconstruction, "reconstruction")
@@ -77,7 +81,6 @@ def save_strip(path: str | Path, original: np.ndarray, explanation: Explanation,
                f"p={g.probability[0]:.2f}{', OUT OF DISTRIBUTION' if reason else ''}); "
                f"steps {explanation.preset.invert}/{explanation.preset.decode}")
     top = 1 - BANNER_LINE_INCHES * (len(banner) + 0.6) / fig.get_figheight() if banner else 1.0
-    note = textwrap.wrap(panel_note(explanation), int(2 * columns * BANNER_CHARS_PER_INCH))
     summary = "\n".join([summary, *note])
     fig.suptitle(f"{title}\n{summary}" if title else summary, fontsize=8, y=top - 0.08 / fig.get_figheight())
     if banner:  # a red band across the whole strip, above the title

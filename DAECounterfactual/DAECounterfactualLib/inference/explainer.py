@@ -46,7 +46,7 @@ class Explanation:
     sweep: np.ndarray                 # (n_sweep, C, H, W)
     sweep_distances: np.ndarray       # (n_sweep,)
     preset: StepPreset
-    reencoded: Grades                 # the model's grades of what it drew: each grade's counterfactual, then the reflection
+    reencoded: Grades                 # the model's grades of what it drew: each grade's counterfactual, the reflection
     reencoded_latents: np.ndarray     # (n_grades + 1, z_dim): their z_sem
 
     @property

@@ -29,7 +29,8 @@ def panel_note(explanation: Explanation) -> str:
     listed = ", ".join(f"{names[g]} reads as {names[explanation.panel_grades[g]]}" for g in missed)
     which, it = ("panel", "it") if len(missed) == 1 else ("panels", "them")
     drawn = " or ".join(names[g] for g in missed)
-    return f"counterfactual {which} {listed}: the model cannot draw {drawn} for this image; do not read {it} as that grade"
+    return (f"counterfactual {which} {listed}: the model cannot draw {drawn} for this image; "
+            f"do not read {it} as that grade")
 
 
 def panel_readings(explanation: Explanation) -> dict[str, str]:
