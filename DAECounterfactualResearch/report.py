@@ -130,7 +130,7 @@ def write_plots(out: Path, task: str, entry: dict[str, Any], z: np.ndarray, data
         index = int(picks[k])
         image = data.images[index].astype(np.float32)
         explanation = explainer.explain(image, task, preset=entry["counterfactuals"]["preset"], sweep_count=0)
-        explainer.forget_inversions()  # the panels say which grade each counterfactual re-encodes to
+        explainer.forget_inversions()
         save_strip(out / f"{task}_strip_{k:03d}.png", image, explanation,
                    f"case {index} (true grade {entry['grade_names'][int(grades[index])]}), {why}")
 

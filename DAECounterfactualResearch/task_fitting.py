@@ -3,8 +3,8 @@
 The probe sees binary labels (grade >= positive_min_grade), as in the paper, or with ``ordinal`` every grade's
 order (``fit_ordinal_probe``), optionally without the grades listed in ``exclude_from_probe`` (the paper leaves G1
 out for vertebral fractures because those labels are noisy); the calibration then maps the probe's signed
-distance to the ordinal grade. The regularisation strength is chosen
-by validation AUC computed from the continuous distance, never from hard labels.
+distance to the ordinal grade. The regularisation strength is chosen by validation AUC computed from the
+continuous distance, never from hard labels.
 """
 
 from __future__ import annotations
