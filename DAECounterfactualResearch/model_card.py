@@ -75,7 +75,8 @@ def task_card_lines(experiment: Experiment, tasks) -> list[str]:
     for task in tasks:
         m, g = task.metrics, task.metrics["latent_geometry"]
         where = "validation" if m.get("split", "val") == "val" else f"out-of-fold ({m['split']})"
-        ordinal = " ordering every grade" if recipes.get(task.name, {}).get("ordinal") else ""
+        recipe = recipes[task.name]
+        ordinal = " ordering every grade" if recipe.get("ordinal") else ""
         lines += [f"- Task `{task.name}` ({task.positive_rule} positive; probe {task.probe.kind}{ordinal}, "
                   f"C={m.get('C')}, "
                   f"calibration {task.calibration.method}): {where} AUC {m['auc']:.3f}, grading MAE "
@@ -84,7 +85,7 @@ def task_card_lines(experiment: Experiment, tasks) -> list[str]:
                   f"the probe normal {g['direction_variance']:.3g} (1 = an average direction; far below 1, the "
                   "decoder is unlikely to draw edits along it)."]
         if task.probe.edit_direction is not None:
-            edit_components = recipes[task.name].get("edit_components")
+            edit_components = recipe.get("edit_components")
             cos = float(task.probe.edit_axis @ task.probe.unit_normal)
             lines.append(f"  Counterfactual edits move along the normal's projection on the latents' top "
                          f"{edit_components} principal directions (cos {cos:.3f} with the normal), which the decoder "
