@@ -56,6 +56,7 @@ class SpineCase:
     origin: str = "real"  # real / phantom
     kinds: dict[int, str] = field(default_factory=dict)  # fracture kind already in the scan (phantoms)
     requested_loss: dict[int, float] = field(default_factory=dict)
+    contrast: str = ""  # image contrast (contrast_family): lets training balance sequences
 
 
 @dataclass
@@ -100,7 +101,7 @@ def _ct_loader(case_dir: Path, table: dict) -> Callable[[], SpineCase]:
             parts = read_volume(case_dir / "subreg_msk.nii.gz")
             mask = Volume(np.where(np.isin(parts.array, BODY_SUBREGIONS), mask.array, 0), mask.ijk_to_ras, name="body")
         grades = {p.label: table.get((case_dir.name, p.label)) for p in positions}
-        return SpineCase(case_dir.name, volume, positions, grades, body_mask=mask)
+        return SpineCase(case_dir.name, volume, positions, grades, body_mask=mask, contrast="CT")
 
     return load
 
@@ -122,17 +123,28 @@ def mri_case_specs(root: Path) -> list[CaseSpec]:
         base = folder / dataset.lower() / case
         inputs = [Path(f"{base}_{name}") for name in ("img.nii.gz", "msk.nii.gz", "ctd.json")] + [table_path, cases_path]
         group = f"{dataset}:{row['subject_group'].split(' (')[0]}"
-        specs.append(CaseSpec(case, group, inputs, _mri_loader(base, case, dataset == "VB1", table)))
+        loader = _mri_loader(base, case, dataset == "VB1", table, contrast_family(row.get("sequence", "")))
+        specs.append(CaseSpec(case, group, inputs, loader))
     return specs
 
 
-def _mri_loader(base: Path, case: str, rank_labels: bool, table: dict) -> Callable[[], SpineCase]:
+def contrast_family(sequence: str) -> str:
+    """The contrast of an MRI sequence as cases.csv names it ("T1 FSE", "TIRM", "per repo table: T1 FFE
+    (chemical-shift water-fat); ..."): T1, T2, TIRM or water-fat; "" when the text names none of them."""
+    if "TIRM" in sequence:
+        return "TIRM"
+    if "water-fat" in sequence:
+        return "water-fat"
+    return next((family for family in ("T1", "T2") if sequence.startswith(family)), "")
+
+
+def _mri_loader(base: Path, case: str, rank_labels: bool, table: dict, contrast: str) -> Callable[[], SpineCase]:
     def load() -> SpineCase:
         volume = read_volume(f"{base}_img.nii.gz")
         positions = read_verse_centroids(f"{base}_ctd.json", volume, rank_labels=rank_labels)
         body_mask = read_volume(f"{base}_msk.nii.gz")  # vertebral bodies only: fractures can be simulated
         return SpineCase(case, volume, positions, {p.label: table.get((case, p.label)) for p in positions},
-                         body_mask=body_mask)
+                         body_mask=body_mask, contrast=contrast)
 
     return load
 
@@ -165,7 +177,7 @@ def _phantom_loader(seed: int, labels: tuple[int, ...], fractures: dict, case: s
     def load() -> SpineCase:
         phantom = make_spine_phantom(seed=seed, labels=labels, fractures=fractures, case=case)
         return SpineCase(case, phantom.volume, phantom.positions, dict(phantom.grades), body_mask=None,
-                         origin="phantom", kinds=phantom.kinds, requested_loss=phantom.height_loss)
+                         origin="phantom", kinds=phantom.kinds, requested_loss=phantom.height_loss, contrast="CT")
 
     return load
 
@@ -272,6 +284,7 @@ def _sample(spine, position, offset, patch_to_ras, pixels, value_range, settings
         "lateral_offset_mm": offset,
         "patch_to_ras": patch_to_ras,
         "origin": spine.origin,
+        "contrast": spine.contrast,
         **fields,
     }
 
@@ -310,6 +323,7 @@ def to_arrays(samples: list[dict], split_of_case: dict[str, str], group_of_case:
         "requested_height_loss": np.array([s["requested"] for s in samples], dtype=np.float32),
         "measured_height_loss": np.array([s["measured"] for s in samples], dtype=np.float32),
         "origin": np.array([s["origin"] for s in samples], dtype=str),
+        "contrast": np.array([s["contrast"] for s in samples], dtype=str),
         "fill_fraction": np.array([s["fill_fraction"] for s in samples], dtype=np.float32),
         "pair": np.array([s["pair"] for s in samples], dtype=str),
         "augmentation": np.array([s["augmentation"] for s in samples], dtype=np.int16),

@@ -55,6 +55,21 @@ class TrainingSet:
         np.savez_compressed(path, **arrays)
 
 
+def balanced(data: TrainingSet, column: str) -> TrainingSet:
+    """The rows repeated so that every value of ``column`` (e.g. ``contrast``) is about as common as the most
+    common one: a sequence seen in few exams is otherwise a small share of every batch, and the DAE spends little of
+    its latent on it. Each row is repeated in place, so the seeded training order stays reproducible."""
+    values = data.extra.get(column)
+    if values is None:
+        raise InputError(f"the training set has no {column!r} column to balance by (has {sorted(data.extra)}); "
+                         "rebuild it with scripts/build_dataset.py")
+    if len(values) and not all(str(v) for v in values):
+        raise InputError(f"{column!r} is empty for {sum(not str(v) for v in values)} rows: cannot balance by it")
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    repeats = np.maximum(np.round(counts.max() / counts), 1).astype(int)[inverse]
+    return data.select(np.repeat(np.arange(len(data)), repeats))
+
+
 def load_training_set(path: str | Path) -> TrainingSet:
     path = Path(path)
     try:

@@ -66,6 +66,11 @@ class Experiment:
     def val_split(self) -> str:
         return self.data.get("val_split", "val")
 
+    @property
+    def balance_by(self) -> str | None:
+        """The training-set column whose values the DAE sees equally often (``datasets.balanced``), if any."""
+        return self.data.get("balance_by")
+
 
 def load_experiment(path: Path) -> Experiment:
     return Experiment.from_dict(json.loads(path.read_text(encoding="utf-8")))

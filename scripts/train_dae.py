@@ -21,11 +21,13 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from DAECounterfactualLib.io.files import sha256_file
 from DAECounterfactualLib.model.config import DAEConfig
 from DAECounterfactualLib.model.device import DEVICES, resolve_device
+from DAECounterfactualResearch.datasets import balanced
 from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, load_data, load_experiment
 from DAECounterfactualResearch.training import COMPILE_MODES, Trainer, TrainConfig, default_cache_dir
 
@@ -60,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = args.run_dir or default_cache_dir() / experiment.name
     manifest = {"file": str(data_path.name), "sha256": sha256_file(data_path), "train_images": len(train),
                 "val_images": len(val), "experiment": str(args.config.name)}
+    if experiment.balance_by:
+        train = balanced(train, experiment.balance_by)
+        values, seen = np.unique(train.extra[experiment.balance_by], return_counts=True)
+        manifest["balanced_by"] = {experiment.balance_by: dict(zip(map(str, values), map(int, seen)))}
     trainer = Trainer(model_config, train_config, torch.from_numpy(train.images), run_dir,
                       validation=torch.from_numpy(val.images) if len(val) else None,
                       device=resolve_device(args.device), data_manifest=manifest)

@@ -17,6 +17,7 @@ from DAECounterfactualResearch.synthesis import export_phantom, genant_grade, ma
 from spine_testdata import real_data
 
 SMALL = {"shape": (96, 80, 72), "labels": (20, 21, 22)}
+SEQUENCES = ("T1 TSE", "TIRM", "per repo table: T1 FFE (chemical-shift water-fat); contrast not documented")
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +56,12 @@ def fake_root(tmp_path_factory) -> Path:
         shutil.move(paths["mask"], folder / f"{case}_msk.nii.gz")
         shutil.rmtree(folder / "tmp")
         mri_rows += [[case, label, 1 if label == 21 else 0] for label in SMALL["labels"]]
-        case_rows.append([case, "VB3", "same" if n < 2 else "other", ""])
-    case_rows.append(["vb3_99", "VB3", "", "vb3_00"])  # a duplicate the builder must skip
+        case_rows.append([case, "VB3", "same" if n < 2 else "other", "", SEQUENCES[n]])
+    case_rows.append(["vb3_99", "VB3", "", "vb3_00", ""])  # a duplicate the builder must skip
     write_csv(root / "spine_ct" / "vertebrae.csv", ["case", "label", "morph_grade"], ct_rows)
     write_csv(root / "spine_mri" / "vertebrae_morphometry.csv", ["case", "mask_label", "morph_grade"], mri_rows)
-    write_csv(root / "spine_mri" / "cases.csv", ["case", "dataset", "subject_group", "duplicate_of"], case_rows)
+    write_csv(root / "spine_mri" / "cases.csv", ["case", "dataset", "subject_group", "duplicate_of", "sequence"],
+              case_rows)
     return root
 
 
@@ -83,6 +85,7 @@ def test_ct_preset_builds_a_consistent_patient_split_dataset(fake_root, tmp_path
     for case in set(data["case_id"]):
         assert len(set(data["split"][data["case_id"] == case])) == 1
     assert set(data["split"]) <= {"train", "val", "test"}
+    assert set(data["contrast"]) == {"CT"}  # phantoms and real CTs alike
     # 3 real cases x 3 vertebrae x 3 offsets unsimulated, + 2 kinds simulated on the intact (grade 0) ones
     real = data["origin"] == "real"
     assert (real & ~data["simulated"]).sum() == 27
@@ -126,6 +129,8 @@ def test_mri_preset_keeps_subject_groups_together_and_skips_duplicates(fake_root
         splits = {case: set(data["split"][data["case_id"] == case]) for case in ("vb3_00", "vb3_01")}
         assert splits["vb3_00"] == splits["vb3_01"] and len(splits["vb3_00"]) == 1
     assert sorted(data["grades"].tolist()) == [0] * 6 + [1] * 3
+    contrast = {case: set(data["contrast"][data["case_id"] == case]) for case in ("vb3_00", "vb3_01", "vb3_02")}
+    assert contrast == {"vb3_00": {"T1"}, "vb3_01": {"TIRM"}, "vb3_02": {"water-fat"}}  # cases.csv's sequence
     assert json.loads((out / "manifest.json").read_text())["settings"]["preprocessing"]["kind"] == "percentile"
 
 

@@ -21,19 +21,21 @@ def test_weights_are_packed_into_shards_below_the_file_limit():
     assert window.shards(tensors, max_bytes=10**6) == [tensors]
 
 
-def write_tiny_experiment(tiny_config, folder):
-    """An experiment config of the tiny model on 16 blob images (12 train, 4 val), with its training set."""
+def write_tiny_experiment(tiny_config, folder, **data):
+    """An experiment config of the tiny model on 16 blob images (12 train, 4 val), with its training set; ``data``
+    adds to the config's data section."""
     from DAECounterfactualResearch.datasets import TrainingSet
 
     images = np.concatenate([blob_images()] * 4)
     (folder / "tiny").mkdir()
+    contrast = np.array(["T2"] * 9 + ["TIRM"] * 3 + ["T2"] * 4)
     TrainingSet(images, np.zeros(16, dtype=np.int16), np.array(["train"] * 12 + ["val"] * 4),
-                np.arange(16).astype(str)).save(folder / "tiny" / "dataset.npz")
+                np.arange(16).astype(str), {"contrast": contrast}).save(folder / "tiny" / "dataset.npz")
     model = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(tiny_config).items()}
     config = {"bundle": {"name": "tiny"}, "model": model,
               "train": {"total_samples": 16, "batch_size": 4, "validate_every_samples": 8, "validation_images": 2,
                         "validation_steps": 2, "checkpoint_minutes": 10.0},
-              "data": {"kind": "training_set", "path": "tiny/dataset.npz"}, "tasks": []}
+              "data": {"kind": "training_set", "path": "tiny/dataset.npz", **data}, "tasks": []}
     (folder / "tiny.json").write_text(json.dumps(config))
     return folder / "tiny.json"
 
@@ -60,6 +62,15 @@ def test_a_dry_run_writes_weights_record_and_window_summary(tiny_config, tmp_pat
     ema = {k[len("ema."):]: v.float() for k, v in weights.items() if k.startswith("ema.")}
     make_model(DAEConfig.from_dict(model)).load_state_dict(ema)  # the EMA half loads as the configured model
     assert summary["speed"] == "eager" and summary["experiments"][0]["train_gflops_per_image"] > 0
+
+
+def test_an_experiment_balanced_by_contrast_trains_on_each_contrast_equally(tiny_config, tmp_path, script_main):
+    write_tiny_experiment(tiny_config, tmp_path, balance_by="contrast")
+    out = tmp_path / "out"
+    assert script_main("gpu_window")([str(tmp_path / "tiny.json"), "--out", str(out), "--minutes", "5", "--data-root",
+                                      str(tmp_path), "--runs", str(tmp_path / "runs"), "--device", "cpu"]) == 0
+    data = json.loads((out / "tiny.json").read_text())["data"]
+    assert data["train_images"] == 12 and data["balanced_by"] == {"contrast": {"T2": 9, "TIRM": 9}}
 
 
 def test_speed_auto_times_the_paths_and_trains_with_the_fastest(tiny_config, tmp_path, script_main, monkeypatch):

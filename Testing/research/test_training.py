@@ -1,3 +1,4 @@
+import collections
 import json
 
 import numpy as np
@@ -132,6 +133,24 @@ def test_training_set_round_trip(tmp_path):
     np.savez(tmp_path / "bad.npz", images=np.zeros((3, 1, 4, 4)))
     with pytest.raises(InputError, match="lacks"):
         load_training_set(tmp_path / "bad.npz")
+
+
+def test_balancing_repeats_rows_so_each_contrast_is_about_as_common_as_the_most_common():
+    from DAECounterfactualResearch.datasets import balanced
+
+    contrast = np.array(["water"] * 6 + ["T1"] * 2 + ["TIRM"] * 3)
+    data = TrainingSet(np.arange(11, dtype=np.float16).reshape(11, 1, 1, 1), np.zeros(11), np.full(11, "train"),
+                       np.arange(11).astype(str), {"contrast": contrast})
+    even = balanced(data, "contrast")
+    assert sorted(collections.Counter(even.extra["contrast"].tolist()).items()) == [("T1", 6), ("TIRM", 6),
+                                                                                     ("water", 6)]
+    assert even.images[:, 0, 0, 0].tolist() == [0, 1, 2, 3, 4, 5, 6, 6, 6, 7, 7, 7, 8, 8, 9, 9, 10, 10]
+    assert even.case_id.tolist() == [str(int(v)) for v in even.images[:, 0, 0, 0]]  # every field repeated with it
+    with pytest.raises(InputError, match="no 'sequence' column"):
+        balanced(data, "sequence")
+    data.extra["contrast"][0] = ""
+    with pytest.raises(InputError, match="empty for 1 rows"):
+        balanced(data, "contrast")
 
 
 def test_a_training_set_cut_with_another_window_or_patch_than_the_bundle_is_refused(tmp_path):
