@@ -2,7 +2,8 @@
 
 A checkpoint is two files written atomically: ``checkpoint.safetensors`` (model, EMA and optimizer tensors) and
 ``checkpoint.json`` (step, optimizer hyper-parameters, the run's history). Both carry the step, and a pair whose
-steps disagree (a crash between the two writes) is refused rather than silently mixed.
+steps disagree (a crash between the two writes) is refused rather than silently mixed. A checkpoint without
+optimizer tensors (a GPU window's weights, ``gpu_window.restore_run``) resumes with a fresh optimizer.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, ema: torch.nn.Module, 
 
     model.load_state_dict(part("model."), strict=True)
     ema.load_state_dict(part("ema."), strict=True)
-    optimizer.load_state_dict(_unflatten_optimizer({k: v for k, v in tensors.items() if k.startswith("optim.")},
-                                                   meta["param_groups"]))
+    optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
+    if optim:
+        optimizer.load_state_dict(_unflatten_optimizer(optim, meta["param_groups"]))
+    else:  # weights only (what a GPU window returns): AdamW's moments start afresh at this step
+        meta["optimizer_restarted_at"] = meta["step"]
     return meta

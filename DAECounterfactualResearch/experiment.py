@@ -26,8 +26,8 @@ DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
 class Experiment:
     """One experiment config, read once. Its sections stay the JSON their own readers take: ``model`` for
     DAEConfig.from_dict, ``train`` for TrainConfig, ``data`` for load_data, ``bundle`` for the bundle's config and
-    model card, each of ``tasks`` for TaskRecipe.from_config, ``ood`` for the OOD detector's fit; what every script
-    asked of them is named here."""
+    model card, each of ``tasks`` for TaskRecipe.from_config, ``ood`` for the OOD detector's fit, ``warm_start``
+    for train_dae.py; what every script asked of them is named here."""
 
     data: dict[str, Any]
     tasks: list[dict[str, Any]] = field(default_factory=list)
@@ -35,12 +35,13 @@ class Experiment:
     model: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     ood: dict[str, Any] = field(default_factory=dict)
+    warm_start: str = ""  # weights a fresh run starts from (a path under the repository, e.g. a shipped bundle's)
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> "Experiment":
         return cls(data=config["data"], tasks=list(config.get("tasks", [])), bundle=dict(config.get("bundle", {})),
                    model=dict(config.get("model", {})), train=dict(config.get("train", {})),
-                   ood=dict(config.get("ood", {})))
+                   ood=dict(config.get("ood", {})), warm_start=str(config.get("warm_start", "")))
 
     @property
     def ood_sources(self) -> tuple[str, ...]:

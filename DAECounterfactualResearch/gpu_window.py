@@ -1,23 +1,24 @@
 """What one GPU window does (``scripts/gpu_window.py``): check the GPU, train experiments side by side for a fixed
 time, and write what a later session needs within the device tool's file limits (at most 8 files of 16 MiB).
 
-Per experiment ``<name>`` (its config's bundle name): ``<name>.safetensors`` (EMA and online weights in half
-precision, ``ema.*`` and ``model.*``, metadata: step; split into ``<name>-1.safetensors``, ``-2``... when larger
-than one returned file may be; the optimizer state is dropped, so a continued run restarts AdamW's moments with
-warm-up), ``<name>.json`` (model and training config, data manifest, loss history, images/s, the call's log tail)
-and ``<name>.png`` (the last validation reconstruction strip); ``window.json`` holds the GPU check, wall times and
-each experiment's images/s as a fraction of the measured bf16 matrix rate. Every experiment is one
-``scripts/train_dae.py`` process, all at once on the one GPU: a small model leaves it mostly idle on its own.
-With ``speed="auto"`` the window first times the speed paths of ``throughput.AUTO_VARIANTS`` on the first
-experiment's network for a few seconds each (``throughput.json``; at most ``SPEED_BUDGET_S`` in all) and trains
-every experiment with the fastest that worked. With ``explain_bench`` ("BUNDLE:TASK") it first benchmarks
-explanations on the idle GPU (``explanation_bench``: ``explain_bench.json``).
+``window.json`` holds everything but weights and pictures, and is rewritten after every phase, so a window cut short
+still returns what it finished: the GPU check, the explanation bench (``explanation_bench``), the timed speed paths
+(``fastest_variant``), and per experiment its run record (model and training config, data manifest, loss history,
+images/s as a fraction of the measured bf16 matrix rate, the call's log tail). Per experiment ``<name>``, its
+config's bundle name: ``<name>.safetensors`` (EMA and online weights in half precision, ``ema.*`` and ``model.*``;
+split into ``<name>-1.safetensors``, ``-2``... when larger than one returned file may be) and ``<name>.png`` (the
+last validation reconstruction strip). ``window_files`` counts these before anything runs and refuses a window
+whose files would not all come back. Back on the development machine ``restore_run`` turns them into a run folder
+that ``make_bundle.py --run-dir`` bundles and a later window resumes (with a fresh optimizer: the moments are not
+returned; ``checkpoint.load_checkpoint``). Every experiment is one ``scripts/train_dae.py`` process, all at once on
+the one GPU: a small model leaves it mostly idle on its own.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -26,7 +27,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from DAECounterfactualLib.errors import InputError
+from DAECounterfactualLib.io.files import atomic_write
 from DAECounterfactualLib.model.config import DAEConfig
+from DAECounterfactualLib.model.networks import count_parameters, make_model
 
 from .throughput import AUTO_VARIANTS, VARIANTS, compare_variants, fraction_of_peak, training_flops_per_image
 
@@ -68,8 +72,10 @@ def half_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
             if k.startswith(("ema.", "model."))}
 
 
-def shards(tensors: dict[str, torch.Tensor], max_bytes: int = MAX_FILE_BYTES) -> list[dict[str, torch.Tensor]]:
-    """Tensors packed in key order into groups of at most ``max_bytes`` (a larger single tensor gets its own)."""
+def shards(tensors: dict[str, torch.Tensor], max_bytes: int | None = None) -> list[dict[str, torch.Tensor]]:
+    """Tensors packed in key order into groups of at most ``max_bytes`` (default: one returned file; a larger
+    single tensor gets its own)."""
+    max_bytes = max_bytes or MAX_FILE_BYTES
     groups: list[dict[str, torch.Tensor]] = [{}]
     size = 0
     for key in sorted(tensors):
@@ -92,18 +98,37 @@ def save_weights(tensors: dict[str, torch.Tensor], out: Path, name: str, metadat
     return paths
 
 
+def weight_files(model: dict) -> int:
+    """How many returned files the fp16 weights (EMA and online) of an experiment's model take."""
+    nbytes = 2 * 2 * count_parameters(make_model(DAEConfig.from_dict(model)))
+    return -(-nbytes // MAX_FILE_BYTES)
+
+
+def window_files(configs: list[Path]) -> int:
+    """Files a window of these experiments returns: window.json, and per experiment its weights and strip. Refuses
+    (InputError) a window whose files would not all come back, before any GPU time is spent."""
+    experiments = [json.loads(c.read_text(encoding="utf-8")) for c in configs]
+    names = [e["bundle"]["name"] for e in experiments]
+    if len(set(names)) != len(names):
+        raise InputError(f"two experiments share a bundle name ({names}): their files would overwrite each other")
+    files = 1 + sum(weight_files(e["model"]) + 1 for e in experiments)
+    if files > MAX_FILES:
+        raise InputError(f"{len(configs)} experiments return {files} files (weights, strips, window.json); the device "
+                         f"tool returns {MAX_FILES}: run fewer experiments per window")
+    return files
+
+
 def collect(name: str, run_dir: Path, log: Path, out: Path, peak_tflops: float | None = None) -> dict:
-    """Write one experiment's three files; return its summary line for window.json."""
+    """Write one experiment's weights and strip; return its entry of window.json (its run record included)."""
     meta_path = run_dir / "checkpoint.json"
+    log_tail = log.read_text(encoding="utf-8", errors="replace")[-LOG_TAIL_CHARS:]
     if not meta_path.exists():
-        return {"name": name, "error": "no checkpoint written", "log_tail": log.read_text(encoding="utf-8", errors="replace")[-LOG_TAIL_CHARS:]}
+        return {"name": name, "error": "no checkpoint written", "log_tail": log_tail}
     meta = json.loads(meta_path.read_text())
     call = json.loads((run_dir / "last_call.json").read_text()) if (run_dir / "last_call.json").exists() else {}
     save_weights(half_weights(run_dir / "checkpoint.safetensors"), out, name,
                  {"step": str(meta["step"]), "precision": "fp16"})
     meta.pop("param_groups", None)
-    record = {**meta, "last_call": call, "log_tail": log.read_text(encoding="utf-8", errors="replace")[-LOG_TAIL_CHARS:]}
-    (out / f"{name}.json").write_text(json.dumps(record, indent=1))
     strip = run_dir / "reconstructions.png"
     if strip.exists():
         (out / f"{name}.png").write_bytes(strip.read_bytes())
@@ -111,7 +136,32 @@ def collect(name: str, run_dir: Path, log: Path, out: Path, peak_tflops: float |
     speed = {"train_gflops_per_image": flops / 1e9}
     if peak_tflops and call.get("images_per_s"):
         speed["fraction_of_bf16_peak"] = fraction_of_peak(call["images_per_s"], flops, peak_tflops)
-    return {"name": name, "step": meta["step"], "samples_seen": meta.get("samples_seen"), **call, **speed}
+    return {"name": name, "step": meta["step"], "samples_seen": meta.get("samples_seen"), **call, **speed,
+            "record": {**meta, "last_call": call}, "log_tail": log_tail}
+
+
+def restore_run(files: Path, name: str, runs: Path) -> Path:
+    """The run folder ``runs/<name>`` rebuilt from a window's returned files (``files``: window.json, the weights
+    and their shards): the checkpoint pair of ``checkpoint.py`` in fp32, without optimizer tensors."""
+    window = json.loads((files / "window.json").read_text(encoding="utf-8"))
+    entry = next((e for e in window["experiments"] if e["name"] == name), None)
+    if entry is None or "record" not in entry:
+        known = [e["name"] for e in window["experiments"] if "record" in e]
+        raise InputError(f"{files / 'window.json'}: no trained experiment {name!r} (trained: {known})")
+    shard = re.compile(rf"{re.escape(name)}-\d+\.safetensors")  # not another experiment named "<name>-..."
+    paths = sorted(p for p in files.iterdir() if shard.fullmatch(p.name)) or [files / f"{name}.safetensors"]
+    if not paths[0].exists():
+        raise InputError(f"{paths[0]}: the weights of {name!r} did not come back")
+    tensors = {}
+    for path in paths:
+        tensors |= {k: v.float() for k, v in load_file(path).items()}
+    run_dir = runs / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    step = entry["record"]["step"]
+    atomic_write(run_dir / "checkpoint.safetensors",
+                 lambda tmp: save_file(tensors, tmp, metadata={"step": str(step), "restored_from": "gpu window"}))
+    atomic_write(run_dir / "checkpoint.json", lambda tmp: Path(tmp).write_text(json.dumps(entry["record"], indent=1)))
+    return run_dir
 
 
 def speed_flags(variant: str) -> list[str]:
@@ -121,8 +171,9 @@ def speed_flags(variant: str) -> list[str]:
         (["--channels-last"] if overrides.get("channels_last") else [])
 
 
-def fastest_variant(configs: list[Path], out: Path, device: str, seconds: float, peak: float | None) -> str:
-    """Time every speed path on the first experiment's network; the fastest that trained with a finite loss."""
+def fastest_variant(configs: list[Path], device: str, seconds: float, peak: float | None) -> dict:
+    """Time every speed path on the first experiment's network; the report's ``chosen`` is the fastest that
+    trained with a finite loss."""
     from .experiment import load_experiment
     from .training import TrainConfig
 
@@ -131,15 +182,14 @@ def fastest_variant(configs: list[Path], out: Path, device: str, seconds: float,
                               seconds, list(AUTO_VARIANTS), peak, budget_s=SPEED_BUDGET_S)
     working = {name: r["images_per_s"] for name, r in report["variants"].items() if r.get("loss_finite")}
     report["chosen"] = max(working, key=working.get) if working else "eager"
-    (out / "throughput.json").write_text(json.dumps(report, indent=1))
     print(json.dumps({"throughput": {k: v.get("images_per_s", v.get("error")) for k, v in report["variants"].items()},
                       "chosen": report["chosen"]}), flush=True)
-    return report["chosen"]
+    return report
 
 
-def explanation_bench(bundle_task: str, patches_file: Path | None, device: str, out: Path) -> dict:
+def explanation_bench(bundle_task: str, patches_file: Path | None, device: str) -> dict:
     """``daecf bench`` of a shipped bundle on the window's device (explanation seconds per preset, scoring
-    throughput, determinism run to run and against the CPU) into ``explain_bench.json``. The device has no sample
+    throughput, determinism run to run and against the CPU), for window.json. The device has no sample
     CT: pass patches saved here with ``daecf bench --save-patches``. A failure is recorded, not raised: the
     training after it must run all the same."""
     from DAECounterfactualLib.bundle.registry import resolve_bundle
@@ -156,11 +206,15 @@ def explanation_bench(bundle_task: str, patches_file: Path | None, device: str, 
         report["table"] = format_table(report)
     except Exception as exc:  # noqa: BLE001 - any failure of the bench is reported in its file, never fatal
         report = {"bundle": bundle, "task": task, "error": f"{type(exc).__name__}: {exc}"}
-    (out / "explain_bench.json").write_text(json.dumps(report, indent=1))
     print(report.get("table", report.get("error")), flush=True)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()  # leave the memory to the training processes
-    return {k: report[k] for k in ("bundle", "task", "error") if k in report}
+    return report
+
+
+def write_window(out: Path, window: dict) -> None:
+    """window.json as it stands: rewritten after every phase, so a window cut short returns what it finished."""
+    atomic_write(out / "window.json", lambda tmp: Path(tmp).write_text(json.dumps(window, indent=1)))
 
 
 def run_window(configs: list[Path], out: Path, minutes: float, data_root: Path, runs: Path, device: str,
@@ -170,15 +224,20 @@ def run_window(configs: list[Path], out: Path, minutes: float, data_root: Path, 
     ``speed``: a speed path of ``throughput.VARIANTS`` for every experiment, or "auto" to time them first;
     ``explain_bench``: "BUNDLE:TASK" to benchmark explanations first (``explanation_bench``)."""
     start = time.time()
+    files = window_files(configs)
     out.mkdir(parents=True, exist_ok=True)
-    window = {"gpu": gpu_check(), "minutes": minutes, "experiments": []}
+    window = {"gpu": gpu_check(), "minutes": minutes, "files": files, "experiments": []}
     print(json.dumps(window["gpu"]), flush=True)
+    write_window(out, window)
     if explain_bench:
-        window["explain_bench"] = explanation_bench(explain_bench, bench_patches, device, out)
+        window["explain_bench"] = explanation_bench(explain_bench, bench_patches, device)
+        write_window(out, window)
     peak = window["gpu"].get("bf16_matmul_tflops")
     if speed == "auto":
-        speed = fastest_variant(configs, out, device, speed_seconds, peak)
+        window["throughput"] = fastest_variant(configs, device, speed_seconds, peak)
+        speed = window["throughput"]["chosen"]
     window["speed"] = speed
+    write_window(out, window)
     jobs = []
     for config in configs:
         name = json.loads(config.read_text())["bundle"]["name"]
@@ -197,10 +256,8 @@ def run_window(configs: list[Path], out: Path, minutes: float, data_root: Path, 
         handle.close()
         summary = collect(name, run_dir, log, out, peak)
         window["experiments"].append({**summary, "returncode": returncode})
-        print(json.dumps({k: v for k, v in summary.items() if k != "log_tail"}), flush=True)
+        write_window(out, window)
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("log_tail", "record")}), flush=True)
     window["wall_s"] = time.time() - start
-    (out / "window.json").write_text(json.dumps(window, indent=1))
-    written = sorted(p.name for p in out.iterdir())
-    if len(written) > MAX_FILES:
-        print(f"warning: {len(written)} files in {out}; the device tool returns {MAX_FILES}: {written}", flush=True)
+    write_window(out, window)
     return window

@@ -170,8 +170,9 @@ class Trainer:
         restored = load_checkpoint(self.run_dir, self.model, self.ema, self.optimizer, self.meta["model_config"])
         if restored is not None:
             self.step, self.history, self.elapsed = restored["step"], restored["history"], restored["elapsed_s"]
-            if "warm_start" in restored:
-                self.meta["warm_start"] = restored["warm_start"]
+            for key in ("warm_start", "optimizer_restarted_at"):
+                if key in restored:
+                    self.meta[key] = restored[key]
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model)
         # the training step's network; the module itself (weights, EMA, checkpoints) stays as it is
         self.network = self.ddp if train_config.compile == "none" else torch.compile(self.ddp, mode=train_config.compile)
@@ -184,8 +185,9 @@ class Trainer:
         return math.ceil(self.train_config.total_samples / self.train_config.batch_size)
 
     def learning_rate(self, step: int) -> float:
+        """Linear warm-up, then constant; warmed up again where the optimizer restarted without its moments."""
         warmup = max(self.train_config.warmup_samples // self.train_config.batch_size, 1)
-        return self.train_config.lr * min(1.0, (step + 1) / warmup)
+        return self.train_config.lr * min(1.0, (step - self.meta.get("optimizer_restarted_at", 0) + 1) / warmup)
 
     def train_step(self, step: int) -> torch.Tensor:
         """One optimizer step; returns the loss as a detached tensor, so that no step waits for the device."""

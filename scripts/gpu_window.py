@@ -9,16 +9,17 @@ time, and write weights, run records and strips under --out within the device to
 
 It installs nothing: the device's own torch runs scripts/train_dae.py once per experiment (on a machine where this
 package is not installed, run from the repository with PYTHONPATH=DAECounterfactual:. ). What it writes:
-DAECounterfactualResearch/gpu_window.py. On a CPU it runs the same way (a dry run in the tests).
+DAECounterfactualResearch/gpu_window.py; scripts/restore_window_run.py makes run folders of it again. On a CPU it
+runs the same way (a dry run in the tests).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from DAECounterfactualLib.model.device import DEVICES, resolve_device
+from DAECounterfactualResearch.experiment import run_script
 from DAECounterfactualResearch.gpu_window import run_window
 from DAECounterfactualResearch.throughput import VARIANTS
 
@@ -48,4 +49,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

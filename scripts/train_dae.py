@@ -28,7 +28,7 @@ from DAECounterfactualLib.io.files import sha256_file
 from DAECounterfactualLib.model.config import DAEConfig
 from DAECounterfactualLib.model.device import DEVICES, resolve_device
 from DAECounterfactualResearch.datasets import balanced
-from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, load_data, load_experiment
+from DAECounterfactualResearch.experiment import DEFAULT_DATA_ROOT, REPO, load_data, load_experiment
 from DAECounterfactualResearch.training import COMPILE_MODES, Trainer, TrainConfig, default_cache_dir
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--warm-start", type=Path, default=None,
-                        help="a fresh run starts from these weights (bundle model.safetensors or export ema.safetensors)")
+                        help="a fresh run starts from these weights (bundle model.safetensors or export ema.safetensors; "
+                        "default: the config's warm_start)")
     parser.add_argument("--total-samples", type=int, default=None,
                         help="override the config's training length, e.g. to extend a finished run")
     parser.add_argument("--compile", default=None, choices=("none", *COMPILE_MODES),
@@ -69,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     trainer = Trainer(model_config, train_config, torch.from_numpy(train.images), run_dir,
                       validation=torch.from_numpy(val.images) if len(val) else None,
                       device=resolve_device(args.device), data_manifest=manifest)
-    if args.warm_start and trainer.step == 0:
-        trainer.warm_start(args.warm_start)
+    warm_start = args.warm_start or (REPO / experiment.warm_start if experiment.warm_start else None)
+    if warm_start and trainer.step == 0:
+        trainer.warm_start(warm_start)
     print(f"run {run_dir}: {trainer.meta['parameters'] / 1e6:.2f} M parameters, {len(train)} training images, "
           f"resuming at step {trainer.step}/{trainer.total_steps}", flush=True)
     result = trainer.run(max_minutes=args.max_minutes)
