@@ -5,7 +5,8 @@ One ``.npz`` (read with ``allow_pickle=False``) with per-sample arrays:
     grades      (N,) int16 ordinal grade, -1 where unknown
     split       (N,) str   train / val / test (patient-level: a case never spans two splits)
     case_id     (N,) str
-optional: level (N,) str, patch_to_ras (N, 4, 4) float32, lateral_offset_mm (N,) float32, simulated (N,) bool.
+optional: level (N,) str, patch_to_ras (N, 4, 4) float32, lateral_offset_mm (N,) float32, simulated (N,) bool,
+contrast (N,) str (CT, T1, T2, TIRM, water-fat: what an experiment's ``data.balance_by`` can balance).
 """
 
 from __future__ import annotations

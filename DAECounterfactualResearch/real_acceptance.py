@@ -181,6 +181,37 @@ def visibility(z: np.ndarray, patches: RealPatches, positive_min_grade: int) -> 
     return result
 
 
+def fracture_moves(z: np.ndarray, patches: RealPatches, positive_min_grade: int, pairs: int = 2000,
+                   seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:
+    """Per data source, in z_sem and in the pixels: how far a simulated G2-G3 fracture moves its intact twin (the
+    same body, in the patch as it is), as a share of how far two patches of that source lie apart (median of random
+    pairs), and how much of each move lies along the twins' mean move (median cosine). A latent holds the fracture
+    where the move is large and shared; where the pixels move and the latent does not, the encoder is blind to it
+    on that source, and no probe or calibration can fix that."""
+    sources = data_sources(patches)
+    healthy, fractured = healthy_and_fractured(patches, positive_min_grade)
+    twin = {v: i for i, v in zip(np.flatnonzero(healthy), patches.vertebra[healthy])}
+    rng = np.random.default_rng(seed)
+    result: dict[str, dict[str, dict[str, float]]] = {}
+    for source in np.unique(sources):
+        moved = [(i, twin[v]) for i, v in zip(np.flatnonzero(fractured & (sources == source)),
+                                              patches.vertebra[fractured & (sources == source)]) if v in twin]
+        if len(moved) < 2:
+            continue
+        members = np.flatnonzero(sources == source)
+        a, b = rng.choice(members, pairs), rng.choice(members, pairs)
+        result[str(source)] = {}
+        for name, features in (("latent", z), ("pixels", patches.images.reshape(len(z), -1))):
+            moves = np.stack([features[i] - features[j] for i, j in moved]).astype(np.float64)
+            spread = float(np.median(np.linalg.norm(features[a] - features[b], axis=1)))
+            mean = moves.mean(axis=0)
+            lengths = np.linalg.norm(moves, axis=1)
+            result[str(source)][name] = {
+                "twins": len(moved), "move": float(np.median(lengths) / spread),
+                "shared": float(np.median(moves @ mean / (lengths * np.linalg.norm(mean) + 1e-12)))}
+    return result
+
+
 def flagged(z: np.ndarray, patches: RealPatches, bundle: Bundle, positive_min_grade: int) -> dict[str, dict]:
     """Per data source: the share of healthy bodies, simulated fractures and all patches whose latent the bundle's
     OOD detector flags. Where the figures above fail, the user should be told not to trust the grade."""
@@ -216,5 +247,6 @@ def run(bundle: Bundle, task: str, recipe: TaskRecipe, data_root: Path, C: float
                                             recipe.positive_min_grade, resamples),
         "shipped_task": acceptance(shipped_grades(z, spec), patches, spec.positive_min_grade, resamples),
         "visibility_auc": visibility(z, patches, recipe.positive_min_grade),
+        "fracture_moves": fracture_moves(z, patches, recipe.positive_min_grade),
         "flagged_out_of_distribution": flagged(z, patches, bundle, recipe.positive_min_grade),
     }

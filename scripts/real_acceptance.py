@@ -3,7 +3,8 @@
 by the bundle's modality): hold out each patient, fit probe and calibration on the rest, grade the held-out series
 (healthy vertebrae graded G0, simulated fractures detected and graded within one grade) per series, per data source
 (VB1, VB3, ct) and pooled, with intervals; the bundle's own task graded beside it; whether a linear model sees
-the fractures in the pixels and in z_sem; and how many patches of each source the bundle's OOD detector flags.
+the fractures in the pixels and in z_sem, and how far a fracture moves its intact twin in each; and how many
+patches of each source the bundle's OOD detector flags.
 
     python scripts/real_acceptance.py scripts/configs/vcf-ct.json --data-root DATA --out docs/results/ct-real
     python scripts/real_acceptance.py scripts/configs/vertebra-mri.json --data-root DATA --out docs/results/mri-real \
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     for source, aucs in record["visibility_auc"].items():
         print(f"{source}: fractures against healthy, linear model out of patient, AUC on pixels {aucs['pixels']:.3f}, "
               f"on z_sem {aucs['latent']:.3f}")
+    for source, spaces in record["fracture_moves"].items():
+        print(f"{source}: a G2-G3 fracture moves its intact twin by " + ", ".join(
+            f"{m['move']:.3f} of the spread in {name} ({m['shared']:.2f} along the mean move)"
+            for name, m in spaces.items()))
     for source, shares in record["flagged_out_of_distribution"].items():
         print(f"{source}: flagged out of distribution by the bundle's detector: "
               + ", ".join(f"{name} {share:.3f}" for name, share in shares.items()))

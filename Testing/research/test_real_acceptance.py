@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from DAECounterfactualResearch.real_acceptance import (RealPatches, acceptance, figures, leave_one_patient_out,
-                                                      visibility)
+from DAECounterfactualResearch.real_acceptance import (RealPatches, acceptance, figures, fracture_moves,
+                                                      leave_one_patient_out, visibility)
 from DAECounterfactualResearch.task_fitting import TaskRecipe
 
 RECIPE = TaskRecipe(name="genant", grade_names=("G0", "G1", "G2", "G3"), positive_min_grade=2,
@@ -113,6 +113,20 @@ def test_visibility_tells_a_fracture_the_latent_lost_from_one_the_image_lacks():
     result = visibility(z, patches, 2)
     assert result["VB1"]["pixels"] > 0.95 and 0.2 < result["VB1"]["latent"] < 0.8
     assert result["VB3"]["pixels"] > 0.95 and result["VB3"]["latent"] > 0.95
+
+
+def test_fracture_moves_tell_a_latent_blind_to_the_fracture_from_one_that_moves_with_it():
+    z, patches = synthetic(cases=6)
+    sources = np.where(np.isin(patches.case, ["case0", "case1", "case2"]), "VB1:", "VB3:")
+    patches = replace(patches, images=z[:, None, :2, None].copy(), group=np.char.add(sources, patches.case))
+    z = np.where(sources[:, None] == "VB1:", 0.0, z)  # VB1's latents do not move with the fracture at all
+    z[sources == "VB1:"] += np.random.default_rng(2).normal(0, 1, ((sources == "VB1:").sum(), z.shape[1]))
+    moves = fracture_moves(z, patches, 2)
+    vb3, vb1 = moves["VB3"], moves["VB1"]
+    assert vb3["latent"]["twins"] == 3 * 6 * 2  # the G2 and G3 fractures of every body with its healthy twin
+    assert vb3["latent"]["shared"] > 0.95 and vb3["pixels"]["shared"] > 0.95  # along dimension 0, as built
+    assert 0.9 < vb3["latent"]["move"] < 2.5  # a move of 2.5 on average, against patches 0-3 apart
+    assert vb1["pixels"]["shared"] > 0.95 and vb1["latent"]["shared"] < 0.5  # the image moved, the latent did not
 
 
 def test_the_flagged_share_is_counted_per_source_with_the_bundles_detector():
