@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.io.files import atomic_write
 from DAECounterfactualLib.model.config import DAEConfig
-from DAECounterfactualLib.model.networks import count_parameters, make_model
+from DAECounterfactualLib.model.networks import make_model
 
 from .throughput import AUTO_VARIANTS, VARIANTS, compare_variants, fraction_of_peak, training_flops_per_image
 
@@ -99,9 +99,13 @@ def save_weights(tensors: dict[str, torch.Tensor], out: Path, name: str, metadat
 
 
 def weight_files(model: dict) -> int:
-    """How many returned files the fp16 weights (EMA and online) of an experiment's model take."""
-    nbytes = 2 * 2 * count_parameters(make_model(DAEConfig.from_dict(model)))
-    return -(-nbytes // MAX_FILE_BYTES)
+    """How many returned files the fp16 weights (EMA and online) of an experiment's model take: its state packed
+    as ``half_weights`` and ``shards`` will pack it (shapes only, no memory)."""
+    state = make_model(DAEConfig.from_dict(model)).state_dict()
+    halves = {f"{copy}.{key}": torch.empty(value.shape, device="meta",
+                                           dtype=torch.float16 if value.is_floating_point() else value.dtype)
+              for copy in ("ema", "model") for key, value in state.items()}
+    return len(shards(halves))
 
 
 def window_files(configs: list[Path]) -> int:
