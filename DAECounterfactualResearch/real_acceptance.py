@@ -39,6 +39,7 @@ class RealPatches:
     grade: np.ndarray       # morphometric grade of the real body, or the simulated grade
     simulated: np.ndarray   # bool
     whole: np.ndarray       # the body lies whole in the patch
+    contrast: np.ndarray | None = None  # CT, T1, T2, TIRM, water-fat (dataset_building.contrast_family)
 
 
 def case_specs(bundle: Bundle, data_root: Path) -> list[CaseSpec]:
@@ -69,6 +70,7 @@ def real_patches(bundle: Bundle, specs: list[CaseSpec], kinds: tuple[str, ...] =
         grade=np.array([r["grade"] for r in rows], dtype=np.int16),
         simulated=np.array([r["simulated"] for r in rows], dtype=bool),
         whole=np.array([r["whole"] for r in rows], dtype=bool),
+        contrast=np.array([r["contrast"] for r in rows]),
     )
 
 
@@ -135,6 +137,21 @@ def data_sources(patches: RealPatches) -> np.ndarray:
     return np.array([data_source(group) for group in patches.group])
 
 
+def source_parts(patches: RealPatches) -> list[tuple[str, np.ndarray]]:
+    """(name, rows) of each data source and, where a source mixes contrasts, of each contrast in it ("VB1 T2"): a
+    source's figure can hide a contrast the model fails on."""
+    sources = data_sources(patches)
+    contrast = patches.contrast if patches.contrast is not None else np.full(len(sources), "")
+    parts = []
+    for source in np.unique(sources):
+        rows = sources == source
+        parts.append((str(source), rows))
+        kinds = np.unique(contrast[rows])
+        if len(kinds) > 1:
+            parts += [(f"{source} {kind}", rows & (contrast == kind)) for kind in kinds]
+    return parts
+
+
 def acceptance(graded: np.ndarray, patches: RealPatches, positive_min_grade: int, resamples: int) -> dict:
     """Figures per series, per data source (``data_sources``) and pooled, the last two with intervals over
     vertebrae: a pooled figure can hide a source the model fails on."""
@@ -162,45 +179,43 @@ def _with_intervals(graded: np.ndarray, patches: RealPatches, indices: np.ndarra
 
 
 def visibility(z: np.ndarray, patches: RealPatches, positive_min_grade: int) -> dict[str, dict[str, float]]:
-    """Per data source: can a linear model tell the simulated G2-G3 fractures from the healthy bodies on the pixels,
-    and on z_sem? Logistic regressions scored out of patient (folds by patient). A fracture the pixels show and the
-    latent does not is the DAE's limit, not the probe's or the simulation's."""
+    """Per data source (and contrast, ``source_parts``): can a linear model tell the simulated G2-G3 fractures from
+    the healthy bodies on the pixels, and on z_sem? Logistic regressions scored out of patient (folds by patient). A
+    fracture the pixels show and the latent does not is the DAE's limit, not the probe's or the simulation's."""
     from .evaluation import grouped_auc
 
-    sources = data_sources(patches)
     healthy, fractured = healthy_and_fractured(patches, positive_min_grade)
     pixels = patches.images.reshape(len(patches.images), -1)
     result = {}
-    for source in np.unique(sources):
-        rows = (sources == source) & (healthy | fractured)
+    for name, part in source_parts(patches):
+        rows = part & (healthy | fractured)
         labels = fractured[rows].astype(int)
         if len(set(patches.group[rows])) < 2 or len(set(labels)) < 2:
             continue
-        result[str(source)] = {name: grouped_auc(features[rows], labels, patches.group[rows], _linear_scorer)
-                               for name, features in (("pixels", pixels), ("latent", z))}
+        result[name] = {space: grouped_auc(features[rows], labels, patches.group[rows], _linear_scorer)
+                        for space, features in (("pixels", pixels), ("latent", z))}
     return result
 
 
 def fracture_moves(z: np.ndarray, patches: RealPatches, positive_min_grade: int, pairs: int = 2000,
                    seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:
-    """Per data source, in z_sem and in the pixels: how far a simulated G2-G3 fracture moves its intact twin (the
-    same body, in the patch as it is), as a share of how far two patches of that source lie apart (median of random
-    pairs), and how much of each move lies along the twins' mean move (median cosine). A latent holds the fracture
-    where the move is large and shared; where the pixels move and the latent does not, the encoder is blind to it
-    on that source, and no probe or calibration can fix that."""
-    sources = data_sources(patches)
+    """Per data source (and contrast, ``source_parts``), in z_sem and in the pixels: how far a simulated G2-G3
+    fracture moves its intact twin (the same body, in the patch as it is), as a share of how far two patches of
+    that part lie apart (median of random pairs), and how much of each move lies along the twins' mean move (median
+    cosine). A latent holds the fracture where the move is large and shared; where the pixels move and the latent
+    does not, the encoder is blind to it there, and no probe or calibration can fix that."""
     healthy, fractured = healthy_and_fractured(patches, positive_min_grade)
     twin = {v: i for i, v in zip(np.flatnonzero(healthy), patches.vertebra[healthy])}
-    rng = np.random.default_rng(seed)
     result: dict[str, dict[str, dict[str, float]]] = {}
-    for source in np.unique(sources):
-        moved = [(i, twin[v]) for i, v in zip(np.flatnonzero(fractured & (sources == source)),
-                                              patches.vertebra[fractured & (sources == source)]) if v in twin]
+    for source, part in source_parts(patches):
+        rng = np.random.default_rng(seed)  # the same draws for a part whatever parts come before it
+        moved = [(i, twin[v]) for i, v in zip(np.flatnonzero(fractured & part), patches.vertebra[fractured & part])
+                 if v in twin]
         if len(moved) < 2:
             continue
-        members = np.flatnonzero(sources == source)
+        members = np.flatnonzero(part)
         a, b = rng.choice(members, pairs), rng.choice(members, pairs)
-        result[str(source)] = {}
+        result[source] = {}
         for name, features in (("latent", z), ("pixels", patches.images.reshape(len(z), -1))):
             moves = np.stack([features[i] - features[j] for i, j in moved]).astype(np.float64)
             spread = float(np.median(np.linalg.norm(features[a] - features[b], axis=1)))

@@ -129,6 +129,21 @@ def test_fracture_moves_tell_a_latent_blind_to_the_fracture_from_one_that_moves_
     assert vb1["pixels"]["shared"] > 0.95 and vb1["latent"]["shared"] < 0.5  # the image moved, the latent did not
 
 
+def test_a_source_that_mixes_contrasts_is_also_measured_per_contrast():
+    z, patches = synthetic(cases=6)
+    sources = np.where(np.isin(patches.case, ["case0", "case1", "case2"]), "VB1:", "VB3:")
+    contrast = np.where(sources == "VB3:", "water-fat", np.where(patches.case == "case0", "TIRM", "T1"))
+    patches = replace(patches, images=z[:, None, :2, None].copy(), group=np.char.add(sources, patches.case),
+                      contrast=contrast)
+    z = z.copy()
+    z[contrast == "TIRM", 0] = 0.0  # the latent is blind on TIRM alone
+    moves, seen = fracture_moves(z, patches, 2), visibility(z, patches, 2)
+    assert set(moves) == {"VB1", "VB1 T1", "VB1 TIRM", "VB3"}  # one contrast in VB3: no part of its own
+    assert moves["VB1 T1"]["latent"]["shared"] > 0.95 and moves["VB1 TIRM"]["latent"]["shared"] < 0.5
+    assert set(seen) == {"VB1", "VB1 T1", "VB3"}  # TIRM's one patient cannot be held out against another
+    assert fracture_moves(z, replace(patches, contrast=None), 2).keys() == {"VB1", "VB3"}
+
+
 def test_the_flagged_share_is_counted_per_source_with_the_bundles_detector():
     from types import SimpleNamespace
 
