@@ -54,3 +54,17 @@ def test_scene_reopens_with_sequences_and_table(demo):
               range(scene.GetNumberOfNodesByClass("vtkMRMLTableNode"))]
     assert [t.GetTable().GetNumberOfRows() for t in tables] == [3]
     assert scene.GetNumberOfNodesByClass("vtkMRMLSequenceBrowserNode") == 2
+
+
+def test_the_console_shows_every_grade_with_its_flag_and_warns_of_panels_the_model_cannot_draw(demo):
+    from DAECounterfactualLib.cli.demo import console_lines
+
+    _, report = demo
+    flagged = {**report["scores"][0], "ood": 1, "ood_reason": "its latent is unlike the training images'"}
+    passed = {**report["scores"][1], "ood": 0, "ood_reason": ""}
+    report = {**report, "scores": [flagged, passed], "panel_note": "panels G0 reads as G1"}
+    lines, warnings = console_lines(report)
+    assert lines[1] == (f"  L2: {flagged['grade_name']} (score {flagged['score']:.2f}) OUT OF DISTRIBUTION: its "
+                        "latent is unlike the training images'")
+    assert "OUT OF DISTRIBUTION" not in lines[2] and warnings == ["panels G0 reads as G1"]
+    assert console_lines({**report, "panel_note": ""})[1] == []

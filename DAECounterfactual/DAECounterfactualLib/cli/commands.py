@@ -272,17 +272,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo import console_lines, run_demo
 
     report = run_demo(args.out, bundle=args.bundle, task=args.task, preset=args.preset, level=args.level,
                       device=_device(args.device))
-    g = report["grades"]
-    print(f"{report['bundle']}, {report['clicked']['level']}: {g['grade_name']} (score {g['score']:.2f}, "
-          f"P {g['probability']:.2f}){f' OUT OF DISTRIBUTION: {reason}' if (reason := g['ood_reason']) else ''}")
-    for row in report["scores"]:
-        print(f"  {row['level']}: {row['grade_name']} (score {row['score']:.2f})")
-    print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in report["timings"].items()))
-    print("wrote " + ", ".join(report["outputs"].values()))
+    lines, warnings = console_lines(report)
+    print("\n".join(lines))
+    for warning in warnings:
+        print(f"daecf: warning: {warning}", file=sys.stderr)
     return 0
 
 
