@@ -41,13 +41,18 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], param_groups: list[di
 
 def save_checkpoint(folder: Path, step: int, model: torch.nn.Module, ema: torch.nn.Module,
                     optimizer: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
     optim_tensors, param_groups = _flatten_optimizer(optimizer.state_dict())
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors |= {f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}
-    tensors |= optim_tensors
+    write_checkpoint(folder, step, tensors | optim_tensors, {**meta, "param_groups": param_groups})
+
+
+def write_checkpoint(folder: Path, step: int, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """The checkpoint pair of ``tensors`` (``model.*``, ``ema.*``, and ``optim.*`` where the optimizer's state
+    is kept) and ``meta``, both stamped with ``step``."""
+    folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / TENSORS, lambda tmp: save_file(tensors, tmp, metadata={"step": str(step)}))
-    payload = {**meta, "step": step, "param_groups": param_groups}
+    payload = {**meta, "step": step}
     atomic_write(folder / META, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=1)))
 
 

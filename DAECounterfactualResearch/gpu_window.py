@@ -32,6 +32,7 @@ from DAECounterfactualLib.io.files import atomic_write
 from DAECounterfactualLib.model.config import DAEConfig
 from DAECounterfactualLib.model.networks import make_model
 
+from .checkpoint import META, TENSORS, write_checkpoint
 from .throughput import AUTO_VARIANTS, VARIANTS, compare_variants, fraction_of_peak, training_flops_per_image
 
 SPEED_BUDGET_S = 240  # at most this long timing speed paths before training (compilation included)
@@ -124,13 +125,13 @@ def window_files(configs: list[Path]) -> int:
 
 def collect(name: str, run_dir: Path, log: Path, out: Path, peak_tflops: float | None = None) -> dict:
     """Write one experiment's weights and strip; return its entry of window.json (its run record included)."""
-    meta_path = run_dir / "checkpoint.json"
+    meta_path = run_dir / META
     log_tail = log.read_text(encoding="utf-8", errors="replace")[-LOG_TAIL_CHARS:]
     if not meta_path.exists():
         return {"name": name, "error": "no checkpoint written", "log_tail": log_tail}
     meta = json.loads(meta_path.read_text())
     call = json.loads((run_dir / "last_call.json").read_text()) if (run_dir / "last_call.json").exists() else {}
-    save_weights(half_weights(run_dir / "checkpoint.safetensors"), out, name,
+    save_weights(half_weights(run_dir / TENSORS), out, name,
                  {"step": str(meta["step"]), "precision": "fp16"})
     meta.pop("param_groups", None)
     strip = run_dir / "reconstructions.png"
@@ -159,13 +160,8 @@ def restore_run(files: Path, name: str, runs: Path) -> Path:
     tensors = {}
     for path in paths:
         tensors |= {k: v.float() for k, v in load_file(path).items()}
-    run_dir = runs / name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    step = entry["record"]["step"]
-    atomic_write(run_dir / "checkpoint.safetensors",
-                 lambda tmp: save_file(tensors, tmp, metadata={"step": str(step), "restored_from": "gpu window"}))
-    atomic_write(run_dir / "checkpoint.json", lambda tmp: Path(tmp).write_text(json.dumps(entry["record"], indent=1)))
-    return run_dir
+    write_checkpoint(runs / name, entry["record"]["step"], tensors, entry["record"])
+    return runs / name
 
 
 def speed_flags(variant: str) -> list[str]:

@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+from DAECounterfactualResearch.checkpoint import META
 from DAECounterfactualResearch.experiment import run_script
 from DAECounterfactualResearch.gpu_window import restore_run
 
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.names or [e["name"] for e in window["experiments"] if "record" in e]
     for name in names:
         run_dir = restore_run(args.files, name, args.runs)
-        print(f"{name}: step {json.loads((run_dir / 'checkpoint.json').read_text())['step']} -> {run_dir}")
+        print(f"{name}: step {json.loads((run_dir / META).read_text())['step']} -> {run_dir}")
     return 0
 
 
