@@ -192,7 +192,7 @@ def visibility(z: np.ndarray, patches: RealPatches, positive_min_grade: int) -> 
         labels = fractured[rows].astype(int)
         if len(set(patches.group[rows])) < 2 or len(set(labels)) < 2:
             continue
-        result[name] = {space: grouped_auc(features[rows], labels, patches.group[rows], _linear_scorer)
+        result[name] = {space: grouped_auc(features[rows], labels, patches.group[rows], linear_scorer)
                         for space, features in (("pixels", pixels), ("latent", z))}
     return result
 
@@ -240,7 +240,7 @@ def flagged(z: np.ndarray, patches: RealPatches, bundle: Bundle, positive_min_gr
             for source in np.unique(sources)}
 
 
-def _linear_scorer(x: np.ndarray, y: np.ndarray):
+def linear_scorer(x: np.ndarray, y: np.ndarray):
     """Standardised, class-balanced, strongly regularised logistic regression: the same linear model for pixels
     and latents."""
     from sklearn.linear_model import LogisticRegression
