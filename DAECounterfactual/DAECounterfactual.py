@@ -344,10 +344,12 @@ def firstNode(className, exclude=None):
 
 
 def describeGrade(grades):
-    """The result line; a flagged grade carries its reason (``ood_reason``) and the warning not to trust it; after
-    Explain it also names the panels the model does not read as their grade (``panel_note``)."""
+    """The result line; a flagged grade carries its reason (``ood_reason``) and the warning not to trust it, and a
+    task that missed its targets on real patients its caution; after Explain it also names the panels the model
+    does not read as their grade (``panel_note``)."""
     reason = grades.get("ood_reason") or ("the model has not seen images like this" if grades.get("ood") else "")
     ood = f" — OUT OF DISTRIBUTION: {reason} — do not trust this grade" if reason else ""
+    ood += f" — CAUTION: {grades['caution']}" if grades.get("caution") else ""
     panels = f" — {grades['panel_note']}" if grades.get("panel_note") else ""
     level = f"{grades['level']}: " if grades.get("level") else ""
     return (f"{level}{grades['grade_name']} (score {grades['score']:.2f}, P(pathology) {grades['probability']:.2f}, "
@@ -355,7 +357,8 @@ def describeGrade(grades):
 
 
 def describeScores(table):
-    """The result line of Score all: how many rows are flagged, and where their reasons are."""
+    """The result line of Score all: how many rows are flagged, and where their reasons are; the task's caution
+    (the same on every row)."""
     flags = table.GetTable().GetColumnByName("ood")
     rows = table.GetNumberOfRows()
     flagged = sum(int(flags.GetValue(row)) for row in range(rows))
@@ -363,6 +366,9 @@ def describeScores(table):
     if flagged:
         text += (f" — {flagged} OUT OF DISTRIBUTION: do not trust their grades (the table's ood_reason column "
                  "says why)")
+    caution = table.GetTable().GetColumnByName("caution")
+    if rows and caution is not None and str(caution.GetValue(0)):
+        text += f" — CAUTION: {caution.GetValue(0)}"
     return text
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from DAECounterfactualLib.bundle.real_data import RealDataCheck
 from DAECounterfactualLib.bundle.spec import Bundle, TaskSpec
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.explainer import Explainer
@@ -240,6 +241,22 @@ def flagged(z: np.ndarray, patches: RealPatches, bundle: Bundle, positive_min_gr
             for source in np.unique(sources)}
 
 
+def real_data_check(record: dict, source: str, command: str) -> RealDataCheck:
+    """The shipped task's figures on one data source (or "pooled") of an acceptance ``record`` (``run``), as the
+    task keeps them (``RealDataCheck``): what its grades are shown with from then on."""
+    shipped = record["shipped_task"]
+    part = shipped["pooled"] if source == "pooled" else shipped["per_source"].get(source, {}).get("pooled")
+    if part is None:
+        raise InputError(f"no figures for source {source!r} (sources: {', '.join(record['sources'])}, pooled)")
+    sources = record["sources"].values() if source == "pooled" else [record["sources"][source]]
+    series, patients = (sum(s[key] for s in sources) for key in ("series", "patients"))
+    where = "" if source == "pooled" else f" ({source})"
+    return RealDataCheck(
+        measured_on=(f"{part['healthy_n']} healthy vertebrae and {part['fractures_n']} simulated fractures of them in "
+                     f"{series} real series of {patients} patients{where}"),
+        figures={k: float(part[k]) for k in TARGETS}, targets=dict(TARGETS), command=command)
+
+
 def linear_scorer(x: np.ndarray, y: np.ndarray):
     """Standardised, class-balanced, strongly regularised logistic regression: the same linear model for pixels
     and latents."""
@@ -263,5 +280,8 @@ def run(bundle: Bundle, task: str, recipe: TaskRecipe, data_root: Path, C: float
         "shipped_task": acceptance(shipped_grades(z, spec), patches, spec.positive_min_grade, resamples),
         "visibility_auc": visibility(z, patches, recipe.positive_min_grade),
         "fracture_moves": fracture_moves(z, patches, recipe.positive_min_grade),
+        "sources": {str(source): {"series": int(len(set(patches.case[rows]))),
+                                  "patients": int(len(set(patches.group[rows])))}
+                    for source, rows in ((s, data_sources(patches) == s) for s in np.unique(data_sources(patches)))},
         "flagged_out_of_distribution": flagged(z, patches, bundle, recipe.positive_min_grade),
     }

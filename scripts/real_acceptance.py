@@ -19,9 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from DAECounterfactualLib.bundle.registry import resolve_bundle
-from DAECounterfactualLib.bundle.store import load_bundle
+from DAECounterfactualLib.bundle.store import load_bundle, set_real_data
 from DAECounterfactualResearch.experiment import add_bundle_arguments, chosen_task, load_experiment, run_script
-from DAECounterfactualResearch.real_acceptance import run
+from DAECounterfactualResearch.real_acceptance import real_data_check, run
 from DAECounterfactualResearch.task_fitting import TaskRecipe
 
 
@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="the leave-one-out calibration instead of the task's")
     parser.add_argument("--fracture-kinds", default="wedge,biconcave,crush",
                         help="the kinds simulated on intact bodies (those the bundle's training set had)")
+    parser.add_argument("--record-in-bundle", metavar="SOURCE", default=None,
+                        help="write the shipped task's figures on this data source (ct, VB3, ..., or pooled) into "
+                             "the bundle's task: its grades carry a caution wherever they are shown while a target "
+                             "is missed")
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
     recipe = TaskRecipe.from_config(chosen_task(parser, args, experiment))
@@ -42,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     bundle = load_bundle(resolve_bundle(args.bundle or experiment.name))
     record = run(bundle, recipe.name, recipe, args.data_root, args.C, args.resamples,
                  tuple(k for k in args.fracture_kinds.split(",") if k))
+    if args.record_in_bundle:
+        command = (f"python scripts/real_acceptance.py {args.config.as_posix()} --data-root DATA "
+                   f"--fracture-kinds {args.fracture_kinds} --record-in-bundle {args.record_in_bundle}")
+        check = real_data_check(record, args.record_in_bundle, command)
+        set_real_data(bundle.path, recipe.name, check)
+        print(f"recorded in {bundle.path} (task {recipe.name}): "
+              + (f"caution: {check.caution}" if check.caution else "every target met, no caution"))
     text = json.dumps(record, indent=1)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,21 @@ def test_bundle_grades_and_explains_an_image(shipped):
     assert explanation.counterfactuals.shape == (len(bundle.task(SHIPPED[name]).grade_names), c, size, size)
 
 
+def test_a_shipped_vertebra_task_carries_its_real_patient_acceptance_and_says_when_it_failed(shipped):
+    """Measured on real patients (issue 21) and kept in the task, so a task that misses a target cannot give a grade
+    that is shown without its caution."""
+    name, bundle = shipped
+    spec = bundle.task(SHIPPED[name])
+    if bundle.config.trained_on is None or bundle.config.trained_on.target_kind != "vertebra":
+        assert spec.real_data is None
+        return
+    check = spec.real_data
+    assert check is not None and "real_acceptance.py" in check.command
+    assert bool(spec.caution) == (not check.met)
+    if not check.met:
+        assert f"{check.figures['healthy_g0']:.2f}" in spec.caution
+
+
 def test_bundle_loads_by_name_in_the_slicer_logic(shipped):
     pytest.importorskip("slicer")
     from DAECounterfactualLib.mrml.logic import ExplanationLogic

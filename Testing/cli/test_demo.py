@@ -62,9 +62,20 @@ def test_the_console_shows_every_grade_with_its_flag_and_warns_of_panels_the_mod
     _, report = demo
     flagged = {**report["scores"][0], "ood": 1, "ood_reason": "its latent is unlike the training images'"}
     passed = {**report["scores"][1], "ood": 0, "ood_reason": ""}
-    report = {**report, "scores": [flagged, passed], "panel_note": "panels G0 reads as G1"}
+    report = {**report, "scores": [flagged, passed], "panel_note": "panels G0 reads as G1",
+              "grades": {**report["grades"], "caution": ""}}
     lines, warnings = console_lines(report)
     assert lines[1] == (f"  L2: {flagged['grade_name']} (score {flagged['score']:.2f}) OUT OF DISTRIBUTION: its "
                         "latent is unlike the training images'")
     assert "OUT OF DISTRIBUTION" not in lines[2] and warnings == ["panels G0 reads as G1"]
     assert console_lines({**report, "panel_note": ""})[1] == []
+
+
+def test_the_console_opens_with_the_tasks_caution_and_warns_with_it(demo):
+    from DAECounterfactualLib.cli.demo import console_lines
+
+    _, report = demo
+    caution = "not valid on real patients: on 24 healthy vertebrae, healthy vertebrae graded G0 0.00 (target 0.90)"
+    lines, warnings = console_lines({**report, "grades": {**report["grades"], "caution": caution}, "panel_note": ""})
+    assert lines[0] == f"CAUTION: {caution}" and lines[1].startswith(f"{report['bundle']}, ")
+    assert warnings == [caution]

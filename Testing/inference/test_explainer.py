@@ -141,6 +141,8 @@ def test_a_flagged_strip_carries_a_red_banner_with_the_reason(explainer, tmp_pat
     assert banner_rows(plain) == 0 and banner_rows(flagged) > 20  # two wrapped lines of text on red
     e.grades = replace(e.grades, ood=np.array([True]))  # the latent's own flag, when no reason is passed
     assert banner_rows(save_strip(tmp_path / "latent.png", images[1], e)) > 10
+    e.grades = replace(e.grades, ood=np.array([False]), caution="not valid on real patients: on 24 healthy vertebrae")
+    assert banner_rows(save_strip(tmp_path / "caution.png", images[1], e)) > 10  # a task's caution, unflagged
 
 
 def test_a_panel_the_model_reads_as_another_grade_is_titled_so_in_the_strip(explainer, tmp_path):

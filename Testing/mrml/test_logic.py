@@ -78,7 +78,8 @@ def test_grade_reads_out_every_field_and_matches_the_pipeline(logic, spine, phan
     volume, points = spine
     result = logic.grade(volume, points, "genant", index=2)
     assert set(result) == {"distance", "probability", "score", "grade", "grade_name", "ood", "ood_score",
-                           "ood_reason", "level", "warning"}
+                           "ood_reason", "caution", "level", "warning"}
+    assert result["caution"] == ""  # the task has no real-patient record
     assert result["level"] == "L3" and result["grade_name"] == GRADE_NAMES[result["grade"]]
     patch = extract_sagittal_patch(phantom.volume, phantom.positions[2].ras, PATCH_PX, PATCH_SPACING)
     direct = logic.explainer.grade(ct_bundle.config.preprocessing.apply(patch.pixels)[None, None], "genant")

@@ -205,10 +205,12 @@ def test_no_sweep_means_no_sweep_sequence(scene, phantom):
 
 
 ROWS = [{"id": 21, "level": "L2", "kind": "vertebra", "r": 1.5, "a": -2.25, "s": 30.0, "distance": -0.75, "probability": 0.32,
-         "score": 0.4, "grade": 0, "grade_name": "G0", "ood": False, "ood_score": 0.8, "ood_reason": ""},
+         "score": 0.4, "grade": 0, "grade_name": "G0", "ood": False, "ood_score": 0.8, "ood_reason": "",
+         "caution": "not valid on real patients: on 24 healthy vertebrae, ..."},
         {"id": 123, "level": "L4-L5", "kind": "disc", "r": 0.0, "a": 4.0, "s": -9.5, "distance": 1.25, "probability": 0.78,
          "score": 2.6, "grade": 3, "grade_name": "G3", "ood": True, "ood_score": 4.5,
-         "ood_reason": "L4-L5 is a disc; this model grades vertebrae"}]
+         "ood_reason": "L4-L5 is a disc; this model grades vertebrae",
+         "caution": "not valid on real patients: on 24 healthy vertebrae, ..."}]
 
 
 def test_scores_table_has_typed_columns_and_round_trips(scene):

@@ -225,6 +225,35 @@ def test_score_all_says_how_many_rows_are_flagged_and_where_the_reasons_are(phan
                                               "column says why)")
 
 
+@pytest.fixture()
+def cautioned_models(ct_bundle_path, tmp_path, monkeypatch):
+    """The tiny CT bundle with a task that missed its targets on real patients (``RealDataCheck``)."""
+    import shutil
+
+    from DAECounterfactualLib.bundle.real_data import RealDataCheck
+    from DAECounterfactualLib.bundle.store import set_real_data
+
+    path = tmp_path / TINY
+    shutil.copytree(ct_bundle_path, path)
+    targets = {"healthy_g0": 0.9, "fracture_auc": 0.95}
+    check = RealDataCheck("24 healthy vertebrae of 5 real CT series", {"healthy_g0": 0.0, "fracture_auc": 0.47},
+                          targets)
+    set_real_data(path, "genant", check)
+    monkeypatch.setenv("DAECF_MODELS", str(tmp_path))
+    return check
+
+
+def test_a_task_that_failed_on_real_patients_cautions_every_grade_and_score_all(phantom, cautioned_models):
+    with slicer_session() as s:
+        widget, _, points = ready_panel(s, phantom, cautioned_models)
+        points.AddControlPoint(*[float(v) for v in phantom.positions[1].ras], "L2")
+        text = widget.ui.resultLabel.text
+        assert text.startswith("L2: G") and f"CAUTION: {cautioned_models.caution}" in text
+        assert errors(s) == []
+        widget.ui.scoreButton.click()
+        assert widget.ui.resultLabel.text.endswith(f"— CAUTION: {cautioned_models.caution}")
+
+
 def test_grade_uses_the_point_just_placed_not_the_first(phantom, models):
     with slicer_session() as s:
         widget, _, points = ready_panel(s, phantom, models)

@@ -32,6 +32,7 @@ CONFIG_SCHEMA = {
 TASK_SCHEMA = {
     "name": STRING, "description": STRING, "grade_names": [STRING], "positive_min_grade": INTEGER,
     "positive_rule": STRING, "metrics": ANY, "edit_gain": NUMBER,
+    "real_data": {"measured_on": STRING, "figures": {"*": NUMBER}, "targets": {"*": NUMBER}, "command": STRING},
     "probe": {"kind": {"svm", "logistic"}, "normal": [NUMBER], "bias": NUMBER, "mean": [NUMBER],
               "scale": [NUMBER], "prob_slope": NUMBER, "prob_intercept": NUMBER},
     "calibration": {"method": {"linear", "extremes", "poly"}, "coefficients": [NUMBER], "min_grade": INTEGER,

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import BundleError, InputError
 from .domain import TrainingDomain
+from .real_data import RealDataCheck
 from ..model.config import DAEConfig
 from ..model.schedule import SPACINGS, DiffusionConfig, NoiseSchedule
 from ..model.ood import LatentStats, MahalanobisDetector
@@ -162,6 +163,7 @@ class TaskSpec:
     calibration: Calibration
     metrics: dict[str, Any] = field(default_factory=dict)
     edit_gain: float = 1.0  # latent steps are multiplied by this (probe.move_to_distance); fitted, >= 1
+    real_data: RealDataCheck | None = None  # its acceptance on real patients, where measured
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "grade_names", tuple(self.grade_names))
@@ -178,6 +180,11 @@ class TaskSpec:
                              f"not match grades 0..{len(self.grade_names) - 1}")
 
     @property
+    def caution(self) -> str:
+        """What every grade of this task must be shown with: "" unless its real-patient figures miss a target."""
+        return self.real_data.caution if self.real_data else ""
+
+    @property
     def positive_rule(self) -> str:
         return f"grade >= {self.positive_min_grade} ({self.grade_names[self.positive_min_grade]})"
 
@@ -185,7 +192,7 @@ class TaskSpec:
         return {"name": self.name, "description": self.description, "grade_names": list(self.grade_names),
                 "positive_min_grade": self.positive_min_grade, "positive_rule": self.positive_rule,
                 "probe": self.probe.to_dict(), "calibration": self.calibration.to_dict(), "metrics": self.metrics,
-                "edit_gain": self.edit_gain}
+                "edit_gain": self.edit_gain} | ({"real_data": self.real_data.to_dict()} if self.real_data else {})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TaskSpec":
@@ -193,7 +200,8 @@ class TaskSpec:
                    grade_names=tuple(str(g) for g in data["grade_names"]),
                    positive_min_grade=int(data["positive_min_grade"]), probe=LinearProbe.from_dict(data["probe"]),
                    calibration=Calibration.from_dict(data["calibration"]), metrics=dict(data.get("metrics", {})),
-                   edit_gain=float(data.get("edit_gain", 1.0)))
+                   edit_gain=float(data.get("edit_gain", 1.0)),
+                   real_data=RealDataCheck.from_dict(data["real_data"]) if "real_data" in data else None)
 
 
 @dataclass

@@ -34,6 +34,7 @@ from ..io.files import atomic_write_bytes
 from ..model.config import ConfigError, DAEConfig
 from ..model.ood import LatentStats, MahalanobisDetector
 from .domain import TrainingDomain
+from .real_data import RealDataCheck
 from .schema import CONFIG_SCHEMA, LATENT_STATS_SCHEMA, OOD_DETECTOR_SCHEMA, TASK_SCHEMA, check_schema
 from .spec import FORMAT_VERSION, Bundle, BundleConfig, TaskSpec
 
@@ -280,6 +281,14 @@ def add_task(path: str | os.PathLike, task: TaskSpec, overwrite: bool = False, m
     if model_card is not None:
         atomic_write_bytes(bundle.path / MODEL_CARD, model_card.encode("utf-8"))
     _write_manifest(bundle.path)
+
+
+def set_real_data(path: str | os.PathLike, task: str, check: RealDataCheck | None,
+                  model_card: str | None = None) -> None:
+    """Record (or, with None, remove) a task's acceptance on real patients in a verified bundle; its probe and
+    calibration are left as they are, and its grades carry ``check.caution`` from then on."""
+    bundle = load_bundle(path, load_weights=False)
+    add_task(bundle.path, replace(bundle.task(task), real_data=check), overwrite=True, model_card=model_card)
 
 
 def update_config(path: str | os.PathLike, model_card: str | None = None, **fields) -> None:

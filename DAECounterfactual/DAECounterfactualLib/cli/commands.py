@@ -138,6 +138,7 @@ def _score_table(args: argparse.Namespace) -> int:
 
     atomic_write(args.out, write)
     print(f"{len(rows)} rows written to {args.out} ({explainer.bundle.bundle_id}, task {args.task})")
+    warn_once(rows, set())
     warn_flagged(sum(int(row["ood"]) for row in rows), len(rows))
     return 0
 
@@ -185,10 +186,11 @@ def warn_flagged(flagged: int, total: int) -> None:
 
 
 def warn_once(rows, warned: set[str]) -> None:
-    """Print each screening warning of ``rows`` not in ``warned`` (and add it there), above the progress bar."""
+    """Print each screening warning and task caution of ``rows`` not in ``warned`` (and add it there), above the
+    progress bar."""
     from tqdm import tqdm
 
-    for warning in {str(row.get("warning") or "") for row in rows} - warned - {""}:
+    for warning in {str(row.get(key) or "") for row in rows for key in ("warning", "caution")} - warned - {""}:
         tqdm.write(f"daecf: warning: {warning}", file=sys.stderr)
         warned.add(warning)
 
@@ -241,8 +243,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     frames = args.sweep_frames or (SWEEP_FRAMES if args.animate else 9)
     explanation = explainer.explain(image, args.task, preset=steps, sweep_count=frames)
     summary = write_explanation(args.out, explainer, patch, image, explanation, volume, warning)
-    if summary["panel_note"]:
-        print(f"daecf: warning: {summary['panel_note']}", file=sys.stderr)
+    for warning in (summary["grades"]["caution"], summary["panel_note"]):
+        if warning:
+            print(f"daecf: warning: {warning}", file=sys.stderr)
     if args.animate:
         from .sweep_animation import write_sweep_animation
 

@@ -84,15 +84,18 @@ def run_demo(out: str | Path, bundle: str = "vcf-ct", task: str = "genant", pres
 
 def console_lines(report: dict[str, Any]) -> tuple[list[str], list[str]]:
     """What ``daecf demo`` prints: the lines for stdout (every grade with its out-of-distribution flag beside it,
-    so a grade is never read without it) and the warnings for stderr (the panels the model cannot draw)."""
+    so a grade is never read without it, after the task's caution where it has one) and the warnings for stderr
+    (the task's caution, the panels the model cannot draw)."""
     def flag(reason: str) -> str:
         return f" OUT OF DISTRIBUTION: {reason}" if reason else ""
 
     g = report["grades"]
-    lines = [f"{report['bundle']}, {report['clicked']['level']}: {g['grade_name']} (score {g['score']:.2f}, "
-             f"P {g['probability']:.2f}){flag(g['ood_reason'])}"]
+    caution = [g["caution"]] if g.get("caution") else []
+    lines = [f"CAUTION: {text}" for text in caution]
+    lines += [f"{report['bundle']}, {report['clicked']['level']}: {g['grade_name']} (score {g['score']:.2f}, "
+              f"P {g['probability']:.2f}){flag(g['ood_reason'])}"]
     lines += [f"  {row['level']}: {row['grade_name']} (score {row['score']:.2f}){flag(row['ood_reason'])}"
               for row in report["scores"]]
     lines.append("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in report["timings"].items()))
     lines.append("wrote " + ", ".join(report["outputs"].values()))
-    return lines, [report["panel_note"]] if report.get("panel_note") else []
+    return lines, caution + ([report["panel_note"]] if report.get("panel_note") else [])

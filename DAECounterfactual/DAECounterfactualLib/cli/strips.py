@@ -42,8 +42,8 @@ def show_image(ax, image: np.ndarray, title: str, highlight: bool = False, title
 def save_strip(path: str | Path, original: np.ndarray, explanation: Explanation, title: str = "",
                ood_reason: str = "") -> Path:
     """Write the strip; the panel of the predicted grade is outlined. A flagged grade gets a red banner across the
-    top with ``ood_reason`` (a score row's, ``scores.grade_row``; by default the latent's own), so the strip
-    cannot be shown without its warning. A panel the model reads as another grade says so in its title."""
+    top with ``ood_reason`` (a score row's, ``scores.grade_row``; by default the latent's own), and so does a task
+    with a caution (``TaskSpec.caution``), so the strip cannot be shown without its warning. A panel the model reads as another grade says so in its title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -54,8 +54,9 @@ def save_strip(path: str | Path, original: np.ndarray, explanation: Explanation,
     predicted = int(explanation.grades.grade[0])
     columns = 2 + len(names)
     reason = ood_reason or latent_reason(explanation.grades, 0)
-    banner = textwrap.wrap(f"out of distribution: {reason} — do not trust this grade",
-                           int(STRIP_INCHES[0] * columns * BANNER_CHARS_PER_INCH)) if reason else []
+    warnings = ([f"out of distribution: {reason} — do not trust this grade"] if reason else []) + (
+        [f"task {explanation.task}: {explanation.grades.caution}"] if explanation.grades.caution else [])
+    banner = textwrap.wrap(" · ".join(warnings), int(STRIP_INCHES[0] * columns * BANNER_CHARS_PER_INCH))
     note = textwrap.wrap(panel_note(explanation), int(2 * columns * BANNER_CHARS_PER_INCH))
     extra_lines = (len(banner) + 0.6 if banner else 0) + len(note)
     fig, axes = plt.subplots(2, columns, figsize=(STRIP_INCHES[0] * columns,

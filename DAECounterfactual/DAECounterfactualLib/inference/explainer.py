@@ -32,6 +32,7 @@ class Grades:
     ood: np.ndarray
     ood_threshold: float = float("nan")  # the score above which ``ood`` is set (the bundle's detector)
     ood_fitted_on: str = ""  # what the detector's latents are of, for the flag's reason ("": the training images)
+    caution: str = ""  # the task's, for every image: its grades missed their targets on real patients (TaskSpec)
 
 
 @dataclass
@@ -117,7 +118,7 @@ class Explainer:
         return Grades(distance=distance, probability=spec.probe.probability(z),
                       score=spec.calibration.score(distance), grade=spec.calibration.grade(distance),
                       ood_score=ood.ood_score(z), ood=ood.is_ood(z), ood_threshold=float(ood.ood_threshold),
-                      ood_fitted_on=self.bundle.ood_fitted_on)
+                      ood_fitted_on=self.bundle.ood_fitted_on, caution=spec.caution)
 
     def grade(self, images: np.ndarray, task: str | TaskSpec) -> Grades:
         return self.grade_latents(self.encode(images), task)

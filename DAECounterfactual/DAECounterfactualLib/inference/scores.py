@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # rows and CSV need no torch; the explainer passed in brings 
     from .explainer import Explainer, Grades
 
 SCORE_COLUMNS = ("id", "level", "kind", "r", "a", "s", "distance", "probability", "score", "grade", "grade_name",
-                 "ood", "ood_score", "ood_reason")  # kind: vertebra or disc (empty for 2D images)
+                 "ood", "ood_score", "ood_reason", "caution")  # kind: vertebra or disc (empty for 2D images)
 
 
 def grade_row(grades: Grades, n: int, grade_names: Sequence[str], warning: str = "", outside: str = ""
@@ -38,13 +38,14 @@ def grade_row(grades: Grades, n: int, grade_names: Sequence[str], warning: str =
     A ``warning`` from screening the image (e.g. an MRI given to a CT bundle) and ``outside`` (the target's level
     lies outside the bundle's training data, ``BundleConfig.outside``) raise the OOD flag like a far latent does;
     ``ood_reason`` says which, so no grade of such an image looks like an ordinary one. The warning is also kept
-    on its own (``warning``, not a CSV column) for callers that print it once per image."""
+    on its own (``warning``, not a CSV column) for callers that print it once per image. ``caution`` is the task's
+    (``TaskSpec.caution``: its grades missed their targets on real patients), on every row, flagged or not."""
     grade = int(grades.grade[n])
     reasons = [reason for reason in (warning, outside, latent_reason(grades, n)) if reason]
     return {"distance": float(grades.distance[n]), "probability": float(grades.probability[n]),
             "score": float(grades.score[n]), "grade": grade, "grade_name": grade_names[grade],
             "ood": bool(reasons), "ood_score": float(grades.ood_score[n]), "ood_reason": "; ".join(reasons),
-            "warning": warning}
+            "caution": grades.caution, "warning": warning}
 
 
 def latent_reason(grades: Grades, n: int) -> str:

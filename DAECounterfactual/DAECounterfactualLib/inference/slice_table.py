@@ -24,7 +24,7 @@ from .explainer import Explainer
 from .scores import grade_row
 
 REQUIRED_COLUMNS = ("image", "x_px", "y_px", "pixel_spacing_row_mm", "pixel_spacing_col_mm")
-TABLE_SCORE_COLUMNS = ("id", "distance", "probability", "score", "grade", "grade_name", "ood", "ood_reason")
+TABLE_SCORE_COLUMNS = ("id", "distance", "probability", "score", "grade", "grade_name", "ood", "ood_reason", "caution")
 LUMBAR_DISC_LABELS = ("1", "2", "3", "4", "5")
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # the scene helpers themselves need no torch
     from ..inference.explainer import Explanation
 
 _COLUMN_TYPES = {"id": "int", "level": "string", "kind": "string", "grade": "int", "grade_name": "string", "ood": "int",
-                 "ood_reason": "string"}
+                 "ood_reason": "string", "caution": "string"}
 DIFFERENCE_COLOR_ID = "vtkMRMLColorTableNodeFileDivergingBlueRed.txt"  # present in a full Slicer scene only
 
 
