@@ -81,3 +81,17 @@ def test_a_record_with_an_unknown_figure_is_refused_when_the_bundle_loads(record
     _write_manifest(recorded)  # as if the bundle had been written so: the record itself is what is refused
     with pytest.raises(BundleError, match="real_data.figures"):
         load_bundle(recorded)
+
+
+def test_verify_says_how_each_task_did_on_real_patients(recorded, capsys):
+    from DAECounterfactualLib.cli.commands import main
+
+    assert main(["verify", str(recorded)]) == 0
+    assert "real patients" not in capsys.readouterr().out  # never measured: says nothing either way
+    set_real_data(recorded, "size", FAILED)
+    assert main(["verify", str(recorded)]) == 0
+    assert f"    {FAILED.caution}" in capsys.readouterr().out.splitlines()
+    set_real_data(recorded, "size", PASSED)
+    assert main(["verify", str(recorded)]) == 0
+    assert ("    valid on real patients: every target met on 243 healthy vertebrae of 50 volunteers"
+            in capsys.readouterr().out)

@@ -39,6 +39,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     for task in bundle.tasks.values():
         print(f"  task {task.name}: grades {', '.join(task.grade_names)}; positive if {task.positive_rule}; "
               f"probe {task.probe.kind}, calibration {task.calibration.method}")
+        if task.real_data:
+            print(f"    {task.caution or 'valid on real patients: every target met on ' + task.real_data.measured_on}")
     return 0
 
 
