@@ -4,6 +4,7 @@ scores table and CSV, .mrb round trip, rollback."""
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -298,3 +299,23 @@ def test_scene_changes_keep_nodes_when_the_block_succeeds(scene, phantom):
         nodes, _, _ = add_fake_explanation(scene, phantom)
     assert scene_state(scene) != before
     assert scene.GetNodeByID(nodes.reflection.GetID()) is nodes.reflection
+
+
+def test_a_headless_scene_leaves_no_cache_folder_behind(tmp_path):
+    """Every bare scene needs a cache folder (``ReadFromMRB`` extracts there); it goes with the scene, and at exit
+    with any scene still alive, instead of piling up in the temp folder with each CLI run."""
+    import gc
+    import subprocess
+    import sys
+
+    scene = mrml.new_scene()
+    folder = Path(scene.GetCacheManager().GetRemoteCacheDirectory())
+    assert folder.is_dir()
+    reopened = mrml.load_scene(mrml.save_scene(scene, tmp_path / "empty.mrb"))
+    del scene, reopened
+    gc.collect()
+    assert not folder.exists()
+    code = ("from DAECounterfactualLib.mrml.scene import new_scene; scene = new_scene(); "
+            "print(scene.GetCacheManager().GetRemoteCacheDirectory())")
+    kept = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert kept and not Path(kept).exists()

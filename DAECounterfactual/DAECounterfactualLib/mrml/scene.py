@@ -11,7 +11,9 @@ Nodes are always looked up by ID or by exact name, never with ``slicer.util.getF
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
@@ -42,7 +44,8 @@ def ensure_scene_support(scene) -> None:
     """Register what this module's nodes need in a bare slicer-core scene: the sequences logic (browser node class
     and proxy-node updates) and a cache/IO manager (``ReadFromMRB`` extracts into the cache directory).
 
-    Inside Slicer both exist already and nothing is changed. The logic is kept alive as an attribute of the scene.
+    Inside Slicer both exist already and nothing is changed. The logic is kept alive as an attribute of the scene;
+    the cache folder is removed with the scene (or at exit), not left in the temp folder by every headless run.
     """
     if not scene.IsNodeClassRegistered("vtkMRMLSequenceBrowserNode"):
         sequences_logic = slicer.vtkSlicerSequencesLogic()
@@ -50,7 +53,9 @@ def ensure_scene_support(scene) -> None:
         scene._daecf_sequences_logic = sequences_logic
     if scene.GetDataIOManager() is None or scene.GetCacheManager() is None:
         cache = slicer.vtkCacheManager()
-        cache.SetRemoteCacheDirectory(tempfile.mkdtemp(prefix="daecf-mrml-cache-"))
+        folder = tempfile.mkdtemp(prefix="daecf-mrml-cache-")
+        weakref.finalize(scene, shutil.rmtree, folder, ignore_errors=True)
+        cache.SetRemoteCacheDirectory(folder)
         io_manager = slicer.vtkDataIOManager()
         io_manager.SetCacheManager(cache)
         scene.SetCacheManager(cache)
