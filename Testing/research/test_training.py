@@ -55,13 +55,17 @@ def test_max_minutes_counts_from_the_start_of_the_call_not_from_the_last_checkpo
 
 
 def _torchrun_two_ranks(run_dir, *flags):
+    import os
     import subprocess
     import sys
     from pathlib import Path
 
     worker = Path(__file__).with_name("ddp_worker.py")
+    scratch = run_dir / "tmp"  # torchrun's own temp folders (torchelastic_*) stay in the test's folder
+    scratch.mkdir(exist_ok=True)
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(worker), str(run_dir), *flags], timeout=300, capture_output=True, text=True)
+                           str(worker), str(run_dir), *flags], timeout=300, capture_output=True, text=True,
+                          env={**os.environ, "TMPDIR": str(scratch)})
     output = f"{done.stdout[-2000:]}\n{done.stderr[-6000:]}"
     assert done.returncode == 0, f"torchrun exited with {done.returncode}:\n{output}"
     return [json.loads((run_dir / f"rank{r}.json").read_text()) for r in (0, 1)]
