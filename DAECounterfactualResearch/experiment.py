@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from DAECounterfactualLib.errors import InputError
+from DAECounterfactualLib.errors import DAECFError, InputError
 from DAECounterfactualLib.model.preprocessing import Preprocessing
 
 from .datasets import TrainingSet, load_training_set, medmnist_training_set
@@ -152,10 +152,10 @@ def chosen_task(parser: argparse.ArgumentParser, args: argparse.Namespace,
 
 
 def run_script(main: Callable[[], int]) -> None:
-    """Run a script's ``main`` and exit with its status; an expected input error prints one line (no traceback)
-    and exits with status 2, as ``daecf`` does."""
+    """Run a script's ``main`` and exit with its status; an expected error (a bad input, a bundle that is not one)
+    prints one line (no traceback) and exits with status 2, as ``daecf`` does."""
     try:
         sys.exit(main())
-    except InputError as error:
+    except DAECFError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

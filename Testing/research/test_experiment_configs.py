@@ -35,3 +35,16 @@ def test_an_experiment_config_builds_its_model_training_tasks_and_window(path: P
         weights = REPO / experiment.warm_start
         assert weights.is_file(), f"{path.name}: warm_start {experiment.warm_start} is missing"
         model.load_state_dict({k: v.float() for k, v in load_file(weights).items()})
+
+
+def test_a_script_reports_an_expected_error_in_one_line_with_status_2(capsys):
+    from DAECounterfactualLib.errors import BundleError
+    from DAECounterfactualResearch.experiment import run_script
+
+    def main() -> int:
+        raise BundleError("/tmp/x: neither a bundle folder nor a bundled model name")
+
+    with pytest.raises(SystemExit) as stopped:
+        run_script(main)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == "error: /tmp/x: neither a bundle folder nor a bundled model name\n"
