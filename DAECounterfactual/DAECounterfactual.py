@@ -349,11 +349,11 @@ def describeGrade(grades):
     does not read as their grade (``panel_note``)."""
     reason = grades.get("ood_reason") or ("the model has not seen images like this" if grades.get("ood") else "")
     ood = f" — OUT OF DISTRIBUTION: {reason} — do not trust this grade" if reason else ""
-    ood += f" — CAUTION: {grades['caution']}" if grades.get("caution") else ""
+    caution = f" — CAUTION: {grades['caution']}" if grades.get("caution") else ""
     panels = f" — {grades['panel_note']}" if grades.get("panel_note") else ""
     level = f"{grades['level']}: " if grades.get("level") else ""
     return (f"{level}{grades['grade_name']} (score {grades['score']:.2f}, P(pathology) {grades['probability']:.2f}, "
-            f"distance {grades['distance']:+.2f}){ood}{panels}")
+            f"distance {grades['distance']:+.2f}){ood}{caution}{panels}")
 
 
 def describeScores(table):
