@@ -158,3 +158,22 @@ def test_the_flagged_share_is_counted_per_source_with_the_bundles_detector():
     assert shares["VB1"] == {"healthy": 1.0, "fractured": 1.0, "all": 1.0}
     assert shares["VB3"]["healthy"] == 0.0 and shares["VB3"]["fractured"] == 0.0  # case3's G0: not a healthy one
     assert shares["VB3"]["all"] == pytest.approx(0.125)  # 6 of 48 patches
+
+
+def test_the_record_kept_in_the_task_is_the_shipped_tasks_figures_on_the_source_named():
+    from DAECounterfactualLib.errors import InputError
+    from DAECounterfactualResearch.real_acceptance import real_data_check
+
+    def part(g0):
+        return {"pooled": {"healthy_g0": g0, "fracture_auc": 0.99, "within_one_grade": 0.92, "healthy_n": 10,
+                           "fractures_n": 60}}
+
+    record = {"shipped_task": {"pooled": part(0.5)["pooled"], "per_source": {"VB1": part(0.04), "VB3": part(0.95)}},
+              "sources": {"VB1": {"series": 11, "patients": 7}, "VB3": {"series": 50, "patients": 50}}}
+    vb3 = real_data_check(record, "VB3", "cmd")
+    assert vb3.met and vb3.figures["healthy_g0"] == 0.95 and vb3.command == "cmd"
+    assert vb3.measured_on == "10 healthy vertebrae and 60 simulated fractures of them in 50 real series of 50 patients (VB3)"
+    pooled = real_data_check(record, "pooled", "cmd")
+    assert pooled.missed == ("healthy_g0",) and "in 61 real series of 57 patients," in pooled.caution
+    with pytest.raises(InputError, match="VB2"):
+        real_data_check(record, "VB2", "cmd")
