@@ -272,6 +272,7 @@ def run(bundle: Bundle, task: str, recipe: TaskRecipe, data_root: Path, C: float
     patches = real_patches(bundle, case_specs(bundle, data_root), kinds)
     z = Explainer(bundle).encode(patches.images)
     spec = bundle.task(task)
+    sources = data_sources(patches)
     return {
         "bundle": bundle.bundle_id, "task": task, "patches": int(len(z)), "patients": int(len(set(patches.group))),
         "fracture_kinds": list(kinds), "targets": TARGETS, "probe_C": C, "calibration": recipe.calibration,
@@ -280,8 +281,8 @@ def run(bundle: Bundle, task: str, recipe: TaskRecipe, data_root: Path, C: float
         "shipped_task": acceptance(shipped_grades(z, spec), patches, spec.positive_min_grade, resamples),
         "visibility_auc": visibility(z, patches, recipe.positive_min_grade),
         "fracture_moves": fracture_moves(z, patches, recipe.positive_min_grade),
-        "sources": {str(source): {"series": int(len(set(patches.case[rows]))),
-                                  "patients": int(len(set(patches.group[rows])))}
-                    for source, rows in ((s, data_sources(patches) == s) for s in np.unique(data_sources(patches)))},
+        "sources": {str(source): {"series": int(len(set(patches.case[sources == source]))),
+                                  "patients": int(len(set(patches.group[sources == source])))}
+                    for source in np.unique(sources)},
         "flagged_out_of_distribution": flagged(z, patches, bundle, recipe.positive_min_grade),
     }

@@ -172,7 +172,8 @@ def test_the_record_kept_in_the_task_is_the_shipped_tasks_figures_on_the_source_
               "sources": {"VB1": {"series": 11, "patients": 7}, "VB3": {"series": 50, "patients": 50}}}
     vb3 = real_data_check(record, "VB3", "cmd")
     assert vb3.met and vb3.figures["healthy_g0"] == 0.95 and vb3.command == "cmd"
-    assert vb3.measured_on == "10 healthy vertebrae and 60 simulated fractures of them in 50 real series of 50 patients (VB3)"
+    assert vb3.measured_on == ("10 healthy vertebrae and 60 simulated fractures of them in 50 real series of 50 "
+                               "patients (VB3)")
     pooled = real_data_check(record, "pooled", "cmd")
     assert pooled.missed == ("healthy_g0",) and "in 61 real series of 57 patients," in pooled.caution
     with pytest.raises(InputError, match="VB2"):

@@ -8,7 +8,7 @@ that meets them loses it when its acceptance is recorded again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 FIGURE_NAMES = {"healthy_g0": "healthy vertebrae graded G0", "fracture_auc": "fractures told from healthy (AUC)",
@@ -21,7 +21,6 @@ class RealDataCheck:
     figures: dict[str, float]        # FIGURE_NAMES keys -> measured value (the task as shipped)
     targets: dict[str, float]        # the same keys -> the least acceptable value
     command: str = ""                # how it was measured
-    missed: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.figures) - set(FIGURE_NAMES))
@@ -29,7 +28,11 @@ class RealDataCheck:
             raise ValueError(f"real_data.figures must name some of {', '.join(FIGURE_NAMES)}; got {unknown or 'none'}")
         if set(self.targets) != set(self.figures):
             raise ValueError("real_data.targets must name the same figures as real_data.figures")
-        object.__setattr__(self, "missed", tuple(k for k in self.figures if not self.figures[k] >= self.targets[k]))
+
+    @property
+    def missed(self) -> tuple[str, ...]:
+        """The figures below their target (a NaN figure counts as missed)."""
+        return tuple(k for k in self.figures if not self.figures[k] >= self.targets[k])
 
     @property
     def met(self) -> bool:

@@ -43,7 +43,8 @@ def save_strip(path: str | Path, original: np.ndarray, explanation: Explanation,
                ood_reason: str = "") -> Path:
     """Write the strip; the panel of the predicted grade is outlined. A flagged grade gets a red banner across the
     top with ``ood_reason`` (a score row's, ``scores.grade_row``; by default the latent's own), and so does a task
-    with a caution (``TaskSpec.caution``), so the strip cannot be shown without its warning. A panel the model reads as another grade says so in its title."""
+    with a caution (``TaskSpec.caution``), so the strip cannot be shown without its warning. A panel the model
+    reads as another grade says so in its title."""
     import matplotlib
 
     matplotlib.use("Agg")
