@@ -41,18 +41,22 @@ SETTINGS = {  # name: (size px, spacing mm, window HU)
     "64px-1.5mm-bone": (64, 1.5, (-200.0, 800.0)),
     "96px-1mm-bone": (96, 1.0, (-200.0, 800.0)),
     "96px-1mm-wide": (96, 1.0, (-1000.0, 1500.0)),
+    "64px-1mm-bone": (64, 1.0, (-200.0, 800.0)),     # a tighter field of view: 64 mm instead of 96
+    "64px-0.8mm-bone": (64, 0.8, (-200.0, 800.0)),   # 51 mm, about one lumbar body and its discs
 }
 VISIBLE_CHANGE = 0.05  # of the model range [-1, 1]: 2.5 % of the window
 
 
-def intact_bodies(data_root: Path) -> list[tuple[str, object, Volume, Volume, Volume]]:
-    """(case, position, volume, that body's mask, the other bodies' mask) for every real vertebra graded G0."""
+def intact_bodies(data_root: Path) -> list[tuple[str, str, object, Volume, Volume, Volume]]:
+    """(case, patient, position, volume, that body's mask, the other bodies' mask) for every real vertebra graded
+    G0."""
     bodies = []
     for spec in ct_case_specs(data_root):
         case = spec.load()
         for position in case.positions:
             if case.grades.get(position.label) == 0 and case.body_mask is not None:
-                bodies.append((case.case, position, case.volume, *body_masks(case.body_mask, position.label)))
+                bodies.append((case.case, spec.group, position, case.volume,
+                               *body_masks(case.body_mask, position.label)))
     return bodies
 
 
@@ -102,8 +106,8 @@ def endplate_offset_mm(image_hu: np.ndarray, mask: np.ndarray, spacing: float) -
 
 def measure_setting(bodies, size: int, spacing: float, window: tuple[float, float], model: str) -> tuple[dict, list]:
     preprocessing = Preprocessing("ct_window", *window)
-    images, labels, groups, pair_of, rows, strips, intact_offsets = [], [], [], [], [], [], []
-    for case, position, volume, body, others in bodies:
+    images, labels, groups, patients, pair_of, rows, strips, intact_offsets = [], [], [], [], [], [], [], []
+    for case, patient, position, volume, body, others in bodies:
         try:
             patch = extract_sagittal_patch(volume, position.ras, size, spacing)
         except InputError:
@@ -114,7 +118,7 @@ def measure_setting(bodies, size: int, spacing: float, window: tuple[float, floa
         key = f"{case}:{position.level}"
         intact = preprocessing.apply(patch.pixels)
         intact_index = len(images)
-        images.append(intact), labels.append(0), groups.append(key), pair_of.append(-1)
+        images.append(intact), labels.append(0), groups.append(key), patients.append(patient), pair_of.append(-1)
         intact_offsets.append(endplate_offset_mm(patch.pixels, body_patch, spacing))
         ruler = EndplateRuler(intact[None], body_patch, spacing)
         fractures = fractures_of(model, volume, body, others, position.ras, size, spacing)
@@ -127,14 +131,15 @@ def measure_setting(bodies, size: int, spacing: float, window: tuple[float, floa
                          "changed_mm2": float((change > VISIBLE_CHANGE).sum() * spacing ** 2),
                          "mean_change_in_changed": float(change[change > VISIBLE_CHANGE].mean())
                          if (change > VISIBLE_CHANGE).any() else 0.0})
-            images.append(fractured), labels.append(1), groups.append(key), pair_of.append(intact_index)
+            images.append(fractured), labels.append(1), groups.append(key), patients.append(patient)
+            pair_of.append(intact_index)
         if len(strips) < 3 and fractures:
             strips.append([intact] + [preprocessing.apply(f["image"]) for f in fractures if f["kind"] == "wedge"])
-    return _summary(np.array(images), np.array(labels), np.array(groups), np.array(pair_of), rows,
+    return _summary(np.array(images), np.array(labels), np.array(groups), np.array(patients), np.array(pair_of), rows,
                     intact_offsets), strips
 
 
-def _summary(images, labels, groups, pair_of, rows, intact_offsets) -> dict:
+def _summary(images, labels, groups, patients, pair_of, rows, intact_offsets) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
@@ -147,12 +152,15 @@ def _summary(images, labels, groups, pair_of, rows, intact_offsets) -> dict:
     scores = out_of_fold_scores(features, labels, groups, pixel_model)
     fractured = np.flatnonzero(labels == 1)
     auc = float(roc_auc_score(labels, scores))
+    by_patient = float(roc_auc_score(labels, out_of_fold_scores(features, labels, patients, pixel_model)))
+    move, shared = twin_move(features, pair_of, np.isin([r["grade"] for r in rows], (2, 3)))
     paired = float(np.mean(scores[fractured] > scores[pair_of[fractured]]))  # above its own intact twin
     by_grade = {g: [r for r in rows if r["grade"] == g] for g in LOSSES}
     read = [r for r in rows if r["ruler_loss"] is not None]
     return {
         "bodies": int((labels == 0).sum()), "fractures": int((labels == 1).sum()),
-        "pixel_auc_grouped": auc, "pair_ordering": paired,
+        "pixel_auc_grouped": auc, "pixel_auc_by_patient": by_patient, "pair_ordering": paired,
+        "twin_move_g2_g3": move, "twin_move_shared": shared,
         "endplate_offset_mm_intact_median": float(np.median(intact_offsets)),
         "endplate_offset_mm_median_by_kind": {
             kind: float(np.median([r["endplate_offset_mm"] for r in rows if r["kind"] == kind])) for kind in FRACTURE_KINDS},
@@ -165,6 +173,21 @@ def _summary(images, labels, groups, pair_of, rows, intact_offsets) -> dict:
         "ruler_median_by_grade": {g: float(np.median([r["ruler_loss"] for r in read if r["grade"] == g]))
                                   for g in LOSSES if any(r["grade"] == g for r in read)},
     }
+
+
+def twin_move(features: np.ndarray, pair_of: np.ndarray, severe: np.ndarray, pairs: int = 2000) -> tuple[float, float]:
+    """How far a G2-G3 fracture moves its intact twin's pixels, as a share of how far two patches lie apart
+    (median of random pairs), and how much of each move lies along the mean move (median cosine): the acceptance's
+    ``fracture_moves`` on the pixels, so that a geometry can be judged by the figure a latent is judged by."""
+    fractured = np.flatnonzero(pair_of >= 0)[severe]
+    rng = np.random.default_rng(0)
+    a, b = rng.choice(len(features), pairs), rng.choice(len(features), pairs)
+    spread = float(np.median(np.linalg.norm(features[a] - features[b], axis=1)))
+    moves = (features[fractured] - features[pair_of[fractured]]).astype(np.float64)
+    lengths = np.linalg.norm(moves, axis=1)
+    mean = moves.mean(axis=0)
+    return (float(np.median(lengths) / spread),
+            float(np.median(moves @ mean / (lengths * np.linalg.norm(mean) + 1e-12))))
 
 
 def write_strip(strips: list[list[np.ndarray]], path: Path) -> None:
