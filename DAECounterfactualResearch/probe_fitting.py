@@ -54,7 +54,7 @@ def fit_probe(z: np.ndarray, labels: np.ndarray, kind: ProbeKind = "svm", standa
     if set(np.unique(y)) != {0, 1}:
         raise ValueError(f"binary labels 0/1 with both classes present are required, got {sorted(set(y))}")
     space = _ProbeSpace.of(z, standardize, components)
-    clf = _classifier(kind, C, seed).fit(space.features(z), y, sample_weight=balanced_weights(y, strata))
+    clf = _classifier(kind, C, seed).fit(space.features, y, sample_weight=balanced_weights(y, strata))
     return space.probe(clf.coef_.ravel(), float(clf.intercept_[0]), kind, z, y, edit_components)
 
 
@@ -76,7 +76,7 @@ def fit_ordinal_probe(z: np.ndarray, grades: np.ndarray, positive_min_grade: int
         raise ValueError(f"an ordinal probe needs grades on both sides of {positive_min_grade}, got "
                          f"{sorted(set(g))}")
     space = _ProbeSpace.of(z, standardize, components)
-    u = space.features(z)
+    u = space.features
     rows, labels, weights = [], [], []
     for k, threshold in enumerate(thresholds):
         marker = np.zeros((len(u), len(thresholds)))
@@ -117,23 +117,26 @@ def _classifier(kind: ProbeKind, C: float, seed: int, fit_intercept: bool = True
 
 @dataclass(frozen=True)
 class _ProbeSpace:
-    """Where a probe is fitted: the standardised latents u, optionally restricted to their top principal
-    directions (``basis``)."""
+    """Where a probe is fitted: the standardised latents u (standardised once, here), optionally restricted to
+    their top principal directions (``basis``)."""
 
     mean: np.ndarray
     scale: np.ndarray
     basis: np.ndarray | None
+    u: np.ndarray  # the fitting latents, standardised
 
     @classmethod
     def of(cls, z: np.ndarray, standardize: bool, components: int) -> "_ProbeSpace":
         mean = z.mean(axis=0) if standardize else np.zeros(z.shape[1])
         scale = z.std(axis=0) if standardize else np.ones(z.shape[1])
         scale = np.where(scale > 1e-8, scale, 1.0)
-        return cls(mean, scale, principal_basis((z - mean) / scale, components) if components else None)
+        u = (z - mean) / scale
+        return cls(mean, scale, principal_basis(u, components) if components else None, u)
 
-    def features(self, z: np.ndarray) -> np.ndarray:
-        u = (z - self.mean) / self.scale
-        return u if self.basis is None else u @ self.basis
+    @property
+    def features(self) -> np.ndarray:
+        """The fitting latents as the classifier sees them."""
+        return self.u if self.basis is None else self.u @ self.basis
 
     def probe(self, normal: np.ndarray, bias: float, kind: ProbeKind, z: np.ndarray, y: np.ndarray,
               edit_components: int) -> LinearProbe:
@@ -149,7 +152,7 @@ class _ProbeSpace:
             slope, intercept = _platt_scaling(probe.distance(z), y)
         edit = None
         if edit_components:
-            edit_basis = principal_basis((z - self.mean) / self.scale, edit_components)
+            edit_basis = principal_basis(self.u, edit_components)
             edit = edit_basis @ (edit_basis.T @ probe.unit_normal)
         return LinearProbe(normal=normal, bias=bias, mean=self.mean, scale=self.scale, kind=kind,
                            prob_slope=slope, prob_intercept=intercept, edit_direction=edit)
