@@ -336,10 +336,11 @@ def counterfactual_checks(explainer, images: np.ndarray, grades: np.ndarray, tas
     re-encoded latent lies beyond the bundle's OOD threshold; grain: each counterfactual's fine texture over its
     reconstruction's (validity can be reached by adding grain the encoder reads as pathology). With ``measure``
     (CT): the share whose measured morphometric grade equals the target, and the change inside vs outside the
-    vertebra."""
+    vertebra. The explanations come back too (``explanations``, by case), so that a report draws them without
+    explaining its strip cases again."""
     spec = task if isinstance(task, TaskSpec) else explainer.bundle.task(task)
     n_grades = len(spec.grade_names)
-    per_case, recon, z_cf = [], [], {g: [] for g in range(n_grades)}
+    per_case, recon, z_cf, explanations = [], [], {g: [] for g in range(n_grades)}, []
     for k, image in enumerate(images):
         e = explainer.explain(image, spec, preset=preset, sweep_count=0)
         explainer.forget_inversions()
@@ -363,6 +364,7 @@ def counterfactual_checks(explainer, images: np.ndarray, grades: np.ndarray, tas
             body = measure.mask(e.reconstruction)
             case["proximity"] = [proximity(cf, e.reconstruction, body) for cf in e.counterfactuals]
         per_case.append(case)
+        explanations.append(e)
         recon.append(e.reconstruction)
         for g in range(n_grades):
             z_cf[g].append(z[g])
@@ -371,7 +373,7 @@ def counterfactual_checks(explainer, images: np.ndarray, grades: np.ndarray, tas
     fitted_on = explainer.bundle.ood_fitted_on
     return summarise_counterfactuals(per_case, n_grades) | ({"ood_fitted_on": fitted_on} if fitted_on else {}) | {
         "reconstruction": reconstruction_quality(images, np.stack(recon)), "cases": per_case,
-        "latents": {g: np.stack(v) for g, v in z_cf.items()}}
+        "latents": {g: np.stack(v) for g, v in z_cf.items()}, "explanations": explanations}
 
 
 def summarise_counterfactuals(cases: list[dict[str, Any]], n_grades: int) -> dict[str, Any]:

@@ -113,10 +113,11 @@ def strip_cases(cases: list[dict[str, Any]], count: int = 2) -> list[tuple[int, 
     return [(k, "all counterfactuals valid") for k in hits[:count]] + [(k, "failure") for k in misses[:count]]
 
 
-def write_plots(out: Path, task: str, entry: dict[str, Any], z: np.ndarray, data, explainer,
+def write_plots(out: Path, task: str, entry: dict[str, Any], z: np.ndarray, data, explanations: list,
                 picks: np.ndarray, grades: np.ndarray) -> None:
     """ROC, calibration, t-SNE and counterfactual strips of one task; ``grades`` are the task's own labels of
-    ``data`` (several tasks can share one set of images)."""
+    ``data`` (several tasks can share one set of images); ``explanations`` are those of the counterfactual checks,
+    one per pick."""
     plot_roc(out / f"{task}_roc.png", entry)
     plot_calibration(out / f"{task}_calibration.png", entry)
     known = grades >= 0
@@ -128,10 +129,7 @@ def write_plots(out: Path, task: str, entry: dict[str, Any], z: np.ndarray, data
         stale.unlink()
     for k, why in strip_cases(entry["counterfactuals"]["cases"]):
         index = int(picks[k])
-        image = data.images[index].astype(np.float32)
-        explanation = explainer.explain(image, task, preset=entry["counterfactuals"]["preset"], sweep_count=0)
-        explainer.forget_inversions()
-        save_strip(out / f"{task}_strip_{k:03d}.png", image, explanation,
+        save_strip(out / f"{task}_strip_{k:03d}.png", data.images[index].astype(np.float32), explanations[k],
                    f"case {index} (true grade {entry['grade_names'][int(grades[index])]}), {why}")
 
 

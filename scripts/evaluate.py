@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         measure = ct_body_measure(bundle.config) if bundle.config.preprocessing.kind == "ct_window" else None
         checks = counterfactual_checks(explainer, held_out.images[picks], held_grades[picks], recipe.name,
                                        args.preset, measure, progress=_progress("counterfactuals"))
-        latents = checks.pop("latents")
+        latents, explanations = checks.pop("latents"), checks.pop("explanations")
         real = {g: z_eval[g_eval == g] for g in range(len(spec.grade_names))}
         checks["frechet_zsem"] = {str(g): frechet_distance(real[g], latents[g])
                                   for g in latents if len(real[g]) > 1}
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                                               None if kinds is None else np.asarray(kinds)[known])
         entry["counterfactuals"] = checks
         entry["picked_cases"] = picks.tolist()
-        write_plots(args.out, recipe.name, entry, z_held, held_out, explainer, picks, held_grades)
+        write_plots(args.out, recipe.name, entry, z_held, held_out, explanations, picks, held_grades)
         results["tasks"][recipe.name] = entry
     results["seconds"] = time.time() - started
     (args.out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")

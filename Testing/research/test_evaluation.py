@@ -471,13 +471,15 @@ def test_plots_replace_the_strips_of_an_earlier_run(overfit_dae, blob_bundle, tm
     data = TrainingSet(images, grades, np.full(8, "test"), np.arange(8).astype(str))
     picks = np.arange(2)
     checks = counterfactual_checks(explainer, images[picks], grades[picks], "size", "fast")
+    explanations = checks.pop("explanations")
+    assert len(explanations) == len(picks)
     distance = spec.probe.distance(explainer.encode(images))
     entry = {"grade_names": list(spec.grade_names), "counterfactuals": {**checks, "preset": "fast"},
              "shipped": {"probe": "svm", "calibration": "linear", "roc": roc_curve_points(distance, grades >= 2),
                          "distance": distance.tolist(), "grades": grades.tolist(),
                          "calibration_coefficients": list(spec.calibration.coefficients)}}
     (tmp_path / "size_strip_099.png").write_bytes(b"an earlier run's strip")
-    write_plots(tmp_path, "size", entry, explainer.encode(images), data, explainer, picks, grades)
+    write_plots(tmp_path, "size", entry, explainer.encode(images), data, explanations, picks, grades)
     strips = sorted(p.name for p in tmp_path.glob("size_strip_*.png"))
     assert strips == [f"size_strip_{k:03d}.png" for k in (0, 1)]
     assert (tmp_path / "size_roc.png").exists() and (tmp_path / "size_tsne.png").exists()
