@@ -60,6 +60,7 @@ class DAECounterfactualParameterNode:
     task: str = "genant"
     preset: Annotated[str, Choice(PRESETS)] = "fast"
     device: Annotated[str, Choice(DEVICES)] = "auto"
+    centrePoints: bool = True
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -291,7 +292,7 @@ class DAECounterfactualWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         p = self._parameterNode
         index = self._pointIndex()
         grades = self._run("Grading", lambda progress, cancel: self.logic.grade(
-            p.inputVolume, p.points, p.task, index=index, progress=progress, cancel=cancel))
+            p.inputVolume, p.points, p.task, index=index, progress=progress, cancel=cancel, centre=p.centrePoints))
         if grades:
             self.ui.resultLabel.text = describeGrade(grades)
 
@@ -299,7 +300,8 @@ class DAECounterfactualWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         p = self._parameterNode
         index = self._pointIndex()
         result = self._run("Explaining", lambda progress, cancel: self.logic.explain(
-            p.inputVolume, p.points, p.task, preset=p.preset, index=index, progress=progress, cancel=cancel))
+            p.inputVolume, p.points, p.task, preset=p.preset, index=index, progress=progress, cancel=cancel,
+            centre=p.centrePoints))
         if result:
             self.ui.resultLabel.text = describeGrade(result.grades)
             position = [0.0, 0.0, 0.0]
@@ -311,7 +313,7 @@ class DAECounterfactualWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         p = self._parameterNode
         positions = p.vertebraLabels or p.points
         table = self._run("Scoring", lambda progress, cancel: self.logic.score(
-            p.inputVolume, positions, p.task, progress=progress, cancel=cancel))
+            p.inputVolume, positions, p.task, progress=progress, cancel=cancel, centre=p.centrePoints))
         if table is None:
             return
         if table.GetAttribute("DAECounterfactual.warning"):
@@ -346,14 +348,15 @@ def firstNode(className, exclude=None):
 def describeGrade(grades):
     """The result line; a flagged grade carries its reason (``ood_reason``) and the warning not to trust it, and a
     task that missed its targets on real patients its caution; after Explain it also names the panels the model
-    does not read as their grade (``panel_note``)."""
+    does not read as their grade (``panel_note``); a point centred along the spine says how far it moved."""
     reason = grades.get("ood_reason") or ("the model has not seen images like this" if grades.get("ood") else "")
     ood = f" — OUT OF DISTRIBUTION: {reason} — do not trust this grade" if reason else ""
     caution = f" — CAUTION: {grades['caution']}" if grades.get("caution") else ""
     panels = f" — {grades['panel_note']}" if grades.get("panel_note") else ""
     level = f"{grades['level']}: " if grades.get("level") else ""
+    centring = f", {grades['centring']}" if grades.get("centring") else ""
     return (f"{level}{grades['grade_name']} (score {grades['score']:.2f}, P(pathology) {grades['probability']:.2f}, "
-            f"distance {grades['distance']:+.2f}){ood}{caution}{panels}")
+            f"distance {grades['distance']:+.2f}{centring}){ood}{caution}{panels}")
 
 
 def describeScores(table):
@@ -447,18 +450,18 @@ class DAECounterfactualLogic(ScriptedLoadableModuleLogic):
     def bundle(self):
         return self.core.bundle
 
-    def extract(self, volumeNode, pointsNode, index=0):
-        return self.core.extract(volumeNode, pointsNode, index)
+    def extract(self, volumeNode, pointsNode, index=0, centre=False):
+        return self.core.extract(volumeNode, pointsNode, index, centre=centre)
 
-    def grade(self, volumeNode, pointsNode, task, index=0, progress=None, cancel=None):
-        return self.core.grade(volumeNode, pointsNode, task, index, progress=progress, cancel=cancel)
+    def grade(self, volumeNode, pointsNode, task, index=0, progress=None, cancel=None, centre=False):
+        return self.core.grade(volumeNode, pointsNode, task, index, progress=progress, cancel=cancel, centre=centre)
 
-    def explain(self, volumeNode, pointsNode, task, preset="fast", index=0, progress=None, cancel=None):
+    def explain(self, volumeNode, pointsNode, task, preset="fast", index=0, progress=None, cancel=None, centre=False):
         return self.core.explain(volumeNode, pointsNode, task, preset=preset, index=index, progress=progress,
-                                 cancel=cancel)
+                                 cancel=cancel, centre=centre)
 
-    def score(self, volumeNode, positions, task, progress=None, cancel=None):
-        return self.core.score(volumeNode, positions, task, progress=progress, cancel=cancel)
+    def score(self, volumeNode, positions, task, progress=None, cancel=None, centre=False):
+        return self.core.score(volumeNode, positions, task, progress=progress, cancel=cancel, centre=centre)
 
 
 # ---------------------------------------------------------------------------------------------------------------

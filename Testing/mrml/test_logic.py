@@ -78,8 +78,9 @@ def test_grade_reads_out_every_field_and_matches_the_pipeline(logic, spine, phan
     volume, points = spine
     result = logic.grade(volume, points, "genant", index=2)
     assert set(result) == {"distance", "probability", "score", "grade", "grade_name", "ood", "ood_score",
-                           "ood_reason", "caution", "level", "warning"}
+                           "ood_reason", "caution", "level", "warning", "moved_mm", "centring"}
     assert result["caution"] == ""  # the task has no real-patient record
+    assert result["moved_mm"] == 0.0 and result["centring"] == ""  # not centred unless asked
     assert result["level"] == "L3" and result["grade_name"] == GRADE_NAMES[result["grade"]]
     patch = extract_sagittal_patch(phantom.volume, phantom.positions[2].ras, PATCH_PX, PATCH_SPACING)
     direct = logic.explainer.grade(ct_bundle.config.preprocessing.apply(patch.pixels)[None, None], "genant")
@@ -218,6 +219,28 @@ def test_score_takes_label_maps_and_position_lists(scene, logic, spine, phantom)
     assert from_mask == from_list
     assert [r["level"] for r in from_mask] == list(LEVELS)
     np.testing.assert_allclose([r["distance"] for r in from_mask], [r["distance"] for r in from_points], atol=1e-5)
+
+
+def test_centred_points_are_graded_where_centring_moves_them_and_the_points_stay(scene, logic, spine, phantom):
+    from DAECounterfactualLib.inference.centring import centre_on_body
+
+    volume, _ = spine
+    clicks = [p.ras + [0.0, 0.0, 4.0] for p in phantom.positions]  # 4 mm above each centre
+    points = add_points(scene, list(zip(LEVELS, clicks)))
+    centred = [centre_on_body(logic.explainer, phantom.volume, click) for click in clicks]
+    for index, centring in enumerate(centred):
+        result = logic.grade(volume, points, "genant", index=index, centre=True)
+        assert result["moved_mm"] == pytest.approx(centring.moved_mm) and result["centring"] == centring.describe()
+        patch = extract_sagittal_patch(phantom.volume, centring.ras, PATCH_PX, PATCH_SPACING)
+        direct = logic.explainer.grade(logic.bundle.config.preprocessing.apply(patch.pixels)[None, None], "genant")
+        assert result["distance"] == pytest.approx(float(direct.distance[0]), abs=1e-6)
+    np.testing.assert_allclose(slicer.util.arrayFromMarkupsControlPoints(points), clicks)  # the points stay
+    rows = mrml.rows_from_table(logic.score(volume, points, "genant", centre=True))
+    np.testing.assert_allclose([[r["r"], r["a"], r["s"]] for r in rows], [c.ras for c in centred], atol=1e-6)
+    # centroids of a label map are where training patches were cut: never moved
+    mask = add_volume_node(scene, phantom.mask, "vtkMRMLLabelMapVolumeNode", "vert_msk")
+    assert mrml.rows_from_table(logic.score(volume, mask, "genant", centre=True)) == \
+        mrml.rows_from_table(logic.score(volume, mask, "genant"))
 
 
 def test_score_takes_segmentations_named_by_level(scene, logic, spine, phantom):

@@ -89,7 +89,7 @@ def test_the_panel_opens_without_torch_and_lists_models_and_tasks():
 def test_the_parameter_node_is_connected_to_every_widget_the_ui_names(phantom):
     named = {w.get("name"): p.find("string").text for w in ElementTree.parse(UI_FILE).iter("widget")
              for p in w.findall("property") if p.get("name") == "SlicerParameterName"}
-    assert set(named.values()) == {"inputVolume", "points", "vertebraLabels", "preset", "device"}
+    assert set(named.values()) == {"inputVolume", "points", "vertebraLabels", "preset", "device", "centrePoints"}
     with slicer_session() as s:
         widget = open_module(s)
         volume, points = add_spine(s, phantom)
@@ -104,6 +104,9 @@ def test_the_parameter_node_is_connected_to_every_widget_the_ui_names(phantom):
             (volume, points, labels, "reference", "cpu")
         p.preset = "standard"  # and back: the parameter node drives the widgets
         assert widget.ui.presetSelector.currentText == "standard"
+        assert p.centrePoints is True and widget.ui.centrePointsCheckBox.checked  # clicks are centred by default
+        widget.ui.centrePointsCheckBox.click()
+        assert p.centrePoints is False
 
 
 def test_the_volume_selector_leaves_out_label_maps(phantom):
@@ -197,6 +200,20 @@ def test_placing_a_point_grades_it_at_once(phantom, models):
         points.AddControlPoint(*[float(v) for v in phantom.positions[1].ras], "L2")
         assert widget.ui.resultLabel.text.startswith("L2: G")
         assert widget.ui.gradeButton.enabled and errors(s) == []
+
+
+def test_the_result_line_grades_the_centred_patch_unless_centring_is_switched_off(phantom, models):
+    with slicer_session() as s:
+        widget, volume, points = ready_panel(s, phantom, models)
+        module = sys.modules[type(widget).__module__]
+        points.AddControlPoint(*[float(v) for v in phantom.positions[1].ras + [0.0, 0.0, 4.5]], "L2")
+        centred = widget.logic.grade(volume, points, "genant", centre=True)
+        assert widget.ui.resultLabel.text == module.describeGrade(centred)
+        assert (", centred " in widget.ui.resultLabel.text) == (centred["moved_mm"] != 0)
+        widget.ui.centrePointsCheckBox.click()
+        widget.ui.gradeButton.click()
+        assert widget.ui.resultLabel.text == module.describeGrade(widget.logic.grade(volume, points, "genant"))
+        assert errors(s) == []
 
 
 def test_a_point_named_outside_the_trained_levels_says_why_not_to_trust_its_grade(phantom, models):

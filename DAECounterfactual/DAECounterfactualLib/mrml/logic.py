@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -24,6 +25,7 @@ from ..bundle.registry import resolve_bundle
 from ..bundle.spec import Bundle
 from ..bundle.store import load_bundle
 from ..errors import BusyError, Cancelled, InputError
+from ..inference.centring import Centring, centre_on_body
 from ..inference.geometry import Patch
 from ..inference.panel_labels import panel_note
 from ..inference.patches import check_positions_inside, cut_patch, to_model_input, volume_value_range
@@ -46,6 +48,7 @@ class PointPatch(NamedTuple):
     level: str | None  # a known vertebral level, or None
     patch: Patch
     warning: str       # from screening the image ("" if none): raises the OOD flag of every grade
+    centring: Centring  # where the patch was cut: the point, or where ``centre`` moved it
 
 
 def _default_scene():
@@ -105,45 +108,54 @@ class ExplanationLogic:
 
     # -- shared steps -------------------------------------------------------------------------------------------
 
-    def _read_point(self, volume_node, markups_node, index: int) -> PointPatch:
+    def _read_point(self, volume_node, markups_node, index: int, centre: bool) -> PointPatch:
         volume = mrml.volume_from_node(volume_node)
         warning = screen_volume(self.bundle.config, volume)
         ras = mrml.point_from_markups(markups_node, index)
         name = mrml.point_name(markups_node, index)
-        return PointPatch(volume, ras, name, mrml.level_from_text(name), cut_patch(self.bundle.config, volume, ras),
-                          warning)
+        centring = centre_on_body(self.explainer, volume, ras) if centre else Centring(ras, 0.0)
+        return PointPatch(volume, ras, name, mrml.level_from_text(name),
+                          cut_patch(self.bundle.config, volume, centring.ras), warning, centring)
 
     def _grade_row(self, grades, point: PointPatch, grade_names) -> dict:
-        return grade_row(grades, 0, grade_names, point.warning, self.bundle.config.outside(point.level))
+        """The grade's read-out, its level, and where the patch was cut if centring moved it."""
+        return {**grade_row(grades, 0, grade_names, point.warning, self.bundle.config.outside(point.level)),
+                "level": point.level, "moved_mm": point.centring.moved_mm, "centring": point.centring.describe()}
 
     # -- requests -----------------------------------------------------------------------------------------------
 
-    def extract(self, volume_node, markups_node, index: int = 0):
-        """The sagittal patch through a control point as a one-slice volume node on that plane (input units)."""
+    def extract(self, volume_node, markups_node, index: int = 0, centre: bool = False):
+        """The sagittal patch through a control point as a one-slice volume node on that plane (input units);
+        with ``centre``, moved along the spine as ``inference.centring`` does (the point itself is not changed)."""
         with self._request("extract a patch"):
-            point = self._read_point(volume_node, markups_node, index)
+            point = self._read_point(volume_node, markups_node, index, centre)
             return mrml.add_patch_node(self.scene, point.patch.pixels, point.patch.patch_to_ras,
                                        f"{point.name} patch", volume_value_range(self.bundle.config, point.volume))
 
     def grade(self, volume_node, markups_node, task: str, index: int = 0, progress: Progress | None = None,
-              cancel: CancelCheck | None = None) -> dict:
-        """Grade the vertebra at a control point: distance, probability, score, grade, grade name, OOD, level.
+              cancel: CancelCheck | None = None, centre: bool = False) -> dict:
+        """Grade the vertebra at a control point: distance, probability, score, grade, grade name, OOD, level, and
+        ``moved_mm`` / ``centring``: with ``centre`` the patch is cut where ``inference.centring`` moves the
+        point along the spine (a click a few mm above a body's centre reads as height loss; the point itself is
+        not changed).
 
         ``progress(i, 2)``: once the patch is cut (loading the model first, when needed), once graded; ``cancel``
         is checked between the two."""
         with self._request("grade"):
-            point = self._read_point(volume_node, markups_node, index)
+            point = self._read_point(volume_node, markups_node, index, centre)
             if progress is not None:
                 progress(1, 2)
             _check_cancel(cancel)
             grades = self.explainer.grade(to_model_input(self.bundle.config, [point.patch], volume_value_range(self.bundle.config, point.volume)), task)
             if progress is not None:
                 progress(2, 2)
-            return {**self._grade_row(grades, point, self.bundle.task(task).grade_names), "level": point.level}
+            return self._grade_row(grades, point, self.bundle.task(task).grade_names)
 
     def explain(self, volume_node, markups_node, task: str, preset: str = "fast", sweep_count: int = 9,
-                progress: Progress | None = None, cancel: CancelCheck | None = None, index: int = 0):
-        """Counterfactuals at every grade, the reflection, differences and a sweep as nodes on the patch plane.
+                progress: Progress | None = None, cancel: CancelCheck | None = None, index: int = 0,
+                centre: bool = False):
+        """Counterfactuals at every grade, the reflection, differences and a sweep as nodes on the patch plane
+        (with ``centre``, the patch where ``grade`` with ``centre`` cuts it).
 
         ``progress(i, n)`` is called between diffusion steps; ``cancel()`` returning True stops the request with
         ``Cancelled`` and the scene is left exactly as before. Returns ``scene.ExplanationNodes``.
@@ -152,7 +164,7 @@ class ExplanationLogic:
             spec = self.bundle.task(task)
             preset = self.bundle.config.preset(preset)  # unknown name or too many steps: refused before any work
             _check_sweep_count(sweep_count)
-            point = self._read_point(volume_node, markups_node, index)
+            point = self._read_point(volume_node, markups_node, index, centre)
             patch, value_range, prefix = point.patch, volume_value_range(self.bundle.config, point.volume), f"{point.name} {spec.name}"
             original = mrml.add_patch_node(self.scene, patch.pixels, patch.patch_to_ras, f"{prefix} original",
                                            value_range)
@@ -162,19 +174,21 @@ class ExplanationLogic:
             _check_cancel(cancel)
             nodes = mrml.add_explanation_nodes(self.scene, explanation, patch.patch_to_ras,
                                                self.bundle.config.preprocessing, value_range, prefix, original)
-            nodes.grades = {**self._grade_row(explanation.grades, point, spec.grade_names), "level": point.level,
+            nodes.grades = {**self._grade_row(explanation.grades, point, spec.grade_names),
                             "panel_note": panel_note(explanation)}
             return nodes
 
     def score(self, volume_node, positions, task: str, progress: Progress | None = None,
-              cancel: CancelCheck | None = None, table_name: str | None = None):
+              cancel: CancelCheck | None = None, table_name: str | None = None, centre: bool = False):
         """Grade many vertebrae at once into a table node (columns ``scene.SCORE_COLUMNS``).
 
         ``positions``: a markups node (one row per control point), a label-map (or segmentation) node of
         vertebra ids (one row per label at its centroid, VerSe ids give level names) or a list of
         ``VertebraPosition``. All patches are graded in one batched call. A position outside the volume is an
         ``InputError`` naming every such position, raised before anything is added to the scene (one bad point
-        means the positions belong to another image; a partial table would hide that).
+        means the positions belong to another image; a partial table would hide that). With ``centre``, the
+        points of a markups node are centred as ``grade`` centres one, and each row's R, A, S say where its patch
+        was cut (centroids of a label map or segmentation are where training patches were cut: never moved).
         ``progress(i, n)``: one step per patch cut, a last one when the table is written.
         """
         with self._request("score"), mrml.SceneChanges(self.scene):
@@ -183,9 +197,13 @@ class ExplanationLogic:
             warning = screen_volume(self.bundle.config, volume)
             points = self._positions(positions)
             check_positions_inside(volume, points)
+            clicked = centre and not isinstance(positions, (list, tuple)) and positions.IsA("vtkMRMLMarkupsNode")
             patches = []
             for number, point in enumerate(points, start=1):
                 _check_cancel(cancel)
+                if clicked:
+                    points[number - 1] = point = replace(point, ras=centre_on_body(self.explainer, volume,
+                                                                                  point.ras).ras)
                 patches.append(cut_patch(self.bundle.config, volume, point.ras))
                 if progress is not None:
                     progress(number, len(points) + 1)

@@ -1,0 +1,76 @@
+"""Centring a clicked point along the spine where the training patches were centred.
+
+The bundles' patches were cut at each body's centroid, and a grade reads where the endplates fall in the patch: a
+click 3 mm above a healthy lumbar body's centre reads as height loss (docs/ROBUSTNESS.md, "Where the point is
+placed"). Among the patches within ``reach_mm`` of the click along the superior-inferior axis, the one whose latent
+the bundle's detector finds most typical of what it was fitted on (the lowest OOD score) is taken as centred, to a
+fraction of a pixel by the parabola through the lowest score and its neighbours (a pixel is 1.5 mm, and half of
+that already moves a grade).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..io.volumes import Volume
+from .geometry import ROW_DIRECTION, extract_sagittal_patch
+from .patches import volume_value_range
+
+REACH_MM = 9.0  # a third of a lumbar body's height: a click on the body stays on it
+
+
+@dataclass(frozen=True)
+class Centring:
+    """Where a point was moved to: ``ras``, and ``moved_mm`` along the superior axis (negative: inferior)."""
+
+    ras: np.ndarray
+    moved_mm: float
+
+    def describe(self) -> str:
+        """The move in words, for a result line ("" when the point stayed, to the 0.1 mm it is given in)."""
+        if abs(self.moved_mm) < 0.05:
+            return ""
+        return f"centred {abs(self.moved_mm):.1f} mm {'superior' if self.moved_mm > 0 else 'inferior'} of the click"
+
+
+def typical_row(explainer, tall: np.ndarray, size: int) -> float:
+    """Offset in rows (positive: inferior) from the middle of ``tall`` ((size + 2k, W), model range) of the
+    ``size``-row crop whose latent is most typical for the bundle; ties go to the crop nearest the middle."""
+    reach = (tall.shape[0] - size) // 2
+    if tall.shape[0] != size + 2 * reach:
+        raise ValueError(f"a patch of {tall.shape[0]} rows has no middle crop of {size} rows")
+    crops = np.stack([tall[r:r + size][None] for r in range(2 * reach + 1)]).astype(np.float32)
+    scores = np.asarray(explainer.bundle.ood.ood_score(explainer.encode(crops)), dtype=np.float64)
+    offsets = np.arange(-reach, reach + 1)
+    best = int(np.lexsort((np.abs(offsets), scores))[0])
+    return float(offsets[best] + vertex_shift(scores, best))
+
+
+def vertex_shift(scores: np.ndarray, best: int) -> float:
+    """Where, within half a step of ``best``, the parabola through the scores at ``best`` and its two neighbours
+    has its lowest point (0 at either end, or where the three do not curve upwards)."""
+    if not 0 < best < len(scores) - 1:
+        return 0.0
+    below, at, above = scores[best - 1], scores[best], scores[best + 1]
+    curvature = below - 2.0 * at + above
+    if curvature <= 0:
+        return 0.0
+    return float(np.clip(0.5 * (below - above) / curvature, -0.5, 0.5))
+
+
+def centre_on_body(explainer, volume: Volume, ras, value_range: tuple[float, float] | None = None,
+                   reach_mm: float = REACH_MM) -> Centring:
+    """The point moved along the superior-inferior axis (at most ``reach_mm``, to a fraction of a patch pixel) to
+    where the bundle's patch looks most like its training patches."""
+    config = explainer.bundle.config
+    size, spacing = config.patch_size_px, config.patch_spacing_mm
+    reach = int(round(reach_mm / spacing))
+    ras = np.asarray(ras, dtype=np.float64)
+    if reach < 1:
+        return Centring(ras, 0.0)
+    tall = extract_sagittal_patch(volume, ras, (size + 2 * reach, size), spacing)
+    image = config.preprocessing.apply(tall.pixels, value_range or volume_value_range(config, volume))
+    rows = typical_row(explainer, image, size)
+    return Centring(ras + rows * spacing * ROW_DIRECTION, -rows * spacing)
