@@ -59,6 +59,29 @@ def test_score_points_and_npz(phantom_dir, blob_bundle, tmp_path):
     assert main(["score", "--bundle", str(blob_bundle), "--task", "size", "--out", str(out), str(npz)]) == 2
 
 
+def test_centred_points_are_scored_and_explained_where_centring_moves_them(phantom_dir, blob_bundle, tmp_path,
+                                                                          capsys):
+    from DAECounterfactualLib.bundle.store import load_bundle
+    from DAECounterfactualLib.inference.centring import centre_on_body
+    from DAECounterfactualLib.inference.explainer import Explainer
+    from DAECounterfactualLib.io.volumes import read_volume
+
+    volume = read_volume(phantom_dir / "ct.nii.gz")
+    clicks = [np.array([0.0, 0.0, 4.0]), np.array([0.0, 0.0, -5.0])]
+    expected = [centre_on_body(Explainer(load_bundle(blob_bundle)), volume, c).ras for c in clicks]
+    out = tmp_path / "centred.csv"
+    points = [arg for c in clicks for arg in ("--point", ",".join(f"{v:g}" for v in c))]
+    assert main(["score", "--bundle", str(blob_bundle), "--task", "size", "--out", str(out), *points, "--centre",
+                 str(phantom_dir / "ct.nii.gz")]) == 0
+    np.testing.assert_allclose([[float(r[k]) for k in "ras"] for r in _rows(out)], expected, atol=1e-4)
+    capsys.readouterr()
+    assert main(["explain", "--bundle", str(blob_bundle), "--task", "size", "--point", "0,0,4", "--centre",
+                 "--preset", "fast", "--out", str(tmp_path / "explain"), str(phantom_dir / "ct.nii.gz")]) == 0
+    summary = json.loads((tmp_path / "explain" / "summary.json").read_text())
+    np.testing.assert_allclose(summary["patch_centre_ras"], expected[0], atol=1e-6)
+    assert "patch at RAS" in capsys.readouterr().err
+
+
 def test_explain_writes_strip_nrrds_and_summary(phantom_dir, blob_bundle, tmp_path, capsys):
     import SimpleITK as sitk
 
@@ -94,6 +117,7 @@ def test_explain_writes_strip_nrrds_and_summary(phantom_dir, blob_bundle, tmp_pa
     (["--task", "size", "--point", "1,2"], "expected R,A,S"),
     (["--task", "size", "--point", "0,0,0", "--mask", "m.nii.gz"], "exactly one source"),
     (["--task", "size", "--point", "900,0,0"], "outside"),
+    (["--task", "size", "--mask", "m.nii.gz", "--centre"], "--centre moves --point positions"),
 ])
 def test_bad_arguments_are_one_line_errors(phantom_dir, blob_bundle, tmp_path, capsys, args, message):
     code = main(["score", "--bundle", str(blob_bundle), "--out", str(tmp_path / "x.csv"), *args,

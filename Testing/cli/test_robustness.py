@@ -113,7 +113,7 @@ def test_mri_given_to_a_ct_bundle_is_graded_with_a_warning_and_the_ood_flag(ct_b
 
 
 def test_a_ct_given_to_an_mri_bundle_warns(ct, tiny_config):
-    """No MRI bundle ships; the screening needs only the bundle's config to tell a CT (air at -1000) from an MRI."""
+    """The screening needs only the bundle's config to tell a CT (air at -1000) from an MRI."""
     from DAECounterfactualLib.bundle.spec import BundleConfig
     from DAECounterfactualLib.model.preprocessing import Preprocessing
     from DAECounterfactualLib.inference.screening import screen_volume
@@ -123,6 +123,17 @@ def test_a_ct_given_to_an_mri_bundle_warns(ct, tiny_config):
     warning = screen_volume(mri, ct)
     assert "of voxels are below -500, like air in a CT; bundle 'mri' expects MR" in warning
     assert screen_volume(mri, Volume(np.clip(ct.array + 1024, 0, None), ct.ijk_to_ras)) == ""
+
+
+def test_a_ct_given_to_the_shipped_mri_bundle_is_graded_with_a_warning_and_the_ood_flag(phantom_dir, tmp_path,
+                                                                                       capsys):
+    out = tmp_path / "scores.csv"
+    assert score("vertebra-mri", out, "--centroids", str(phantom_dir / "ctd.json"),
+                 str(phantom_dir / "ct.nii.gz")) == 0
+    err = capsys.readouterr().err
+    assert err.count("like air in a CT; bundle 'vertebra-mri' expects MR") == 1  # once per image, not per row
+    assert [row["ood"] for row in rows(out)] == ["1", "1", "1"]
+    assert all("like air in a CT" in row["ood_reason"] for row in rows(out))
 
 
 @pytest.mark.real_data

@@ -99,6 +99,9 @@ def _positions(args: argparse.Namespace, volume):
 def _cmd_score(args: argparse.Namespace) -> int:
     from ..inference.scores import ScoresFile
 
+    if args.centre and not args.point:
+        raise InputError("--centre moves --point positions; a mask's, a centroid file's, a table's or a .npz's "
+                         "targets are where the training patches were cut")
     if args.table:
         return _score_table(args)
     sink = ScoresFile(args.out, resume=args.resume)  # an unwritable --out is refused before any work
@@ -158,6 +161,12 @@ def _score_batches(args: argparse.Namespace, explainer, sink):
             if todo else ()
     volume = read_volume(args.input)
     positions = _positions(args, volume)
+    if args.centre:
+        from dataclasses import replace
+
+        from ..inference.centring import centre_on_body
+
+        positions = [replace(p, ras=centre_on_body(explainer, volume, p.ras).ras) for p in positions]
     sink.check_positions(positions)
     todo = [p for p in positions if (str(p.label),) not in sink.done]
     return len(positions), iter_volume_rows(explainer, volume, todo, args.task) if todo else ()
@@ -241,7 +250,15 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     warning = screen_volume(explainer.config, volume)
     if warning:
         print(f"daecf: warning: {warning}", file=sys.stderr)
-    patch, image = model_input(explainer.config, volume, _parse_point(args.point))
+    point = _parse_point(args.point)
+    if args.centre:
+        from ..inference.centring import centre_on_body
+
+        centring = centre_on_body(explainer, volume, point)
+        point = centring.ras
+        print(f"daecf: {centring.describe() or 'the point is where the patch looks most typical'}: patch at RAS "
+              f"{[round(float(v), 2) for v in point]}", file=sys.stderr)
+    patch, image = model_input(explainer.config, volume, point)
     frames = args.sweep_frames or (SWEEP_FRAMES if args.animate else 9)
     explanation = explainer.explain(image, args.task, preset=steps, sweep_count=frames)
     summary = write_explanation(args.out, explainer, patch, image, explanation, volume, warning)
@@ -321,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--mask", type=Path, help="vertebra instance mask (VerSe ids give level names, other ids ranks)")
     score.add_argument("--centroids", type=Path, help="VerSe centroid JSON (*_ctd.json)")
     score.add_argument("--point", action="append", help="R,A,S in mm (repeatable)")
+    score.add_argument("--centre", action="store_true", help="move each --point along the spine to where the patch "
+                       "looks most like the bundle's training patches (within 9 mm; the CSV's r, a, s say where)")
     score.add_argument("--split", default="val", help="split of a MedMNIST-style .npz (train/val/test)")
     score.add_argument("--table", type=Path, help="CSV of targets on 2D slices (image, x_px, y_px, pixel spacing); "
                        "INPUT is then the folder of the images")
@@ -347,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="counterfactual explanation of one vertebra")
     _add_model_arguments(explain)
     explain.add_argument("--point", required=True, help="R,A,S in mm of the vertebra")
+    explain.add_argument("--centre", action="store_true", help="move the point along the spine to where the patch "
+                         "looks most like the bundle's training patches (within 9 mm), as the Slicer panel does")
     explain.add_argument("--preset", default="standard", help="fast, standard or reference")
     explain.add_argument("--steps", help="DDIM steps N or INVERT,DECODE instead of the preset's")
     explain.add_argument("--out", required=True, type=Path, help="folder for strip.png, NRRDs and summary.json")
