@@ -43,7 +43,7 @@ def model_mean(volume, ras, explainer) -> float:
 
 
 @pytest.mark.parametrize("rows_above", [4, -3, 0])
-def test_a_click_off_the_typical_height_moves_there(rows_above):
+def test_a_click_off_the_typical_height_moves_there_by_whole_pixels(rows_above):
     volume = superior_field()
     target = np.array([1.0, -2.0, 3.0])
     click = target - rows_above * SPACING * np.array([0.0, 0.0, 1.0])  # rows_above > 0: the click lies below
@@ -55,24 +55,6 @@ def test_a_click_off_the_typical_height_moves_there(rows_above):
     assert ("superior" in centring.describe()) == (rows_above > 0)
     assert ("inferior" in centring.describe()) == (rows_above < 0)
     assert (centring.describe() == "") == (rows_above == 0)
-
-
-def test_between_two_rows_the_point_moves_to_the_fraction_of_a_pixel():
-    volume = superior_field()
-    target = np.array([0.0, 0.0, 10.0])
-    explainer = MeanEncoder(model_mean(volume, target, MeanEncoder(0.0)))
-    centring = centre_on_body(explainer, volume, target - [0.0, 0.0, 2.5 * SPACING])  # 2.5 rows below
-    assert centring.moved_mm == pytest.approx(2.5 * SPACING, abs=1e-4)
-    np.testing.assert_allclose(centring.ras, target, atol=1e-4)
-
-
-def test_the_vertex_stays_within_half_a_step_and_at_the_ends():
-    from DAECounterfactualLib.inference.centring import vertex_shift
-
-    assert vertex_shift(np.array([3.0, 1.0, 2.0]), 1) == pytest.approx(1 / 6)  # the parabola through the three
-    assert vertex_shift(np.array([9.0, 1.0, 1.0]), 1) == 0.5  # clipped to half a step
-    assert vertex_shift(np.array([1.0, 2.0, 3.0]), 0) == 0.0  # at an end: no neighbour on one side
-    assert vertex_shift(np.array([1.0, 1.0, 1.0]), 1) == 0.0  # flat
 
 
 def test_beyond_the_reach_the_point_moves_as_far_as_the_reach():

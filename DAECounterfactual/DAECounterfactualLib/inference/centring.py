@@ -3,9 +3,8 @@
 The bundles' patches were cut at each body's centroid, and a grade reads where the endplates fall in the patch: a
 click 3 mm above a healthy lumbar body's centre reads as height loss (docs/ROBUSTNESS.md, "Where the point is
 placed"). Among the patches within ``reach_mm`` of the click along the superior-inferior axis, the one whose latent
-the bundle's detector finds most typical of what it was fitted on (the lowest OOD score) is taken as centred, to a
-fraction of a pixel by the parabola through the lowest score and its neighbours (a pixel is 1.5 mm, and half of
-that already moves a grade).
+the bundle's detector finds most typical of what it was fitted on (the lowest OOD score) is taken as centred, in
+whole patch pixels (a parabola's vertex between two pixels was tried and graded no better).
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ class Centring:
         return f"centred {abs(self.moved_mm):.1f} mm {'superior' if self.moved_mm > 0 else 'inferior'} of the click"
 
 
-def typical_row(explainer, tall: np.ndarray, size: int) -> float:
+def typical_row(explainer, tall: np.ndarray, size: int) -> int:
     """Offset in rows (positive: inferior) from the middle of ``tall`` ((size + 2k, W), model range) of the
     ``size``-row crop whose latent is most typical for the bundle; ties go to the crop nearest the middle."""
     reach = (tall.shape[0] - size) // 2
@@ -44,26 +43,13 @@ def typical_row(explainer, tall: np.ndarray, size: int) -> float:
     crops = np.stack([tall[r:r + size][None] for r in range(2 * reach + 1)]).astype(np.float32)
     scores = np.asarray(explainer.bundle.ood.ood_score(explainer.encode(crops)), dtype=np.float64)
     offsets = np.arange(-reach, reach + 1)
-    best = int(np.lexsort((np.abs(offsets), scores))[0])
-    return float(offsets[best] + vertex_shift(scores, best))
-
-
-def vertex_shift(scores: np.ndarray, best: int) -> float:
-    """Where, within half a step of ``best``, the parabola through the scores at ``best`` and its two neighbours
-    has its lowest point (0 at either end, or where the three do not curve upwards)."""
-    if not 0 < best < len(scores) - 1:
-        return 0.0
-    below, at, above = scores[best - 1], scores[best], scores[best + 1]
-    curvature = below - 2.0 * at + above
-    if curvature <= 0:
-        return 0.0
-    return float(np.clip(0.5 * (below - above) / curvature, -0.5, 0.5))
+    return int(offsets[np.lexsort((np.abs(offsets), scores))[0]])
 
 
 def centre_on_body(explainer, volume: Volume, ras, value_range: tuple[float, float] | None = None,
                    reach_mm: float = REACH_MM) -> Centring:
-    """The point moved along the superior-inferior axis (at most ``reach_mm``, to a fraction of a patch pixel) to
-    where the bundle's patch looks most like its training patches."""
+    """The point moved along the superior-inferior axis (by whole patch pixels, at most ``reach_mm``) to where
+    the bundle's patch looks most like its training patches."""
     config = explainer.bundle.config
     size, spacing = config.patch_size_px, config.patch_spacing_mm
     reach = int(round(reach_mm / spacing))
