@@ -51,12 +51,14 @@ def case_specs(bundle: Bundle, data_root: Path) -> list[CaseSpec]:
     return ct_case_specs(data_root) if modality == "CT" else mri_case_specs(data_root)
 
 
-def real_patches(bundle: Bundle, specs: list[CaseSpec], kinds: tuple[str, ...] = FRACTURE_KINDS) -> RealPatches:
+def real_patches(bundle: Bundle, specs: list[CaseSpec], kinds: tuple[str, ...] = FRACTURE_KINDS,
+                 margin_px: int = 0) -> RealPatches:
     """Every real vertebra of ``specs`` in the bundle's patch geometry and preprocessing (no lateral offset), plus
-    every kind of simulated fracture at each grade of each intact body."""
+    every kind of simulated fracture at each grade of each intact body; ``margin_px`` more on every side of each
+    patch (for crops of it; ``whole`` still says whether the body lies whole in the bundle's patch)."""
     config = bundle.config
-    settings = Settings(config.patch_size_px, config.patch_spacing_mm, [0.0], config.preprocessing, list(LOSSES),
-                        list(kinds))
+    settings = Settings(config.patch_size_px + 2 * margin_px, config.patch_spacing_mm, [0.0], config.preprocessing,
+                        list(LOSSES), list(kinds))
     rows: list[dict] = []
     for spec in specs:
         case = spec.load()

@@ -1,0 +1,158 @@
+#!/usr/bin/env python
+"""Does a grade hold when the click is a few millimetres off the vertebral body's centre, and does centring the
+point (``inference.centring``) give it back?
+
+A radiologist's point lands near the centre, not on it. On every real vertebra of the bundle's modality (one data
+source, e.g. VB3), the patch is cut at the centroid the training used and again with the point moved along each
+axis (anterior, superior, right), each intact body with its simulated fractures, as the acceptance cuts them
+(``real_acceptance.real_patches``), with a margin so that the same simulated fracture can also be graded where
+``centring.typical_row`` moves the point. The shipped task grades every patch, as clicked and centred. Per shift
+and way: the acceptance's three figures on the same healthy bodies (those whole in the patch at every shift), the
+share of healthy bodies graded as at the centre, and how far their distance to the hyperplane moved (median, in
+the spread of healthy distances at the centre).
+
+    python scripts/studies/click_placement.py scripts/configs/vertebra-mri.json --data-root DATA --source VB3 \
+        --fracture-kinds wedge,biconcave --out docs/results/mri-real
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from DAECounterfactualLib.bundle.registry import resolve_bundle
+from DAECounterfactualLib.bundle.store import load_bundle
+from DAECounterfactualLib.inference.centring import REACH_MM, typical_row
+from DAECounterfactualLib.inference.explainer import Explainer
+from DAECounterfactualResearch.dataset_building import SpineCase, data_source
+from DAECounterfactualResearch.experiment import add_bundle_arguments, chosen_task, load_experiment, run_script
+from DAECounterfactualResearch.real_acceptance import (RealPatches, case_specs, figures, healthy_and_fractured,
+                                                       real_patches, shipped_grades)
+
+AXES = {"anterior": np.array([0.0, 1.0, 0.0]), "superior": np.array([0.0, 0.0, 1.0]),
+        "right": np.array([1.0, 0.0, 0.0])}  # RAS
+
+
+@dataclass
+class _Shifted:
+    """A loaded case whose points are moved by ``shift`` (RAS mm), in the shape ``real_patches`` reads a case in."""
+    case: SpineCase
+    group: str
+    shift: np.ndarray
+
+    def load(self) -> SpineCase:
+        return replace(self.case, positions=[replace(p, ras=np.asarray(p.ras) + self.shift)
+                                             for p in self.case.positions])
+
+
+def shifts(distances: list[float], axes: list[str]) -> dict[str, np.ndarray]:
+    """The centre, then each axis in both directions at every distance: name -> RAS offset."""
+    table = {"centre": np.zeros(3)}
+    for axis in axes:
+        unit = AXES[axis]
+        for distance in distances:
+            for sign in (1, -1):
+                table[f"{axis} {sign * distance:+g} mm"] = sign * distance * unit
+    return table
+
+
+def concatenate(parts: list[RealPatches]) -> RealPatches:
+    return RealPatches(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(RealPatches)})
+
+
+def shifted_patches(bundle, specs, offsets: dict[str, np.ndarray], kinds, margin: int) -> dict[str, RealPatches]:
+    """Each shift's patches of every case, ``margin`` pixels wider on every side (each case loaded once)."""
+    parts: dict[str, list[RealPatches]] = {name: [] for name in offsets}
+    for spec in tqdm(specs, desc="cases", unit="case"):
+        case = spec.load()
+        for name, offset in offsets.items():
+            parts[name].append(real_patches(bundle, [_Shifted(case, spec.group, offset)], kinds, margin))
+    return {name: concatenate(p) for name, p in parts.items()}
+
+
+def as_clicked_and_centred(explainer, wide: RealPatches, margin: int) -> dict[str, tuple[RealPatches, np.ndarray]]:
+    """The bundle's patches cut from ``wide`` ones: in the middle (as clicked), and where ``typical_row`` moves
+    each (centred), with the rows each was moved by."""
+    size = explainer.bundle.config.patch_size_px
+    columns = wide.images[:, :, :, margin:margin + size]
+    moved = np.array([typical_row(explainer, image[0], size) for image in tqdm(columns, desc="centring")])
+    centred = np.stack([image[:, margin + m:margin + m + size] for image, m in zip(columns, moved)])
+    return {"as clicked": (replace(wide, images=columns[:, :, margin:margin + size]), np.zeros(len(moved), int)),
+            "centred": (replace(wide, images=centred), moved)}
+
+
+def placement_figures(graded: dict[str, np.ndarray], patches: dict[str, RealPatches],
+                      positive_min_grade: int) -> dict[str, dict]:
+    """Per shift: the acceptance figures on the bodies whole in the patch at every shift, and how the healthy
+    bodies' grades and distances moved from the centre's."""
+    def healthy_rows(name: str) -> dict[str, int]:  # vertebra -> row of its real (unsimulated) G0 patch
+        p = patches[name]
+        rows = np.flatnonzero(~p.simulated & (p.grade == 0))
+        return dict(zip(p.vertebra[rows], rows))
+    whole_everywhere = set.intersection(*(set(p.vertebra[p.whole & ~p.simulated]) for p in patches.values()))
+    centre_rows = healthy_rows("centre")
+    common = sorted(whole_everywhere & set.intersection(*(set(healthy_rows(n)) for n in patches)))
+    centre = graded["centre"]
+    spread = float(np.std(centre[[centre_rows[v] for v in common], 0]))
+    result = {}
+    for name, p in patches.items():
+        kept = replace(p, whole=np.isin(p.vertebra, common))
+        rows = healthy_rows(name)
+        here, there = (np.array([rows[v] for v in common]), np.array([centre_rows[v] for v in common]))
+        same = graded[name][here, 1] == centre[there, 1]
+        moved = np.abs(graded[name][here, 0] - centre[there, 0]) / spread
+        healthy, _ = healthy_and_fractured(kept, positive_min_grade)
+        result[name] = figures(graded[name], kept, np.arange(len(p.grade)), positive_min_grade) | {
+            "healthy_same_grade_as_centre": float(np.mean(same)), "healthy_distance_moved": float(np.median(moved)),
+            "healthy_checked": int(healthy.sum())}
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_bundle_arguments(parser, task=True)
+    parser.add_argument("--source", required=True, help="data source whose series are cut (ct, VB3, VB1, ...)")
+    parser.add_argument("--distances", default="3,6", help="comma-separated shifts in mm along each axis")
+    parser.add_argument("--axes", default=",".join(AXES), help=f"comma-separated, of {', '.join(AXES)}")
+    parser.add_argument("--fracture-kinds", default="wedge,biconcave,crush")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    experiment = load_experiment(args.config)
+    bundle = load_bundle(resolve_bundle(args.bundle or experiment.name))
+    task = bundle.task(chosen_task(parser, args, experiment)["name"])
+    specs = [s for s in case_specs(bundle, args.data_root) if data_source(s.group) == args.source]
+    axes = [a for a in args.axes.split(",") if a]
+    if not set(axes) <= set(AXES):
+        parser.error(f"--axes: unknown {sorted(set(axes) - set(AXES))}; choose from {', '.join(AXES)}")
+    offsets = shifts([float(d) for d in args.distances.split(",") if d.strip()], axes)
+    margin = int(round(REACH_MM / bundle.config.patch_spacing_mm))
+    wide = shifted_patches(bundle, specs, offsets, tuple(k for k in args.fracture_kinds.split(",") if k), margin)
+    explainer = Explainer(bundle)
+    record = {"bundle": bundle.bundle_id, "task": task.name, "source": args.source, "patients": len(specs),
+              "shifts_ras_mm": {n: o.tolist() for n, o in offsets.items()}, "reach_mm": REACH_MM, "figures": {}}
+    ways = {name: as_clicked_and_centred(explainer, p, margin) for name, p in wide.items()}
+    for way in ("as clicked", "centred"):
+        patches = {name: ways[name][way][0] for name in wide}
+        graded = {name: shipped_grades(explainer.encode(p.images), task) for name, p in patches.items()}
+        record["figures"][way] = placement_figures(graded, patches, task.positive_min_grade)
+        for name in wide:
+            moved_mm = ways[name][way][1] * bundle.config.patch_spacing_mm
+            record["figures"][way][name]["median_move_mm"] = float(np.median(np.abs(moved_mm)))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"click_placement_{bundle.config.name}_{args.source}.json"
+    path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    for way, name, row in ((w, n, r) for w, rows in record["figures"].items() for n, r in rows.items()):
+        print(f"{way:10s} {name:18s} healthy G0 {row['healthy_g0']:.2f}  AUC {row['fracture_auc']:.2f}  within one "
+              f"{row['within_one_grade']:.2f}  same grade {row['healthy_same_grade_as_centre']:.2f}  moved "
+              f"{row['healthy_distance_moved']:.2f}  (n {row['healthy_checked']}/{row['fractures_n']})")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_script(main)
