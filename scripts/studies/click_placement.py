@@ -33,6 +33,7 @@ from DAECounterfactualResearch.dataset_building import SpineCase, data_source
 from DAECounterfactualResearch.experiment import add_bundle_arguments, chosen_task, load_experiment, run_script
 from DAECounterfactualResearch.real_acceptance import (RealPatches, case_specs, figures, healthy_and_fractured,
                                                        real_patches, shipped_grades)
+from DAECounterfactualResearch.task_fitting import TaskRecipe, fit_recipe
 
 AXES = {"anterior": np.array([0.0, 1.0, 0.0]), "superior": np.array([0.0, 0.0, 1.0]),
         "right": np.array([1.0, 0.0, 0.0])}  # RAS
@@ -113,6 +114,25 @@ def placement_figures(graded: dict[str, np.ndarray], patches: dict[str, RealPatc
     return result
 
 
+def probe_by_folds(z: dict[str, np.ndarray], patches: dict[str, RealPatches], recipe: TaskRecipe, C: float,
+                   fit_on: list[str], folds: int = 5) -> dict[str, np.ndarray]:
+    """(distance, grade) of every shift's patches by probes fitted, ``folds`` times, on the other patients'
+    patches at the shifts ``fit_on`` (say only the centroid, or every shift: a probe that saw the click jitter)."""
+    groups = np.unique(patches["centre"].group)
+    fold_of = {g: k % folds for k, g in enumerate(np.random.default_rng(0).permutation(groups))}
+    graded = {name: np.full((len(p.grade), 2), np.nan) for name, p in patches.items()}
+    for fold in range(folds):
+        train = [(z[n][m], patches[n].grade[m]) for n in fit_on
+                 for m in [np.array([fold_of[g] != fold for g in patches[n].group]) & (patches[n].grade >= 0)]]
+        probe, calibration = fit_recipe(recipe, np.concatenate([t[0] for t in train]),
+                                        np.concatenate([t[1] for t in train]), C)
+        for name, p in patches.items():
+            held = np.array([fold_of[g] == fold for g in p.group])
+            distance = probe.distance(z[name][held])
+            graded[name][held] = np.stack([distance, calibration.grade(distance)], axis=1)
+    return graded
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_bundle_arguments(parser, task=True)
@@ -120,11 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--distances", default="3,6", help="comma-separated shifts in mm along each axis")
     parser.add_argument("--axes", default=",".join(AXES), help=f"comma-separated, of {', '.join(AXES)}")
     parser.add_argument("--fracture-kinds", default="wedge,biconcave,crush")
+    parser.add_argument("--jittered-probe", action="store_true", help="also grade the clicks as they are with "
+                        "probes fitted by patient folds on the centroid's patches alone and on every shift's")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
     bundle = load_bundle(resolve_bundle(args.bundle or experiment.name))
-    task = bundle.task(chosen_task(parser, args, experiment)["name"])
+    entry = chosen_task(parser, args, experiment)
+    task = bundle.task(entry["name"])
     specs = [s for s in case_specs(bundle, args.data_root) if data_source(s.group) == args.source]
     axes = [a for a in args.axes.split(",") if a]
     if not set(axes) <= set(AXES):
@@ -138,8 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     ways = {name: as_clicked_and_centred(explainer, p, margin) for name, p in wide.items()}
     for way in ("as clicked", "centred"):
         patches = {name: ways[name][way][0] for name in wide}
-        graded = {name: shipped_grades(explainer.encode(p.images), task) for name, p in patches.items()}
+        z = {name: explainer.encode(p.images) for name, p in patches.items()}
+        graded = {name: shipped_grades(z[name], task) for name, p in patches.items()}
         record["figures"][way] = placement_figures(graded, patches, task.positive_min_grade)
+        if args.jittered_probe and way == "as clicked":
+            recipe = TaskRecipe.from_config(entry)
+            for label, fit_on in (("probe fitted at the centroid", ["centre"]), ("probe fitted at every shift",
+                                                                                 list(patches))):
+                record["figures"][label] = placement_figures(probe_by_folds(z, patches, recipe, 0.01, fit_on),
+                                                             patches, task.positive_min_grade)
         for name in wide:
             moved_mm = ways[name][way][1] * bundle.config.patch_spacing_mm
             record["figures"][way][name]["median_move_mm"] = float(np.median(np.abs(moved_mm)))
