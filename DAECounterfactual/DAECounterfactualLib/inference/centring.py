@@ -1,8 +1,8 @@
 """Centring a clicked point along the spine where the training patches were centred.
 
 The bundles' patches were cut at each body's centroid, and a grade reads where the endplates fall in the patch: a
-click 3 mm above a healthy lumbar body's centre reads as height loss (docs/ROBUSTNESS.md, "Where the point is
-placed"). Among the patches within ``reach_mm`` of the click along the superior-inferior axis, the one whose latent
+click a few millimetres above a healthy body's centre reads as height loss (docs/RESULTS.md, "Does a grade hold
+when the click is off the centre?"). Among the patches within ``reach_mm`` of the click along the superior-inferior axis, the one whose latent
 the bundle's detector finds most typical of what it was fitted on (the lowest OOD score) is taken as centred, in
 whole patch pixels (a parabola's vertex between two pixels was tried and graded no better).
 """
