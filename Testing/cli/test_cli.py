@@ -79,6 +79,8 @@ def test_centred_points_are_scored_and_explained_where_centring_moves_them(phant
                  "--preset", "fast", "--out", str(tmp_path / "explain"), str(phantom_dir / "ct.nii.gz")]) == 0
     summary = json.loads((tmp_path / "explain" / "summary.json").read_text())
     np.testing.assert_allclose(summary["patch_centre_ras"], expected[0], atol=1e-6)
+    assert summary["point_ras"] == [0.0, 0.0, 4.0]  # what was given, beside where it was cut
+    assert summary["centred_mm"] == pytest.approx(expected[0][2] - 4.0, abs=1e-6)
     assert "patch at RAS" in capsys.readouterr().err
 
 

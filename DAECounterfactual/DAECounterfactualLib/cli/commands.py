@@ -250,18 +250,19 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     warning = screen_volume(explainer.config, volume)
     if warning:
         print(f"daecf: warning: {warning}", file=sys.stderr)
-    point = _parse_point(args.point)
+    point, given = _parse_point(args.point), {}
     if args.centre:
         from ..inference.centring import centre_on_body
 
         centring = centre_on_body(explainer, volume, point)
+        given = {"point_ras": [float(v) for v in point], "centred_mm": centring.moved_mm}
         point = centring.ras
         print(f"daecf: {centring.describe() or 'the point is where the patch looks most typical'}: patch at RAS "
               f"{[round(float(v), 2) for v in point]}", file=sys.stderr)
     patch, image = model_input(explainer.config, volume, point)
     frames = args.sweep_frames or (SWEEP_FRAMES if args.animate else 9)
     explanation = explainer.explain(image, args.task, preset=steps, sweep_count=frames)
-    summary = write_explanation(args.out, explainer, patch, image, explanation, volume, warning)
+    summary = write_explanation(args.out, explainer, patch, image, explanation, volume, warning, given)
     for warning in (summary["grades"]["caution"], summary["panel_note"]):
         if warning:
             print(f"daecf: warning: {warning}", file=sys.stderr)

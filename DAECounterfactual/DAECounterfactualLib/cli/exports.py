@@ -57,10 +57,11 @@ def summary(explainer: Explainer, explanation: Explanation, patch: Patch, warnin
 
 
 def write_explanation(out: str | Path, explainer: Explainer, patch: Patch, image: np.ndarray,
-                      explanation: Explanation, volume: Volume, warning: str = "") -> dict[str, Any]:
+                      explanation: Explanation, volume: Volume, warning: str = "",
+                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """strip.png, patch.nrrd (original units), one NRRD per explanation image (original units, differences in
-    model units × half the intensity range), summary.json. A screening ``warning`` raises the OOD flag (in
-    summary.json and as the strip's banner)."""
+    model units × half the intensity range), summary.json (with ``extra`` fields, e.g. where a centred point was
+    given). A screening ``warning`` raises the OOD flag (in summary.json and as the strip's banner)."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -71,7 +72,7 @@ def write_explanation(out: str | Path, explainer: Explainer, patch: Patch, image
     value_range = volume_value_range(explainer.config, volume)
     half_range = (value_range[1] - value_range[0]) / 2
     try:
-        result = summary(explainer, explanation, patch, warning) | {"input": volume.label}
+        result = summary(explainer, explanation, patch, warning) | {"input": volume.label} | (extra or {})
         save_strip(staging / "strip.png", image, explanation, title=f"{explainer.bundle.bundle_id} · {volume.label}",
                    ood_reason=result["grades"]["ood_reason"])
         write_volume(patch_as_volume(patch, "patch"), staging / "patch.nrrd")
