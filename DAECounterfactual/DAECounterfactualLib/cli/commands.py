@@ -165,8 +165,10 @@ def _score_batches(args: argparse.Namespace, explainer, sink):
         from dataclasses import replace
 
         from ..inference.centring import centre_on_body
+        from ..inference.patches import volume_value_range
 
-        positions = [replace(p, ras=centre_on_body(explainer, volume, p.ras).ras) for p in positions]
+        value_range = volume_value_range(explainer.config, volume)  # once, not per point (MRI: percentiles)
+        positions = [replace(p, ras=centre_on_body(explainer, volume, p.ras, value_range).ras) for p in positions]
     sink.check_positions(positions)
     todo = [p for p in positions if (str(p.label),) not in sink.done]
     return len(positions), iter_volume_rows(explainer, volume, todo, args.task) if todo else ()

@@ -49,6 +49,7 @@ class PointPatch(NamedTuple):
     patch: Patch
     warning: str       # from screening the image ("" if none): raises the OOD flag of every grade
     centring: Centring  # where the patch was cut: the point, or where ``centre`` moved it
+    value_range: tuple[float, float]  # the volume's intensity range (MRI: its percentiles), computed once
 
 
 def _default_scene():
@@ -113,9 +114,10 @@ class ExplanationLogic:
         warning = screen_volume(self.bundle.config, volume)
         ras = mrml.point_from_markups(markups_node, index)
         name = mrml.point_name(markups_node, index)
-        centring = centre_on_body(self.explainer, volume, ras) if centre else Centring(ras, 0.0)
+        value_range = volume_value_range(self.bundle.config, volume)
+        centring = centre_on_body(self.explainer, volume, ras, value_range) if centre else Centring(ras, 0.0)
         return PointPatch(volume, ras, name, mrml.level_from_text(name),
-                          cut_patch(self.bundle.config, volume, centring.ras), warning, centring)
+                          cut_patch(self.bundle.config, volume, centring.ras), warning, centring, value_range)
 
     def _grade_row(self, grades, point: PointPatch, grade_names) -> dict:
         """The grade's read-out, its level, and where the patch was cut if centring moved it."""
@@ -130,7 +132,7 @@ class ExplanationLogic:
         with self._request("extract a patch"):
             point = self._read_point(volume_node, markups_node, index, centre)
             return mrml.add_patch_node(self.scene, point.patch.pixels, point.patch.patch_to_ras,
-                                       f"{point.name} patch", volume_value_range(self.bundle.config, point.volume))
+                                       f"{point.name} patch", point.value_range)
 
     def grade(self, volume_node, markups_node, task: str, index: int = 0, progress: Progress | None = None,
               cancel: CancelCheck | None = None, centre: bool = False) -> dict:
@@ -146,7 +148,7 @@ class ExplanationLogic:
             if progress is not None:
                 progress(1, 2)
             _check_cancel(cancel)
-            grades = self.explainer.grade(to_model_input(self.bundle.config, [point.patch], volume_value_range(self.bundle.config, point.volume)), task)
+            grades = self.explainer.grade(to_model_input(self.bundle.config, [point.patch], point.value_range), task)
             if progress is not None:
                 progress(2, 2)
             return self._grade_row(grades, point, self.bundle.task(task).grade_names)
@@ -165,7 +167,7 @@ class ExplanationLogic:
             preset = self.bundle.config.preset(preset)  # unknown name or too many steps: refused before any work
             _check_sweep_count(sweep_count)
             point = self._read_point(volume_node, markups_node, index, centre)
-            patch, value_range, prefix = point.patch, volume_value_range(self.bundle.config, point.volume), f"{point.name} {spec.name}"
+            patch, value_range, prefix = point.patch, point.value_range, f"{point.name} {spec.name}"
             original = mrml.add_patch_node(self.scene, patch.pixels, patch.patch_to_ras, f"{prefix} original",
                                            value_range)
             _check_cancel(cancel)
@@ -198,16 +200,17 @@ class ExplanationLogic:
             points = self._positions(positions)
             check_positions_inside(volume, points)
             clicked = centre and not isinstance(positions, (list, tuple)) and positions.IsA("vtkMRMLMarkupsNode")
+            value_range = volume_value_range(self.bundle.config, volume)
             patches = []
             for number, point in enumerate(points, start=1):
                 _check_cancel(cancel)
                 if clicked:
-                    points[number - 1] = point = replace(point, ras=centre_on_body(self.explainer, volume,
-                                                                                  point.ras).ras)
+                    points[number - 1] = point = replace(point, ras=centre_on_body(self.explainer, volume, point.ras,
+                                                                                  value_range).ras)
                 patches.append(cut_patch(self.bundle.config, volume, point.ras))
                 if progress is not None:
                     progress(number, len(points) + 1)
-            grades = self.explainer.grade(to_model_input(self.bundle.config, patches, volume_value_range(self.bundle.config, volume)), spec)
+            grades = self.explainer.grade(to_model_input(self.bundle.config, patches, value_range), spec)
             _check_cancel(cancel)
             rows = position_rows(self.bundle.config, grades, spec.grade_names, points, warning)
             table = mrml.add_scores_table(self.scene, rows, table_name or f"{volume_node.GetName()} {spec.name} "
