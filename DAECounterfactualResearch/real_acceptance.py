@@ -218,16 +218,23 @@ def fracture_moves(z: np.ndarray, patches: RealPatches, positive_min_grade: int,
             continue
         members = np.flatnonzero(part)
         a, b = rng.choice(members, pairs), rng.choice(members, pairs)
-        result[source] = {}
-        for name, features in (("latent", z), ("pixels", patches.images.reshape(len(z), -1))):
-            moves = np.stack([features[i] - features[j] for i, j in moved]).astype(np.float64)
-            spread = float(np.median(np.linalg.norm(features[a] - features[b], axis=1)))
-            mean = moves.mean(axis=0)
-            lengths = np.linalg.norm(moves, axis=1)
-            result[str(source)][name] = {
-                "twins": len(moved), "move": float(np.median(lengths) / spread),
-                "shared": float(np.median(moves @ mean / (lengths * np.linalg.norm(mean) + 1e-12)))}
+        fractures, twins = (np.array(column) for column in zip(*moved))
+        result[str(source)] = {
+            name: {"twins": len(moved), **dict(zip(("move", "shared"), twin_move(features, fractures, twins, a, b)))}
+            for name, features in (("latent", z), ("pixels", patches.images.reshape(len(z), -1)))}
     return result
+
+
+def twin_move(features: np.ndarray, fractures: np.ndarray, twins: np.ndarray, a: np.ndarray,
+              b: np.ndarray) -> tuple[float, float]:
+    """How far each fracture's features lie from its twin's, as a share of how far the pairs (a, b) lie apart
+    (medians), and how much of each move lies along the mean move (median cosine)."""
+    moves = (features[fractures] - features[twins]).astype(np.float64)
+    spread = float(np.median(np.linalg.norm(features[a] - features[b], axis=1)))
+    mean = moves.mean(axis=0)
+    lengths = np.linalg.norm(moves, axis=1)
+    return (float(np.median(lengths) / spread),
+            float(np.median(moves @ mean / (lengths * np.linalg.norm(mean) + 1e-12))))
 
 
 def flagged(z: np.ndarray, patches: RealPatches, bundle: Bundle, positive_min_grade: int) -> dict[str, dict]:

@@ -33,6 +33,7 @@ from DAECounterfactualResearch.dataset_building import MAX_LOSS_ERROR, ct_case_s
 from DAECounterfactualResearch.endplate_ruler import EndplateRuler
 from DAECounterfactualResearch.evaluation import out_of_fold_scores
 from DAECounterfactualResearch.patch_fractures import body_masks, fracture_in_patch, whole_in_patch
+from DAECounterfactualResearch.real_acceptance import twin_move
 from DAECounterfactualResearch.synthesis import FRACTURE_KINDS, achieved_height_loss, genant_grade, simulate_fracture
 
 LOSSES = {1: 0.22, 2: 0.32, 3: 0.45}  # mid-grade Genant height losses
@@ -153,7 +154,7 @@ def _summary(images, labels, groups, patients, pair_of, rows, intact_offsets) ->
     fractured = np.flatnonzero(labels == 1)
     auc = float(roc_auc_score(labels, scores))
     by_patient = float(roc_auc_score(labels, out_of_fold_scores(features, labels, patients, pixel_model)))
-    move, shared = twin_move(features, pair_of, np.isin([r["grade"] for r in rows], (2, 3)))
+    move, shared = pixel_twin_move(features, pair_of, np.isin([r["grade"] for r in rows], (2, 3)))
     paired = float(np.mean(scores[fractured] > scores[pair_of[fractured]]))  # above its own intact twin
     by_grade = {g: [r for r in rows if r["grade"] == g] for g in LOSSES}
     read = [r for r in rows if r["ruler_loss"] is not None]
@@ -175,19 +176,14 @@ def _summary(images, labels, groups, patients, pair_of, rows, intact_offsets) ->
     }
 
 
-def twin_move(features: np.ndarray, pair_of: np.ndarray, severe: np.ndarray, pairs: int = 2000) -> tuple[float, float]:
-    """How far a G2-G3 fracture moves its intact twin's pixels, as a share of how far two patches lie apart
-    (median of random pairs), and how much of each move lies along the mean move (median cosine): the acceptance's
-    ``fracture_moves`` on the pixels, so that a geometry can be judged by the figure a latent is judged by."""
+def pixel_twin_move(features: np.ndarray, pair_of: np.ndarray, severe: np.ndarray,
+                    pairs: int = 2000) -> tuple[float, float]:
+    """The acceptance's twin move (``real_acceptance.twin_move``) of the G2-G3 fractures on the pixels, against
+    random pairs of patches: a geometry judged by the figure a latent is judged by."""
     fractured = np.flatnonzero(pair_of >= 0)[severe]
     rng = np.random.default_rng(0)
     a, b = rng.choice(len(features), pairs), rng.choice(len(features), pairs)
-    spread = float(np.median(np.linalg.norm(features[a] - features[b], axis=1)))
-    moves = (features[fractured] - features[pair_of[fractured]]).astype(np.float64)
-    lengths = np.linalg.norm(moves, axis=1)
-    mean = moves.mean(axis=0)
-    return (float(np.median(lengths) / spread),
-            float(np.median(moves @ mean / (lengths * np.linalg.norm(mean) + 1e-12))))
+    return twin_move(features, fractured, pair_of[fractured], a, b)
 
 
 def write_strip(strips: list[list[np.ndarray]], path: Path) -> None:
