@@ -162,13 +162,11 @@ def _score_batches(args: argparse.Namespace, explainer, sink):
     volume = read_volume(args.input)
     positions = _positions(args, volume)
     if args.centre:
-        from dataclasses import replace
-
-        from ..inference.centring import centre_on_body
+        from ..inference.centring import centred_position
         from ..inference.patches import volume_value_range
 
         value_range = volume_value_range(explainer.config, volume)  # once, not per point (MRI: percentiles)
-        positions = [replace(p, ras=centre_on_body(explainer, volume, p.ras, value_range).ras) for p in positions]
+        positions = [centred_position(explainer, volume, p, value_range) for p in positions]
     sink.check_positions(positions)
     todo = [p for p in positions if (str(p.label),) not in sink.done]
     return len(positions), iter_volume_rows(explainer, volume, todo, args.task) if todo else ()

@@ -9,11 +9,11 @@ whole patch pixels (a parabola's vertex between two pixels was tried and graded 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..io.volumes import Volume
+from ..io.volumes import Volume, VertebraPosition
 from .geometry import ROW_DIRECTION, extract_sagittal_patch
 from .patches import volume_value_range
 
@@ -60,3 +60,9 @@ def centre_on_body(explainer, volume: Volume, ras, value_range: tuple[float, flo
     image = config.preprocessing.apply(tall.pixels, value_range or volume_value_range(config, volume))
     rows = typical_row(explainer, image, size)
     return Centring(ras + rows * spacing * ROW_DIRECTION, -rows * spacing)
+
+
+def centred_position(explainer, volume: Volume, position: VertebraPosition,
+                     value_range: tuple[float, float] | None = None) -> VertebraPosition:
+    """A position moved as ``centre_on_body`` moves a click, its label and level kept."""
+    return replace(position, ras=centre_on_body(explainer, volume, position.ras, value_range).ras)

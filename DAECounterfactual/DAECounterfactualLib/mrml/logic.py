@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -25,7 +24,7 @@ from ..bundle.registry import resolve_bundle
 from ..bundle.spec import Bundle
 from ..bundle.store import load_bundle
 from ..errors import BusyError, Cancelled, InputError
-from ..inference.centring import Centring, centre_on_body
+from ..inference.centring import Centring, centre_on_body, centred_position
 from ..inference.geometry import Patch
 from ..inference.panel_labels import panel_note
 from ..inference.patches import check_positions_inside, cut_patch, to_model_input, volume_value_range
@@ -205,8 +204,7 @@ class ExplanationLogic:
             for number, point in enumerate(points, start=1):
                 _check_cancel(cancel)
                 if clicked:
-                    points[number - 1] = point = replace(point, ras=centre_on_body(self.explainer, volume, point.ras,
-                                                                                  value_range).ras)
+                    points[number - 1] = point = centred_position(self.explainer, volume, point, value_range)
                 patches.append(cut_patch(self.bundle.config, volume, point.ras))
                 if progress is not None:
                     progress(number, len(points) + 1)
