@@ -161,13 +161,13 @@ def acceptance(graded: np.ndarray, patches: RealPatches, positive_min_grade: int
     per_case = {case: figures(graded, patches, np.flatnonzero(patches.case == case), positive_min_grade)
                 for case in np.unique(patches.case)}
     sources = data_sources(patches)
-    per_source = {source: _with_intervals(graded, patches, np.flatnonzero(sources == source), positive_min_grade,
+    per_source = {source: with_intervals(graded, patches, np.flatnonzero(sources == source), positive_min_grade,
                                           resamples) for source in np.unique(sources)}
     return {"per_case": per_case, "per_source": per_source,
-            **_with_intervals(graded, patches, np.arange(len(patches.grade)), positive_min_grade, resamples)}
+            **with_intervals(graded, patches, np.arange(len(patches.grade)), positive_min_grade, resamples)}
 
 
-def _with_intervals(graded: np.ndarray, patches: RealPatches, indices: np.ndarray, positive_min_grade: int,
+def with_intervals(graded: np.ndarray, patches: RealPatches, indices: np.ndarray, positive_min_grade: int,
                     resamples: int) -> dict:
     """The figures of ``indices`` (``pooled``), their intervals resampling vertebrae, and which targets they meet."""
     pooled = figures(graded, patches, indices, positive_min_grade)

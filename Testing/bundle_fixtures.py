@@ -88,3 +88,15 @@ def read_as(grades):
 
     read = np.asarray(grades)
     return Grades(read * 1.0, read * 0.2, read * 1.0, read, read * 0.0, read < 0)
+
+
+def rewrite_bundle_file(bundle_path, rel: str, content) -> None:
+    """Replace one file of a bundle (a dict is written as JSON) and list it in the manifest again: a bad writer that
+    keeps the manifest valid, so that loading must find the fault in the file itself."""
+    import json
+
+    from DAECounterfactualLib.bundle.store import _write_manifest
+
+    path = bundle_path / rel
+    path.write_bytes(json.dumps(content).encode() if isinstance(content, dict) else content)
+    _write_manifest(bundle_path)

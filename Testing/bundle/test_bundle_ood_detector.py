@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from bundle_fixtures import rewrite_bundle_file
 from DAECounterfactualLib.bundle.store import (OOD_ARRAYS, OOD_DETECTOR, _write_manifest, load_bundle,
                                                set_ood_detector)
 from DAECounterfactualLib.errors import BundleError
@@ -97,8 +98,7 @@ def test_half_a_detector_is_refused_naming_the_missing_file(with_detector):
 def test_schema_violations_are_refused_naming_the_file(with_detector, mutate, message):
     data = json.loads((with_detector / OOD_DETECTOR).read_text())
     mutate(data)
-    (with_detector / OOD_DETECTOR).write_text(json.dumps(data))
-    _write_manifest(with_detector)
+    rewrite_bundle_file(with_detector, OOD_DETECTOR, data)
     with pytest.raises(BundleError, match=message):
         load_bundle(with_detector, load_weights=False)
 
@@ -106,15 +106,12 @@ def test_schema_violations_are_refused_naming_the_file(with_detector, mutate, me
 def test_arrays_of_another_size_or_not_safetensors_are_refused(with_detector):
     from safetensors.numpy import save
 
-    small = detector(3)
-    (with_detector / OOD_ARRAYS).write_bytes(save(small.arrays()))
-    data = json.loads((with_detector / OOD_DETECTOR).read_text()) | {"z_dim": 3}
-    (with_detector / OOD_DETECTOR).write_text(json.dumps(data))
-    _write_manifest(with_detector)
+    rewrite_bundle_file(with_detector, OOD_ARRAYS, save(detector(3).arrays()))
+    rewrite_bundle_file(with_detector, OOD_DETECTOR,
+                        json.loads((with_detector / OOD_DETECTOR).read_text()) | {"z_dim": 3})
     with pytest.raises(BundleError, match=r"ood\.json: 3 dimensions, model z_dim is"):
         load_bundle(with_detector, load_weights=False)
-    (with_detector / OOD_ARRAYS).write_bytes(b"\x80\x04not safetensors")
-    _write_manifest(with_detector)
+    rewrite_bundle_file(with_detector, OOD_ARRAYS, b"\x80\x04not safetensors")
     with pytest.raises(BundleError, match=r"ood\.safetensors: not readable as float32 safetensors"):
         load_bundle(with_detector, load_weights=False)
 

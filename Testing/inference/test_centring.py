@@ -1,4 +1,4 @@
-"""Centring a click along the spine: the crop the detector finds most typical, in the right direction and distance."""
+"""Centring a click along the spine: the crop the bundle finds most centred, in the right direction and distance."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from DAECounterfactualLib.inference.centring import centre_on_body, typical_row
+from DAECounterfactualLib.inference.centring import centre_on_body, centred_row
 from DAECounterfactualLib.inference.geometry import extract_sagittal_patch
 from DAECounterfactualLib.model.preprocessing import Preprocessing
 from spine_testdata import LPS_OBLIQUE, centred_field_volume
@@ -23,7 +23,7 @@ class MeanEncoder:
         config = SimpleNamespace(patch_size_px=SIZE, patch_spacing_mm=SPACING,
                                  preprocessing=Preprocessing("fixed_range", -200.0, 200.0))
         ood = SimpleNamespace(ood_score=lambda z: np.abs(z[:, 0] - typical))
-        self.bundle = SimpleNamespace(config=config, ood=ood)
+        self.bundle = SimpleNamespace(config=config, ood=ood, centring_detector=None)
         self.encoded = 0
 
     def encode(self, images: np.ndarray) -> np.ndarray:
@@ -67,9 +67,9 @@ def test_beyond_the_reach_the_point_moves_as_far_as_the_reach():
 
 def test_ties_go_to_the_crop_nearest_the_click_and_a_crop_needs_a_middle():
     flat = np.zeros((SIZE + 6, SIZE), dtype=np.float32)
-    assert typical_row(MeanEncoder(0.0), flat, SIZE) == 0
+    assert centred_row(MeanEncoder(0.0), flat, SIZE) == 0
     with pytest.raises(ValueError, match="no middle crop"):
-        typical_row(MeanEncoder(0.0), np.zeros((SIZE + 3, SIZE), dtype=np.float32), SIZE)
+        centred_row(MeanEncoder(0.0), np.zeros((SIZE + 3, SIZE), dtype=np.float32), SIZE)
 
 
 def test_no_reach_leaves_the_point_without_encoding_anything():
@@ -77,3 +77,16 @@ def test_no_reach_leaves_the_point_without_encoding_anything():
     centring = centre_on_body(explainer, superior_field(), [1.0, 2.0, 3.0], reach_mm=0.5)
     np.testing.assert_array_equal(centring.ras, [1.0, 2.0, 3.0])
     assert centring.moved_mm == 0.0 and explainer.encoded == 0
+
+
+def test_crops_run_top_to_bottom_and_ties_go_to_the_middle():
+    from DAECounterfactualLib.inference.centring import best_row, crops_along_rows
+
+    tall = np.arange(12, dtype=np.float32)[:, None].repeat(3, axis=1)  # row index as the value
+    crops = crops_along_rows(tall, 8)
+    assert crops.shape == (5, 1, 8, 3)
+    np.testing.assert_array_equal(crops[:, 0, 0, 0], [0, 1, 2, 3, 4])
+    with pytest.raises(ValueError, match="no middle crop of 8 rows"):
+        crops_along_rows(tall[:11], 8)
+    assert best_row(np.array([3.0, 1.0, 1.0, 1.0, 2.0])) == 0  # three tie: the middle one
+    assert best_row(np.array([1.0, 2.0, 2.0, 2.0, 0.5])) == 2  # the lowest, two rows below the middle

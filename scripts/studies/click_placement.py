@@ -6,19 +6,20 @@ A radiologist's point lands near the centre, not on it. On every real vertebra o
 source, e.g. VB3), the patch is cut at the centroid the training used and again with the point moved along each
 axis (anterior, superior, right), each intact body with its simulated fractures, as the acceptance cuts them
 (``real_acceptance.real_patches``), with a margin so that the same simulated fracture can also be graded where
-``centring.typical_row`` moves the point. The shipped task grades every patch, as clicked and centred. Per shift
-and way: the acceptance's three figures on the same healthy bodies (those whole in the patch at every shift), the
-share of healthy bodies graded as at the centre, and how far their distance to the hyperplane moved (median, in
-the spread of healthy distances at the centre).
+centring moves the point. The shipped task grades every patch, as clicked and centred (by the bundle's centring
+detector where it has one, and then also by the OOD score it replaced). Per shift and way: the acceptance's three
+figures on the same healthy bodies (those whole in the patch at every shift), the share of healthy bodies graded as
+at the centre, and how far their distance to the hyperplane moved (median, in the spread of healthy distances at
+the centre). ``--patients held-out`` keeps the patients outside the bundle's training split (which the DAE and its
+detectors never saw).
 
     python scripts/studies/click_placement.py scripts/configs/vertebra-mri.json --data-root DATA --source VB3 \
-        --fracture-kinds wedge,biconcave --out docs/results/mri-real
+        --fracture-kinds wedge,biconcave --patients held-out --out docs/results/mri-real
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -27,12 +28,14 @@ from tqdm import tqdm
 
 from DAECounterfactualLib.bundle.registry import resolve_bundle
 from DAECounterfactualLib.bundle.store import load_bundle
-from DAECounterfactualLib.inference.centring import REACH_MM, typical_row
+from DAECounterfactualLib.inference.centring import REACH_MM
 from DAECounterfactualLib.inference.explainer import Explainer
+from DAECounterfactualResearch.centring import centring_ways, chosen_latents, crop_latents, write_placement_study
 from DAECounterfactualResearch.dataset_building import SpineCase, data_source
 from DAECounterfactualResearch.experiment import add_bundle_arguments, chosen_task, load_experiment, run_script
-from DAECounterfactualResearch.real_acceptance import (RealPatches, case_specs, figures, healthy_and_fractured,
-                                                       real_patches, shipped_grades)
+from DAECounterfactualResearch.ood_sets import training_cut, vertebra_splits
+from DAECounterfactualResearch.real_acceptance import (RealPatches, case_specs, healthy_and_fractured, real_patches,
+                                                       shipped_grades, with_intervals)
 from DAECounterfactualResearch.task_fitting import TaskRecipe, fit_recipe
 
 AXES = {"anterior": np.array([0.0, 1.0, 0.0]), "superior": np.array([0.0, 0.0, 1.0]),
@@ -76,21 +79,15 @@ def shifted_patches(bundle, specs, offsets: dict[str, np.ndarray], kinds, margin
     return {name: concatenate(p) for name, p in parts.items()}
 
 
-def as_clicked_and_centred(explainer, wide: RealPatches, margin: int) -> dict[str, tuple[RealPatches, np.ndarray]]:
-    """The bundle's patches cut from ``wide`` ones: in the middle (as clicked), and where ``typical_row`` moves
-    each (centred), with the rows each was moved by."""
-    size = explainer.bundle.config.patch_size_px
-    columns = wide.images[:, :, :, margin:margin + size]
-    moved = np.array([typical_row(explainer, image[0], size) for image in tqdm(columns, desc="centring")])
-    centred = np.stack([image[:, margin + m:margin + m + size] for image, m in zip(columns, moved)])
-    return {"as clicked": (replace(wide, images=columns[:, :, margin:margin + size]), np.zeros(len(moved), int)),
-            "centred": (replace(wide, images=centred), moved)}
+def held_out_groups(experiment, bundle, data_root: Path) -> set[str]:
+    """The patients outside the bundle's training split, as its config's build command split them."""
+    return {s.group for s in vertebra_splits(training_cut(experiment, bundle.config), data_root, None)[1]}
 
 
 def placement_figures(graded: dict[str, np.ndarray], patches: dict[str, RealPatches],
-                      positive_min_grade: int) -> dict[str, dict]:
-    """Per shift: the acceptance figures on the bodies whole in the patch at every shift, and how the healthy
-    bodies' grades and distances moved from the centre's."""
+                      positive_min_grade: int, resamples: int = 1000) -> dict[str, dict]:
+    """Per shift: the acceptance figures on the bodies whole in the patch at every shift (with intervals over
+    vertebrae), and how the healthy bodies' grades and distances moved from the centre's."""
     def healthy_rows(name: str) -> dict[str, int]:  # vertebra -> row of its real (unsimulated) G0 patch
         p = patches[name]
         rows = np.flatnonzero(~p.simulated & (p.grade == 0))
@@ -108,9 +105,10 @@ def placement_figures(graded: dict[str, np.ndarray], patches: dict[str, RealPatc
         same = graded[name][here, 1] == centre[there, 1]
         moved = np.abs(graded[name][here, 0] - centre[there, 0]) / spread
         healthy, _ = healthy_and_fractured(kept, positive_min_grade)
-        result[name] = figures(graded[name], kept, np.arange(len(p.grade)), positive_min_grade) | {
-            "healthy_same_grade_as_centre": float(np.mean(same)), "healthy_distance_moved": float(np.median(moved)),
-            "healthy_checked": int(healthy.sum())}
+        checked = with_intervals(graded[name], kept, np.arange(len(p.grade)), positive_min_grade, resamples)
+        result[name] = checked["pooled"] | {
+            "intervals": checked["pooled_intervals"], "healthy_same_grade_as_centre": float(np.mean(same)),
+            "healthy_distance_moved": float(np.median(moved)), "healthy_checked": int(healthy.sum())}
     return result
 
 
@@ -142,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fracture-kinds", default="wedge,biconcave,crush")
     parser.add_argument("--jittered-probe", action="store_true", help="also grade the clicks as they are with "
                         "probes fitted by patient folds on the centroid's patches alone and on every shift's")
+    parser.add_argument("--patients", choices=("all", "held-out"), default="all",
+                        help="held-out: only the patients outside the bundle's training split")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     experiment = load_experiment(args.config)
@@ -149,20 +149,26 @@ def main(argv: list[str] | None = None) -> int:
     entry = chosen_task(parser, args, experiment)
     task = bundle.task(entry["name"])
     specs = [s for s in case_specs(bundle, args.data_root) if data_source(s.group) == args.source]
+    if args.patients == "held-out":
+        held = held_out_groups(experiment, bundle, args.data_root)
+        specs = [s for s in specs if s.group in held]
+    if not specs:
+        parser.error(f"no {args.patients} patients of source {args.source!r} under {args.data_root}")
     axes = [a for a in args.axes.split(",") if a]
     if not set(axes) <= set(AXES):
         parser.error(f"--axes: unknown {sorted(set(axes) - set(AXES))}; choose from {', '.join(AXES)}")
     offsets = shifts([float(d) for d in args.distances.split(",") if d.strip()], axes)
     margin = int(round(REACH_MM / bundle.config.patch_spacing_mm))
-    wide = shifted_patches(bundle, specs, offsets, tuple(k for k in args.fracture_kinds.split(",") if k), margin)
+    patches = shifted_patches(bundle, specs, offsets, tuple(k for k in args.fracture_kinds.split(",") if k), margin)
     explainer = Explainer(bundle)
     record = {"bundle": bundle.bundle_id, "task": task.name, "source": args.source, "patients": len(specs),
-              "shifts_ras_mm": {n: o.tolist() for n, o in offsets.items()}, "reach_mm": REACH_MM, "figures": {}}
-    ways = {name: as_clicked_and_centred(explainer, p, margin) for name, p in wide.items()}
-    for way in ("as clicked", "centred"):
-        patches = {name: ways[name][way][0] for name in wide}
-        z = {name: explainer.encode(p.images) for name, p in patches.items()}
-        graded = {name: shipped_grades(z[name], task) for name, p in patches.items()}
+              "which_patients": args.patients, "shifts_ras_mm": {n: o.tolist() for n, o in offsets.items()},
+              "reach_mm": REACH_MM, "figures": {}}
+    z_crops = {name: crop_latents(explainer, p.images, margin) for name, p in tqdm(patches.items(), desc="encoding")}
+    ways = {name: centring_ways(bundle, z) for name, z in z_crops.items()}
+    for way in ways["centre"]:
+        z = {name: chosen_latents(z_crops[name], ways[name][way]) for name in patches}
+        graded = {name: shipped_grades(z[name], task) for name in patches}
         record["figures"][way] = placement_figures(graded, patches, task.positive_min_grade)
         if args.jittered_probe and way == "as clicked":
             recipe = TaskRecipe.from_config(entry)
@@ -170,17 +176,13 @@ def main(argv: list[str] | None = None) -> int:
                                                                                  list(patches))):
                 record["figures"][label] = placement_figures(probe_by_folds(z, patches, recipe, 0.01, fit_on),
                                                              patches, task.positive_min_grade)
-        for name in wide:
-            moved_mm = ways[name][way][1] * bundle.config.patch_spacing_mm
+        for name in patches:
+            moved_mm = ways[name][way] * bundle.config.patch_spacing_mm
             record["figures"][way][name]["median_move_mm"] = float(np.median(np.abs(moved_mm)))
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"click_placement_{bundle.config.name}_{args.source}.json"
-    path.write_text(json.dumps(record, indent=1), encoding="utf-8")
-    for way, name, row in ((w, n, r) for w, rows in record["figures"].items() for n, r in rows.items()):
-        print(f"{way:10s} {name:18s} healthy G0 {row['healthy_g0']:.2f}  AUC {row['fracture_auc']:.2f}  within one "
-              f"{row['within_one_grade']:.2f}  same grade {row['healthy_same_grade_as_centre']:.2f}  moved "
-              f"{row['healthy_distance_moved']:.2f}  (n {row['healthy_checked']}/{row['fractures_n']})")
-    print(f"wrote {path}")
+    suffix = "_held-out" if args.patients == "held-out" else ""
+    write_placement_study(args.out / f"click_placement_{bundle.config.name}_{args.source}{suffix}.json", record,
+                          {"healthy G0": "healthy_g0", "AUC": "fracture_auc", "within one": "within_one_grade",
+                           "same grade": "healthy_same_grade_as_centre", "distance moved": "healthy_distance_moved"})
     return 0
 
 

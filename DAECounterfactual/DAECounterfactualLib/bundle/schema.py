@@ -1,4 +1,5 @@
-"""The JSON schema of the bundle files (config, task, latent statistics, OOD detector) and its check."""
+"""The JSON schema of the bundle files (config, task, latent statistics, OOD and centring detectors) and its
+check."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..model.centring_detector import CENTRED_VS_OFF
 from ..model.ood import MAHALANOBIS
 from ..model.schedule import SPACINGS
 from .domain import TARGET_KINDS
@@ -42,6 +44,8 @@ LATENT_STATS_SCHEMA = {"mean": [NUMBER], "std": [NUMBER], "ood_threshold": NUMBE
                        "ood_score": STRING}
 OOD_DETECTOR_SCHEMA = {"kind": {MAHALANOBIS}, "z_dim": INTEGER, "ood_threshold": NUMBER, "ood_quantile": NUMBER,
                        "ood_score": STRING, "fit": ANY, "fitted_on": STRING}
+CENTRING_DETECTOR_SCHEMA = {"kind": {CENTRED_VS_OFF}, "z_dim": INTEGER, "components": INTEGER, "off_mm": NUMBER,
+                            "score": STRING, "fitted_on": STRING}
 
 
 def check_schema(value: Any, schema: Any, where: str) -> None:

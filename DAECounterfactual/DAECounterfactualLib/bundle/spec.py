@@ -16,6 +16,7 @@ from .domain import TrainingDomain
 from .real_data import RealDataCheck
 from ..model.config import DAEConfig
 from ..model.schedule import SPACINGS, DiffusionConfig, NoiseSchedule
+from ..model.centring_detector import CentringDetector
 from ..model.ood import LatentStats, MahalanobisDetector
 from ..model.preprocessing import Preprocessing
 from ..model.probe import Calibration, LinearProbe
@@ -214,6 +215,7 @@ class Bundle:
     manifest_sha256: str
     model: Any = None  # DiffusionAutoencoder (float32, eval, CPU); None when loaded without weights
     ood_detector: MahalanobisDetector | None = None  # ood.json + ood.safetensors, where the bundle has them
+    centring_detector: CentringDetector | None = None  # centring.json + centring.safetensors, where it has them
 
     @property
     def ood(self) -> LatentStats | MahalanobisDetector:

@@ -6,6 +6,8 @@
     latent_stats.json    mean/std of z_sem over the training set and the z-score OOD threshold
     ood.json             optional, with ood.safetensors: the OOD detector that replaces the z-score (its kind and
     ood.safetensors      threshold; its mean and precision matrix, too large for JSON)
+    centring.json        optional, with centring.safetensors: the detector that centres a click along the spine
+    centring.safetensors (its two Gaussians' means and precision matrices)
     tasks/<name>.json    TaskSpec: probe, calibration, grade names, positive-class rule
     MODEL_CARD.md        training data, compute, metrics, intended use
     manifest.json        sha256 of every other file
@@ -32,10 +34,12 @@ import numpy as np
 from ..errors import BundleError
 from ..io.files import atomic_write_bytes
 from ..model.config import ConfigError, DAEConfig
+from ..model.centring_detector import CentringDetector
 from ..model.ood import LatentStats, MahalanobisDetector
 from .domain import TrainingDomain
 from .real_data import RealDataCheck
-from .schema import CONFIG_SCHEMA, LATENT_STATS_SCHEMA, OOD_DETECTOR_SCHEMA, TASK_SCHEMA, check_schema
+from .schema import (CENTRING_DETECTOR_SCHEMA, CONFIG_SCHEMA, LATENT_STATS_SCHEMA, OOD_DETECTOR_SCHEMA, TASK_SCHEMA,
+                     check_schema)
 from .spec import FORMAT_VERSION, Bundle, BundleConfig, TaskSpec
 
 MANIFEST = "manifest.json"
@@ -44,6 +48,8 @@ WEIGHTS = "model.safetensors"
 LATENT_STATS = "latent_stats.json"
 OOD_DETECTOR = "ood.json"
 OOD_ARRAYS = "ood.safetensors"
+CENTRING_DETECTOR = "centring.json"
+CENTRING_ARRAYS = "centring.safetensors"
 MODEL_CARD = "MODEL_CARD.md"
 TASK_DIR = "tasks"
 ALLOWED_SUFFIXES = (".json", ".safetensors", ".md")
@@ -117,9 +123,9 @@ def _build(root: Path, rel: str, data: bytes, factory, schema: dict[str, Any]):
 
 
 def _check_dimensions(root: Path, config: BundleConfig, stats: LatentStats, tasks: dict[str, TaskSpec],
-                      detector: MahalanobisDetector | None = None) -> None:
+                      detector: MahalanobisDetector | None = None, centring: CentringDetector | None = None) -> None:
     z_dim = config.model.z_dim
-    for rel, ood in ((LATENT_STATS, stats), (OOD_DETECTOR, detector)):
+    for rel, ood in ((LATENT_STATS, stats), (OOD_DETECTOR, detector), (CENTRING_DETECTOR, centring)):
         if ood is not None and ood.mean.shape[0] != z_dim:
             raise BundleError(f"{root / rel}: {ood.mean.shape[0]} dimensions, model z_dim is {z_dim}")
     for name, task in tasks.items():
@@ -151,20 +157,26 @@ def _float32_tensors(data: bytes) -> dict[str, np.ndarray]:
     return tensors
 
 
-def _load_detector(root: Path, files: dict[str, bytes]) -> MahalanobisDetector | None:
-    """The OOD detector (ood.json and its arrays, ood.safetensors), if the bundle has one."""
-    present = [rel for rel in (OOD_DETECTOR, OOD_ARRAYS) if rel in files]
+# A detector is a JSON file (kind, settings) and a safetensors file of its arrays: (JSON, arrays, class, schema, name)
+_DETECTORS = {"ood": (OOD_DETECTOR, OOD_ARRAYS, MahalanobisDetector, OOD_DETECTOR_SCHEMA, "OOD detector"),
+              "centring": (CENTRING_DETECTOR, CENTRING_ARRAYS, CentringDetector, CENTRING_DETECTOR_SCHEMA,
+                           "centring detector")}
+
+
+def _load_detector(root: Path, files: dict[str, bytes], which: str = "ood"):
+    """The bundle's ``which`` detector (its JSON file and its arrays' safetensors), None if it has none."""
+    json_rel, arrays_rel, kind, schema, name = _DETECTORS[which]
+    present = [rel for rel in (json_rel, arrays_rel) if rel in files]
     if not present:
         return None
     if len(present) == 1:
-        missing = OOD_ARRAYS if present[0] == OOD_DETECTOR else OOD_DETECTOR
-        raise BundleError(f"{root / missing}: missing; the OOD detector in {present[0]} needs both files")
+        missing = arrays_rel if present[0] == json_rel else json_rel
+        raise BundleError(f"{root / missing}: missing; the {name} in {present[0]} needs both files")
     try:
-        arrays = _float32_tensors(files[OOD_ARRAYS])
+        arrays = _float32_tensors(files[arrays_rel])
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{root / OOD_ARRAYS}: not readable as float32 safetensors ({exc})") from None
-    return _build(root, OOD_DETECTOR, files[OOD_DETECTOR], lambda data: MahalanobisDetector.from_parts(data, arrays),
-                  OOD_DETECTOR_SCHEMA)
+        raise BundleError(f"{root / arrays_rel}: not readable as float32 safetensors ({exc})") from None
+    return _build(root, json_rel, files[json_rel], lambda data: kind.from_parts(data, arrays), schema)
 
 
 def _load_model(root: Path, data: bytes, config: DAEConfig):
@@ -202,12 +214,12 @@ def load_bundle(path: str | os.PathLike, load_weights: bool = True) -> Bundle:
         if rel != f"{TASK_DIR}/{task.name}.json":
             raise BundleError(f"{root / rel}: task name {task.name!r} does not match its file name")
         tasks[task.name] = task
-    detector = _load_detector(root, files)
-    _check_dimensions(root, config, stats, tasks, detector)
+    detector, centring = _load_detector(root, files, "ood"), _load_detector(root, files, "centring")
+    _check_dimensions(root, config, stats, tasks, detector, centring)
     model = _load_model(root, files[WEIGHTS], config.model) if load_weights else None
     return Bundle(path=root, config=config, latent_stats=stats, tasks=tasks,
                   model_card=files[MODEL_CARD].decode("utf-8", errors="replace"),
-                  manifest_sha256=manifest_sha, model=model, ood_detector=detector)
+                  manifest_sha256=manifest_sha, model=model, ood_detector=detector, centring_detector=centring)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -224,11 +236,12 @@ def _write_manifest(root: Path) -> None:
     atomic_write_bytes(root / MANIFEST, _json_bytes({"format_version": FORMAT_VERSION, "files": files}))
 
 
-def _write_detector(root: Path, detector: MahalanobisDetector) -> None:
+def _write_detector(root: Path, detector: MahalanobisDetector | CentringDetector, which: str = "ood") -> None:
     from safetensors.numpy import save
 
-    atomic_write_bytes(root / OOD_ARRAYS, save(detector.arrays(), metadata={"daecf": "ood detector"}))
-    atomic_write_bytes(root / OOD_DETECTOR, _json_bytes(detector.to_dict()))
+    json_rel, arrays_rel, _, _, name = _DETECTORS[which]
+    atomic_write_bytes(root / arrays_rel, save(detector.arrays(), metadata={"daecf": name.lower()}))
+    atomic_write_bytes(root / json_rel, _json_bytes(detector.to_dict()))
 
 
 def write_bundle(path: str | os.PathLike, config: BundleConfig, model, latent_stats: LatentStats,
@@ -313,6 +326,17 @@ def set_ood_detector(path: str | os.PathLike, detector: MahalanobisDetector, mod
     bundle = load_bundle(path, load_weights=False)
     _check_dimensions(bundle.path, bundle.config, bundle.latent_stats, {}, detector)
     _write_detector(bundle.path, detector)
+    if model_card is not None:
+        atomic_write_bytes(bundle.path / MODEL_CARD, model_card.encode("utf-8"))
+    _write_manifest(bundle.path)
+
+
+def set_centring_detector(path: str | os.PathLike, detector: CentringDetector, model_card: str | None = None) -> None:
+    """Give a verified bundle a centring detector (replacing any it has), optionally with a new model card; nothing
+    else of the bundle changes."""
+    bundle = load_bundle(path, load_weights=False)
+    _check_dimensions(bundle.path, bundle.config, bundle.latent_stats, {}, centring=detector)
+    _write_detector(bundle.path, detector, "centring")
     if model_card is not None:
         atomic_write_bytes(bundle.path / MODEL_CARD, model_card.encode("utf-8"))
     _write_manifest(bundle.path)

@@ -257,7 +257,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         centring = centre_on_body(explainer, volume, point)
         given = {"point_ras": [float(v) for v in point], "centred_mm": centring.moved_mm}
         point = centring.ras
-        print(f"daecf: {centring.describe() or 'the point is where the patch looks most typical'}: patch at RAS "
+        print(f"daecf: {centring.describe() or 'the patch is most centred at the point'}: patch at RAS "
               f"{[round(float(v), 2) for v in point]}", file=sys.stderr)
     patch, image = model_input(explainer.config, volume, point)
     frames = args.sweep_frames or (SWEEP_FRAMES if args.animate else 9)
@@ -339,8 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--mask", type=Path, help="vertebra instance mask (VerSe ids give level names, other ids ranks)")
     score.add_argument("--centroids", type=Path, help="VerSe centroid JSON (*_ctd.json)")
     score.add_argument("--point", action="append", help="R,A,S in mm (repeatable)")
-    score.add_argument("--centre", action="store_true", help="move each --point along the spine to where the patch "
-                       "looks most like the bundle's training patches (within 9 mm; the CSV's r, a, s say where)")
+    score.add_argument("--centre", action="store_true", help="move each --point along the spine to where the bundle "
+                       "finds the patch centred on the body (within 9 mm; the CSV's r, a, s say where)")
     score.add_argument("--split", default="val", help="split of a MedMNIST-style .npz (train/val/test)")
     score.add_argument("--table", type=Path, help="CSV of targets on 2D slices (image, x_px, y_px, pixel spacing); "
                        "INPUT is then the folder of the images")
@@ -367,8 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="counterfactual explanation of one vertebra")
     _add_model_arguments(explain)
     explain.add_argument("--point", required=True, help="R,A,S in mm of the vertebra")
-    explain.add_argument("--centre", action="store_true", help="move the point along the spine to where the patch "
-                         "looks most like the bundle's training patches (within 9 mm), as the Slicer panel does")
+    explain.add_argument("--centre", action="store_true", help="move the point along the spine to where the bundle "
+                         "finds the patch centred on the body (within 9 mm), as the Slicer panel does")
     explain.add_argument("--preset", default="standard", help="fast, standard or reference")
     explain.add_argument("--steps", help="DDIM steps N or INVERT,DECODE instead of the preset's")
     explain.add_argument("--out", required=True, type=Path, help="folder for strip.png, NRRDs and summary.json")
