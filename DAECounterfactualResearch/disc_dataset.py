@@ -105,3 +105,31 @@ def build_discs(folder: Path, size_px: int, spacing_mm: float, augmentations: in
         inputs.append(path)
         samples.extend(disc_samples(read_slice_image(path), rows, size_px, spacing_mm, augmentations, rng))
     return to_arrays(samples), inputs
+
+
+def disc_patches(folder: Path, split: str, size_px: int, spacing_mm: float, margin_px: int = 0,
+                 shift_mm=(0.0, 0.0)) -> dict[str, np.ndarray]:
+    """Every graded disc of ``split`` as training cut it (no augmentation), ``margin_px`` wider on every side and
+    cut at the disc centre moved by ``shift_mm`` (x right, y down): images (N, 1, W, W) in the model range,
+    ``grades`` (Pfirrmann - 1), ``case_id`` (the patient), ``disc_id``."""
+    table = folder / "discs.csv"
+    if not table.exists():
+        raise InputError(f"{table}: not found; --data-root must hold spider_discs/")
+    images, rows = [], []
+    for name, image_rows in sorted(read_discs(table).items()):
+        chosen = [r for r in image_rows if r["split"] == split]
+        if not chosen:
+            continue
+        image = read_slice_image(folder / "images" / name)
+        spacing, value_range = spacing_of(image_rows), PREPROCESSING.intensity_range(image)
+        for row in chosen:
+            patch = slice_patch(image, (float(row["x_px"]), float(row["y_px"])), spacing, size_px + 2 * margin_px,
+                                spacing_mm, shift_mm=shift_mm)
+            images.append(PREPROCESSING.apply(patch, value_range)[None])
+            rows.append(row)
+    if not rows:
+        raise InputError(f"{table}: no graded disc in split {split!r}")
+    return {"images": np.stack(images).astype(np.float32),
+            "grades": np.array([int(r["pfirrmann"]) - 1 for r in rows], dtype=np.int16),
+            "case_id": np.array([f"spider_{r['patient']}" for r in rows], dtype=str),
+            "disc_id": np.array([f"{r['image']}:{r['ivd_label']}" for r in rows], dtype=str)}

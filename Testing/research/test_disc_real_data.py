@@ -52,3 +52,35 @@ def test_the_shipped_disc_model_orders_the_validation_discs_pfirrmann_grades(spi
     assert spearmanr(graded.distance, val.grades)[0] >= 0.5
     healthy = val.grades == 0
     assert np.all(graded.distance[healthy] < np.median(graded.distance[~healthy]))
+
+
+@pytest.mark.real_data
+def test_the_click_studys_discs_are_cut_as_the_training_set_cut_them(spider_discs):
+    """disc_patches (scripts/studies/disc_click_placement.py) gives the built validation discs, and with a margin
+    the same disc in its middle."""
+    from DAECounterfactualResearch.disc_dataset import disc_patches
+
+    val = spider_discs.subset("val")
+    plain = disc_patches(real_data() / "spider_discs", "val", 64, 1.0)
+    np.testing.assert_allclose(plain["images"], val.images.astype(np.float32), atol=1e-3)  # the set is float16
+    np.testing.assert_array_equal(plain["grades"], val.grades)
+    wide = disc_patches(real_data() / "spider_discs", "val", 64, 1.0, margin_px=9)
+    assert wide["images"].shape[1:] == (1, 82, 82)
+    np.testing.assert_allclose(wide["images"][:, :, 9:73, 9:73], plain["images"], atol=1e-5)
+
+
+@pytest.mark.real_data
+def test_the_disc_click_study_grades_every_shift_as_clicked_and_centred(tmp_path, script_main):
+    import json
+
+    argv = ["scripts/configs/disc-mri.json", "--data-root", str(real_data()), "--split", "val", "--distances", "3",
+            "--resamples", "20", "--out", str(tmp_path)]
+    assert script_main("disc_click_placement")(argv) == 0
+    record = json.loads((tmp_path / "disc_click_placement_disc-mri_val.json").read_text())
+    assert record["discs"] == 60 and record["patients"] == 8
+    assert set(record["figures"]) == {"as clicked", "centred"}  # disc-mri centres by its OOD score
+    for way in record["figures"].values():
+        assert set(way) == {"centre", "superior +3 mm", "superior -3 mm"}
+        assert way["centre"]["same_grade_as_centre"] == 1.0
+        assert 0.0 <= way["superior +3 mm"]["mae"] <= 4.0 and len(way["centre"]["intervals"]["mae"]) == 2
+    assert record["figures"]["as clicked"]["superior -3 mm"]["median_move_mm"] == 0.0
