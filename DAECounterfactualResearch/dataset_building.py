@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -199,41 +199,53 @@ class Settings:
     spine_follows: bool = False  # the spine above moves down with a wedge/crush collapse (patch_fractures)
     augmentations: int = 0  # scanner augmentations per patch, beside the patch as it is (scanner_augmentation)
     max_fill: float = 1.0  # patches with more of their area beyond the scan are left out
+    superior_offsets_mm: tuple[float, ...] = (0.0,)  # each point moved up the spine (RAS), as clicks off a centre
 
 
 def case_samples(spine: SpineCase, settings: Settings, skipped: list[str]) -> Iterator[dict]:
-    """Every patch of a case: each vertebra at each lateral offset, plus simulated fractures of intact bodies,
-    each as it is and in ``settings.augmentations`` scanner augmentations (the same draw for a body's intact patch
-    and its fractures: one ``pair``). A patch with more than ``settings.max_fill`` of its area beyond the scan is
-    left out with its fractures, so a scan border cannot stand in for a class."""
+    """Every patch of a case: each vertebra at each lateral offset (and each point moved up or down the spine by
+    ``settings.superior_offsets_mm``), plus simulated fractures of intact bodies, each as it is and in
+    ``settings.augmentations`` scanner augmentations (the same draw for a body's intact patch and its fractures:
+    one ``pair``). A patch with more than ``settings.max_fill`` of its area beyond the scan is left out with its
+    fractures, so a scan border cannot stand in for a class."""
     value_range = settings.preprocessing.volume_range(spine.volume.array)
+    for centred in spine.positions:
+        for superior in settings.superior_offsets_mm:
+            position = replace(centred, ras=np.asarray(centred.ras, dtype=np.float64) + [0.0, 0.0, superior])
+            yield from _position_samples(spine, position, superior, value_range, settings, skipped)
+
+
+def _position_samples(spine, position, superior: float, value_range, settings: Settings,
+                      skipped: list[str]) -> Iterator[dict]:
+    """``case_samples`` of one point, ``superior`` mm above its body's centre."""
     size, spacing = settings.size_px, settings.spacing_mm
-    for position in spine.positions:
-        grade = spine.grades.get(position.label)
-        for offset in settings.lateral_offsets_mm:
-            try:
-                patch = extract_sagittal_patch(spine.volume, position.ras, size, spacing, offset)
-            except InputError as error:
-                skipped.append(f"{spine.case} {position.level} offset {offset}: {error}")
-                continue
-            fill = fill_fraction(spine.volume, patch)
-            if fill > settings.max_fill:
-                skipped.append(f"{spine.case} {position.level} offset {offset}: {fill:.0%} of the patch lies "
-                               f"beyond the scan (more than {settings.max_fill:.0%})")
-                continue
-            kind = spine.kinds.get(position.label, "")
-            requested = spine.requested_loss.get(position.label, 0.0)
-            versions = [(patch.pixels, {"grade": -1 if grade is None else grade, "simulated": bool(kind),
-                                        "kind": kind, "requested": requested if kind else np.nan,
-                                        "measured": np.nan})]
-            if grade == 0 and spine.body_mask is not None and settings.fracture_losses:
-                versions += list(_simulated(spine, position, offset, settings, skipped))
-            key = _body_seed(settings, spine.case, position.label, offset)
-            for number, augment in enumerate(draw_augmentations(settings.augmentations, key)):
-                pair = f"{spine.case}:{position.label}:{offset:g}:{number}"
-                for pixels, fields in versions:
-                    yield _sample(spine, position, offset, patch.patch_to_ras, augment(pixels), value_range,
-                                  settings, fill_fraction=fill, pair=pair, augmentation=number, **fields)
+    grade = spine.grades.get(position.label)
+    moved = f" moved {superior:+g} mm superior" if superior else ""
+    for offset in settings.lateral_offsets_mm:
+        try:
+            patch = extract_sagittal_patch(spine.volume, position.ras, size, spacing, offset)
+        except InputError as error:
+            skipped.append(f"{spine.case} {position.level}{moved} offset {offset}: {error}")
+            continue
+        fill = fill_fraction(spine.volume, patch)
+        if fill > settings.max_fill:
+            skipped.append(f"{spine.case} {position.level}{moved} offset {offset}: {fill:.0%} of the patch lies "
+                           f"beyond the scan (more than {settings.max_fill:.0%})")
+            continue
+        kind = spine.kinds.get(position.label, "")
+        requested = spine.requested_loss.get(position.label, 0.0)
+        versions = [(patch.pixels, {"grade": -1 if grade is None else grade, "simulated": bool(kind),
+                                    "kind": kind, "requested": requested if kind else np.nan,
+                                    "measured": np.nan})]
+        if grade == 0 and spine.body_mask is not None and settings.fracture_losses:
+            versions += list(_simulated(spine, position, offset, settings, skipped))
+        key = _body_seed(settings, spine.case, position.label, offset)
+        for number, augment in enumerate(draw_augmentations(settings.augmentations, key)):
+            pair = f"{spine.case}:{position.label}:{offset:g}{f':{superior:g}' if superior else ''}:{number}"
+            for pixels, fields in versions:
+                yield _sample(spine, position, offset, patch.patch_to_ras, augment(pixels), value_range,
+                              settings, fill_fraction=fill, pair=pair, augmentation=number,
+                              superior_offset_mm=superior, **fields)
 
 
 def fracture_pairs(settings: Settings, case: str, label: int, offset: float) -> list[tuple[float, str]]:
@@ -327,6 +339,7 @@ def to_arrays(samples: list[dict], split_of_case: dict[str, str], group_of_case:
         "fill_fraction": np.array([s["fill_fraction"] for s in samples], dtype=np.float32),
         "pair": np.array([s["pair"] for s in samples], dtype=str),
         "augmentation": np.array([s["augmentation"] for s in samples], dtype=np.int16),
+        "superior_offset_mm": np.array([s.get("superior_offset_mm", 0.0) for s in samples], dtype=np.float32),
     }
 
 

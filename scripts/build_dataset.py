@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size-px", type=int, default=64)
     parser.add_argument("--spacing-mm", type=float, default=1.0)
     parser.add_argument("--lateral-offsets", default=None, help="comma-separated mm along +x (patient right); write --lateral-offsets=-3,0,3 for negatives")
+    parser.add_argument("--superior-offsets", default="0", help="comma-separated mm each point is also moved up the "
+                        "spine (RAS), as clicks off a body's centre; write --superior-offsets=-3,0,3 for negatives")
     parser.add_argument("--fracture-losses", default=None, help="height losses simulated on intact real vertebrae")
     parser.add_argument("--fracture-kinds", default=",".join(FRACTURE_KINDS))
     parser.add_argument("--simulations-per-body", type=int, default=0,
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(args.size_px, args.spacing_mm, parse_floats(args.lateral_offsets), preprocessing_of(args),
                         parse_floats(args.fracture_losses), [k for k in args.fracture_kinds.split(",") if k],
                         args.simulations_per_body, args.seed, args.spine_follows, args.augmentations,
-                        args.max_fill)
+                        args.max_fill, tuple(parse_floats(args.superior_offsets)))
     fractions = tuple(parse_floats(args.split_fractions))
     if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
         raise InputError(f"--split-fractions needs three non-negative numbers, got {args.split_fractions!r}")
@@ -112,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         "library_version": __version__,
         "settings": {
             "size_px": settings.size_px, "spacing_mm": settings.spacing_mm,
-            "lateral_offsets_mm": settings.lateral_offsets_mm, "preprocessing": settings.preprocessing.to_dict(),
+            "lateral_offsets_mm": settings.lateral_offsets_mm, "superior_offsets_mm": list(settings.superior_offsets_mm),
+            "preprocessing": settings.preprocessing.to_dict(),
             "fracture_losses": settings.fracture_losses, "fracture_kinds": settings.fracture_kinds,
             "simulations_per_body": settings.simulations_per_body, "spine_follows": settings.spine_follows,
             "augmentations": settings.augmentations, "max_fill": settings.max_fill,

@@ -145,6 +145,29 @@ def test_mri_preset_simulates_fractures_on_intact_bodies_from_their_masks(fake_r
     assert set(data["label"][simulated].tolist()) <= {20, 22}  # only the intact (grade 0) bodies are fractured
 
 
+def test_superior_offsets_cut_every_body_and_its_fractures_again_higher_and_lower(fake_root, tmp_path, build_main):
+    """--superior-offsets: each point moved up or down the spine (as a click off the centre), its fractures simulated
+    again there, every copy its own pair and marked with its offset; the centred patches are those of a plain build."""
+    common = ["--preset", "mri", "--data-root", str(fake_root), "--size-px", "32", "--lateral-offsets", "0",
+              "--fracture-losses", "0.45", "--fracture-kinds", "wedge"]
+    assert build_main(common + ["--out", str(tmp_path / "plain")]) == 0
+    assert build_main(common + ["--out", str(tmp_path / "moved"), "--superior-offsets=-3,0,3"]) == 0
+    plain, moved = load_npz(tmp_path / "plain" / "dataset.npz"), load_npz(tmp_path / "moved" / "dataset.npz")
+    offsets = moved["superior_offset_mm"]
+    assert sorted(set(offsets.tolist())) == [-3.0, 0.0, 3.0] and set(plain["superior_offset_mm"].tolist()) == {0.0}
+    for offset in (-3.0, 3.0):  # every body and fracture at every offset (the phantoms lie well inside the scan)
+        assert (offsets == offset).sum() == len(plain["images"])
+        assert moved["simulated"][offsets == offset].sum() == plain["simulated"].sum()
+    np.testing.assert_array_equal(moved["images"][offsets == 0], plain["images"])
+    assert len(set(moved["pair"])) == 3 * len(set(plain["pair"]))
+    up = int(np.flatnonzero(offsets == 3.0)[0])
+    same = int(np.flatnonzero((offsets == 0) & (moved["pair"] == moved["pair"][up].replace(":3:", ":")))[0])
+    shift = (moved["patch_to_ras"][up] - moved["patch_to_ras"][same]).astype(np.float64)
+    np.testing.assert_allclose(shift[:3, 3], [0.0, 0.0, 3.0], atol=1e-4)  # the patch's origin moved 3 mm up
+    assert json.loads((tmp_path / "moved" / "manifest.json").read_text())["settings"]["superior_offsets_mm"] == \
+        [-3.0, 0.0, 3.0]
+
+
 def test_simulations_per_body_keeps_one_fracture_per_intact_body_and_repeats_its_draw(fake_root, tmp_path, build_main):
     argv = ["--preset", "ct", "--data-root", str(fake_root), "--size-px", "48", "--lateral-offsets=-3,0,3",
             "--fracture-losses", "0.22,0.45", "--fracture-kinds", "wedge,crush", "--phantoms", "0",
