@@ -46,7 +46,10 @@ def fit_centring_detector(z_crops: np.ndarray, spacing_mm: float, off_mm: float 
     every = z_crops.reshape(-1, z_crops.shape[-1]).astype(np.float64)
     mean = every.mean(axis=0)
     basis = np.linalg.svd(every - mean, full_matrices=False)[2][:components]
-    project = lambda z: (z - mean) @ basis.T  # noqa: E731
+
+    def project(z: np.ndarray) -> np.ndarray:
+        return (z - mean) @ basis.T
+
     centred = fit_mahalanobis(project(z_crops[:, len(offsets) // 2]))
     away = fit_mahalanobis(project(z_crops[:, off].reshape(-1, z_crops.shape[-1])))
     return CentringDetector(mean, basis, centred.mean, centred.precision, away.mean, away.precision, off_mm,

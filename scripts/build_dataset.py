@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         "library_version": __version__,
         "settings": {
             "size_px": settings.size_px, "spacing_mm": settings.spacing_mm,
-            "lateral_offsets_mm": settings.lateral_offsets_mm, "superior_offsets_mm": list(settings.superior_offsets_mm),
+            "lateral_offsets_mm": settings.lateral_offsets_mm,
+            "superior_offsets_mm": list(settings.superior_offsets_mm),
             "preprocessing": settings.preprocessing.to_dict(),
             "fracture_losses": settings.fracture_losses, "fracture_kinds": settings.fracture_kinds,
             "simulations_per_body": settings.simulations_per_body, "spine_follows": settings.spine_follows,

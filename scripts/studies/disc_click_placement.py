@@ -34,7 +34,8 @@ from DAECounterfactualResearch.experiment import add_bundle_arguments, chosen_ta
 
 
 def disc_figures(distance: np.ndarray, grade: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    return {"mae": float(np.mean(np.abs(grade - truth))), "within_one_grade": float(np.mean(np.abs(grade - truth) <= 1)),
+    error = np.abs(grade - truth)
+    return {"mae": float(np.mean(error)), "within_one_grade": float(np.mean(error <= 1)),
             "spearman": float(spearmanr(distance, truth)[0])}
 
 

@@ -4,10 +4,11 @@ Centring a click (``inference.centring``) picks one of the crops within reach al
 only say how typical a crop is of everything the bundle was fitted on; on patients the DAE never saw it moves a
 well-placed click off the centre often enough to cost healthy grades (docs/RESULTS.md, "Does a grade hold when the
 click is off the centre?"). This detector holds two Gaussians of z_sem fitted on the training patients' crops: those
-cut at the centroid, and those cut ``off_mm`` or more above or below it, both in the crops' leading principal directions (``basis``, about
-centre ``mean``: small enough to ship, and as good as all 512 dimensions). A crop's score is its squared
-Mahalanobis distance from the first less that from the second, lower for a centred crop: a quadratic discriminant,
-because where a crop sits is not linear in z_sem (a linear regression of the offset, tried, could not place it).
+cut at the centroid, and those cut ``off_mm`` or more above or below it, both in the crops' leading principal
+directions (``basis``, about their mean ``mean``), which keeps the arrays small enough to ship. A crop's score is
+its squared Mahalanobis distance from the first less that from the second, lower for a centred crop: a quadratic
+discriminant, because where a crop sits is not linear in z_sem (a linear regression of the offset, tried, could
+not place it).
 """
 
 from __future__ import annotations

@@ -146,4 +146,3 @@ class MahalanobisDetector:
         check_stored_kind(data, arrays, MAHALANOBIS, ("mean", "precision"), "OOD detector")
         return check_stored_z_dim(data, cls(arrays["mean"], arrays["precision"], float(data["ood_threshold"]),
                                             float(data.get("ood_quantile", 0.995)), str(data.get("fitted_on", ""))))
-
