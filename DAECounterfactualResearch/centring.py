@@ -5,6 +5,7 @@ crops' latents) with its model-card section, and the ways of centring a study co
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,25 @@ def centring_ways(bundle, z_crops: np.ndarray) -> dict[str, np.ndarray]:
 def chosen_latents(z_crops: np.ndarray, moved: np.ndarray) -> np.ndarray:
     """Each patch's latent of the crop ``moved`` rows from the middle."""
     return z_crops[np.arange(len(z_crops)), z_crops.shape[1] // 2 + moved]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What one way of centring does to the clicks of one shift: the latents of the crops it picks, and how far it
+    moved the median click (mm)."""
+
+    latents: np.ndarray
+    median_move_mm: float
+
+
+def placements(bundle, z_crops: dict[str, np.ndarray]) -> dict[str, dict[str, Placement]]:
+    """Per way of centring (``centring_ways``), per shift of ``z_crops`` (shift name -> ``crop_latents``): the
+    crops it picks; the ways in the order ``centring_ways`` gives them."""
+    spacing = bundle.config.patch_spacing_mm
+    moves = {name: centring_ways(bundle, z) for name, z in z_crops.items()}
+    return {way: {name: Placement(chosen_latents(z_crops[name], moves[name][way]),
+                                  float(np.median(np.abs(moves[name][way]))) * spacing) for name in z_crops}
+            for way in next(iter(moves.values()))}
 
 
 def write_placement_study(path: Path, record: dict, columns: dict[str, str]) -> None:

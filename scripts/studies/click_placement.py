@@ -30,7 +30,7 @@ from DAECounterfactualLib.bundle.registry import resolve_bundle
 from DAECounterfactualLib.bundle.store import load_bundle
 from DAECounterfactualLib.inference.centring import REACH_MM
 from DAECounterfactualLib.inference.explainer import Explainer
-from DAECounterfactualResearch.centring import centring_ways, chosen_latents, crop_latents, write_placement_study
+from DAECounterfactualResearch.centring import crop_latents, placements, write_placement_study
 from DAECounterfactualResearch.dataset_building import SpineCase, data_source
 from DAECounterfactualResearch.experiment import add_bundle_arguments, chosen_task, load_experiment, run_script
 from DAECounterfactualResearch.ood_sets import training_cut, vertebra_splits
@@ -165,9 +165,8 @@ def main(argv: list[str] | None = None) -> int:
               "which_patients": args.patients, "shifts_ras_mm": {n: o.tolist() for n, o in offsets.items()},
               "reach_mm": REACH_MM, "figures": {}}
     z_crops = {name: crop_latents(explainer, p.images, margin) for name, p in tqdm(patches.items(), desc="encoding")}
-    ways = {name: centring_ways(bundle, z) for name, z in z_crops.items()}
-    for way in ways["centre"]:
-        z = {name: chosen_latents(z_crops[name], ways[name][way]) for name in patches}
+    for way, placed in placements(bundle, z_crops).items():
+        z = {name: place.latents for name, place in placed.items()}
         graded = {name: shipped_grades(z[name], task) for name in patches}
         record["figures"][way] = placement_figures(graded, patches, task.positive_min_grade)
         if args.jittered_probe and way == "as clicked":
@@ -176,9 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                                  list(patches))):
                 record["figures"][label] = placement_figures(probe_by_folds(z, patches, recipe, 0.01, fit_on),
                                                              patches, task.positive_min_grade)
-        for name in patches:
-            moved_mm = ways[name][way] * bundle.config.patch_spacing_mm
-            record["figures"][way][name]["median_move_mm"] = float(np.median(np.abs(moved_mm)))
+        for name, place in placed.items():
+            record["figures"][way][name]["median_move_mm"] = place.median_move_mm
     suffix = "_held-out" if args.patients == "held-out" else ""
     write_placement_study(args.out / f"click_placement_{bundle.config.name}_{args.source}{suffix}.json", record,
                           {"healthy G0": "healthy_g0", "AUC": "fracture_auc", "within one": "within_one_grade",

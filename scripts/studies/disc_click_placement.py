@@ -28,7 +28,7 @@ from DAECounterfactualLib.bundle.store import load_bundle
 from DAECounterfactualLib.inference.centring import REACH_MM
 from DAECounterfactualLib.inference.explainer import Explainer
 from DAECounterfactualResearch.bootstrap import bootstrap_intervals
-from DAECounterfactualResearch.centring import centring_ways, chosen_latents, crop_latents, write_placement_study
+from DAECounterfactualResearch.centring import crop_latents, placements, write_placement_study
 from DAECounterfactualResearch.disc_dataset import disc_patches
 from DAECounterfactualResearch.experiment import add_bundle_arguments, chosen_task, load_experiment, run_script
 
@@ -70,15 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     truth, patients = discs["grades"], discs["case_id"]
     record = {"bundle": bundle.bundle_id, "task": task.name, "split": args.split, "discs": len(truth),
               "patients": len(set(patients)), "shifts_superior_mm": superior, "reach_mm": REACH_MM, "figures": {}}
-    ways = {name: centring_ways(bundle, z) for name, z in z_crops.items()}
-    for way in ways["centre"]:
-        graded = {name: explainer.grade_latents(chosen_latents(z_crops[name], ways[name][way]), task)
-                  for name in superior}
-        rows = record["figures"][way] = {}
-        for name, g in graded.items():
-            rows[name] = with_patient_intervals(g.distance, g.grade, truth, patients, args.resamples) | {
+    for way, placed in placements(bundle, z_crops).items():
+        graded = {name: explainer.grade_latents(place.latents, task) for name, place in placed.items()}
+        record["figures"][way] = {
+            name: with_patient_intervals(g.distance, g.grade, truth, patients, args.resamples) | {
                 "same_grade_as_centre": float(np.mean(g.grade == graded["centre"].grade)),
-                "median_move_mm": float(np.median(np.abs(ways[name][way]))) * config.patch_spacing_mm}
+                "median_move_mm": placed[name].median_move_mm} for name, g in graded.items()}
     write_placement_study(args.out / f"disc_click_placement_{config.name}_{args.split}.json", record,
                           {"MAE": "mae", "within one": "within_one_grade", "Spearman": "spearman",
                            "same grade": "same_grade_as_centre", "moved mm": "median_move_mm"})
