@@ -57,8 +57,9 @@ def random_augmentation(rng: np.random.Generator) -> dict[str, float]:
 
 
 def disc_samples(image: np.ndarray, rows: list[dict[str, str]], size_px: int, spacing_mm: float,
-                 augmentations: int, rng: np.random.Generator) -> list[dict]:
-    """One sample per disc of one slice, plus ``augmentations`` augmented ones per training disc."""
+                 augmentations: int, rng: np.random.Generator, shift_mm=(0.0, 0.0)) -> list[dict]:
+    """One sample per disc of one slice, cut at the disc centre moved by ``shift_mm`` (x right, y down), plus
+    ``augmentations`` augmented ones per training disc."""
     spacing = spacing_of(rows)
     value_range = PREPROCESSING.intensity_range(image)
     samples = []
@@ -66,7 +67,7 @@ def disc_samples(image: np.ndarray, rows: list[dict[str, str]], size_px: int, sp
         centre = (float(row["x_px"]), float(row["y_px"]))
         count = augmentations if row["split"] == "train" else 0
         for index in range(count + 1):
-            augment = random_augmentation(rng) if index else {"gamma": 1.0}
+            augment = random_augmentation(rng) if index else {"gamma": 1.0, "shift_mm": shift_mm}
             gamma = augment.pop("gamma")
             patch = slice_patch(image, centre, spacing, size_px, spacing_mm, **augment)
             scaled = PREPROCESSING.apply(patch, value_range)
@@ -95,9 +96,7 @@ def to_arrays(samples: list[dict]) -> dict[str, np.ndarray]:
 def build_discs(folder: Path, size_px: int, spacing_mm: float, augmentations: int, seed: int
                 ) -> tuple[dict[str, np.ndarray], list[Path]]:
     """The arrays of the training set and the files they were read from."""
-    table = folder / "discs.csv"
-    if not table.exists():
-        raise InputError(f"{table}: not found; --data-root must hold spider_discs/")
+    table = disc_table(folder)
     rng = np.random.default_rng(seed)
     samples, inputs = [], [table]
     for name, rows in sorted(read_discs(table).items()):
@@ -107,29 +106,26 @@ def build_discs(folder: Path, size_px: int, spacing_mm: float, augmentations: in
     return to_arrays(samples), inputs
 
 
-def disc_patches(folder: Path, split: str, size_px: int, spacing_mm: float, margin_px: int = 0,
-                 shift_mm=(0.0, 0.0)) -> dict[str, np.ndarray]:
-    """Every graded disc of ``split`` as training cut it (no augmentation), ``margin_px`` wider on every side and
-    cut at the disc centre moved by ``shift_mm`` (x right, y down): images (N, 1, W, W) in the model range,
-    ``grades`` (Pfirrmann - 1), ``case_id`` (the patient), ``disc_id``."""
+def disc_table(folder: Path) -> Path:
+    """``folder``'s disc table, checked to exist."""
     table = folder / "discs.csv"
     if not table.exists():
         raise InputError(f"{table}: not found; --data-root must hold spider_discs/")
-    images, rows = [], []
-    for name, image_rows in sorted(read_discs(table).items()):
-        chosen = [r for r in image_rows if r["split"] == split]
-        if not chosen:
-            continue
-        image = read_slice_image(folder / "images" / name)
-        spacing, value_range = spacing_of(image_rows), PREPROCESSING.intensity_range(image)
-        for row in chosen:
-            patch = slice_patch(image, (float(row["x_px"]), float(row["y_px"])), spacing, size_px + 2 * margin_px,
-                                spacing_mm, shift_mm=shift_mm)
-            images.append(PREPROCESSING.apply(patch, value_range)[None])
-            rows.append(row)
-    if not rows:
+    return table
+
+
+def disc_patches(folder: Path, split: str, size_px: int, spacing_mm: float, margin_px: int = 0,
+                 shift_mm=(0.0, 0.0)) -> dict[str, np.ndarray]:
+    """Every graded disc of ``split`` as training cut it (no augmentation), ``margin_px`` wider on every side and
+    cut at the disc centre moved by ``shift_mm`` (x right, y down): the training set's columns, the images
+    (N, 1, W, W) in float32."""
+    table, samples = disc_table(folder), []
+    for name, rows in sorted(read_discs(table).items()):
+        if any(row["split"] == split for row in rows):  # a slice is one patient's, in one split
+            image = read_slice_image(folder / "images" / name)
+            samples += [sample for sample in disc_samples(image, rows, size_px + 2 * margin_px, spacing_mm, 0,
+                                                          np.random.default_rng(0), shift_mm)
+                        if sample["row"]["split"] == split]
+    if not samples:
         raise InputError(f"{table}: no graded disc in split {split!r}")
-    return {"images": np.stack(images).astype(np.float32),
-            "grades": np.array([int(r["pfirrmann"]) - 1 for r in rows], dtype=np.int16),
-            "case_id": np.array([f"spider_{r['patient']}" for r in rows], dtype=str),
-            "disc_id": np.array([f"{r['image']}:{r['ivd_label']}" for r in rows], dtype=str)}
+    return to_arrays(samples) | {"images": np.stack([s["image"] for s in samples]).astype(np.float32)}
