@@ -33,7 +33,7 @@ def bundle_config(experiment: Experiment, model_config: DAEConfig, train=None) -
     return BundleConfig(name=spec["name"], modality=spec["modality"], description=spec.get("description", ""),
                         model=model_config, preprocessing=Preprocessing.from_dict(spec["preprocessing"]),
                         patch_size_px=spec["patch"]["size_px"], patch_spacing_mm=spec["patch"]["spacing_mm"],
-                        trained_on=training_domain(experiment, train),
+                        patch_rows=spec["patch"].get("rows", "axial"), trained_on=training_domain(experiment, train),
                         **({"presets": presets} if presets else {}))
 
 

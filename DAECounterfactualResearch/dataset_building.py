@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
+from scipy import ndimage
 from tqdm import tqdm
 
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.geometry import extract_sagittal_patch, fill_fraction
+from DAECounterfactualLib.inference.spine_axis import tilts_along_spine
 from DAECounterfactualLib.io.files import sha256_file
 from DAECounterfactualLib.io.volumes import (
     Volume,
@@ -200,6 +202,23 @@ class Settings:
     augmentations: int = 0  # scanner augmentations per patch, beside the patch as it is (scanner_augmentation)
     max_fill: float = 1.0  # patches with more of their area beyond the scan are left out
     superior_offsets_mm: tuple[float, ...] = (0.0,)  # each point moved up the spine (RAS), as clicks off a centre
+    centre_on_body: bool = False  # cut at the centroid of each body's mask (CT centroid files name the whole vertebra)
+    along_spine: bool = False  # rows along the line between the neighbouring bodies (spine_axis), not RAS -z
+
+
+def body_centred(spine: SpineCase) -> SpineCase:
+    """The case with each vertebra's position moved to the centroid of its body in the body mask (kept where the mask
+    has no such body). VerSe/TPTBox centroid files give the whole vertebra's centroid, about 10 mm posterior of the
+    body's, in the spinal canal's direction; a radiologist clicks the body."""
+    if spine.body_mask is None:
+        return spine
+    labels = spine.body_mask.array
+    present = [p.label for p in spine.positions]
+    voxels = ndimage.center_of_mass(np.ones(labels.shape, dtype=np.uint8), labels, present)
+    moved = [p if not np.all(np.isfinite(ijk)) else
+             replace(p, ras=spine.body_mask.ijk_to_ras_points(np.asarray(ijk)[None, ::-1])[0])
+             for p, ijk in zip(spine.positions, voxels)]
+    return replace(spine, positions=moved)
 
 
 def case_samples(spine: SpineCase, settings: Settings, skipped: list[str]) -> Iterator[dict]:
@@ -209,21 +228,27 @@ def case_samples(spine: SpineCase, settings: Settings, skipped: list[str]) -> It
     one ``pair``). A patch with more than ``settings.max_fill`` of its area beyond the scan is left out with its
     fractures, so a scan border cannot stand in for a class."""
     value_range = settings.preprocessing.volume_range(spine.volume.array)
+    spine = body_centred(spine) if settings.centre_on_body else spine
+    tilts = tilts_along_spine(spine.positions) if settings.along_spine else {}
     for centred in spine.positions:
+        if settings.along_spine and centred.label not in tilts:
+            skipped.append(f"{spine.case} {centred.level}: no neighbouring vertebra to give the spine's axis")
+            continue
         for superior in settings.superior_offsets_mm:
             position = replace(centred, ras=np.asarray(centred.ras, dtype=np.float64) + [0.0, 0.0, superior])
-            yield from _position_samples(spine, position, superior, value_range, settings, skipped)
+            yield from _position_samples(spine, position, superior, tilts.get(centred.label, 0.0), value_range,
+                                         settings, skipped)
 
 
-def _position_samples(spine, position, superior: float, value_range, settings: Settings,
+def _position_samples(spine, position, superior: float, tilt: float, value_range, settings: Settings,
                       skipped: list[str]) -> Iterator[dict]:
-    """``case_samples`` of one point, ``superior`` mm above its body's centre."""
+    """``case_samples`` of one point, ``superior`` mm above its body's centre, its rows tilted by ``tilt``."""
     size, spacing = settings.size_px, settings.spacing_mm
     grade = spine.grades.get(position.label)
     moved = f" moved {superior:+g} mm superior" if superior else ""
     for offset in settings.lateral_offsets_mm:
         try:
-            patch = extract_sagittal_patch(spine.volume, position.ras, size, spacing, offset)
+            patch = extract_sagittal_patch(spine.volume, position.ras, size, spacing, offset, tilt_deg=tilt)
         except InputError as error:
             skipped.append(f"{spine.case} {position.level}{moved} offset {offset}: {error}")
             continue
@@ -238,14 +263,14 @@ def _position_samples(spine, position, superior: float, value_range, settings: S
                                     "kind": kind, "requested": requested if kind else np.nan,
                                     "measured": np.nan})]
         if grade == 0 and spine.body_mask is not None and settings.fracture_losses:
-            versions += list(_simulated(spine, position, offset, settings, skipped))
+            versions += list(_simulated(spine, position, offset, tilt, settings, skipped))
         key = _body_seed(settings, spine.case, position.label, offset)
         for number, augment in enumerate(draw_augmentations(settings.augmentations, key)):
             pair = f"{spine.case}:{position.label}:{offset:g}{f':{superior:g}' if superior else ''}:{number}"
             for pixels, fields in versions:
                 yield _sample(spine, position, offset, patch.patch_to_ras, augment(pixels), value_range,
                               settings, fill_fraction=fill, pair=pair, augmentation=number,
-                              superior_offset_mm=superior, **fields)
+                              superior_offset_mm=superior, tilt_deg=tilt, **fields)
 
 
 def fracture_pairs(settings: Settings, case: str, label: int, offset: float) -> list[tuple[float, str]]:
@@ -262,7 +287,7 @@ def _body_seed(settings: Settings, case: str, label: int, offset: float) -> list
     return [settings.seed, label, int(round(offset * 10)) % 1000, *case.encode()]
 
 
-def _simulated(spine, position, offset, settings, skipped) -> Iterator[tuple[np.ndarray, dict]]:
+def _simulated(spine, position, offset, tilt, settings, skipped) -> Iterator[tuple[np.ndarray, dict]]:
     """(image, fields) of simulated fractures of one intact body: every pair, or the first
     ``simulations_per_body`` that succeed. Keeping only a few keeps the real patches from being mostly fractured,
     which would teach a probe that 'looks like a real scan' means 'fractured'."""
@@ -274,7 +299,7 @@ def _simulated(spine, position, offset, settings, skipped) -> Iterator[tuple[np.
             return
         try:
             fracture = fracture_in_patch(spine.volume, body, others, position.ras, settings.size_px,
-                                         settings.spacing_mm, offset, loss, kind, settings.spine_follows)
+                                         settings.spacing_mm, offset, loss, kind, settings.spine_follows, tilt)
         except InputError as error:
             skipped.append(f"{spine.case} {position.level} offset {offset} {kind} {loss}: {error}")
             continue
@@ -340,6 +365,7 @@ def to_arrays(samples: list[dict], split_of_case: dict[str, str], group_of_case:
         "pair": np.array([s["pair"] for s in samples], dtype=str),
         "augmentation": np.array([s["augmentation"] for s in samples], dtype=np.int16),
         "superior_offset_mm": np.array([s.get("superior_offset_mm", 0.0) for s in samples], dtype=np.float32),
+        "tilt_deg": np.array([s.get("tilt_deg", 0.0) for s in samples], dtype=np.float32),
     }
 
 

@@ -105,9 +105,10 @@ def check_built_for(path: Path, bundle_spec: dict) -> None:
 
 
 def patch_differences(preprocessing: dict | None, patch: dict, bundle_spec: dict) -> list[str]:
-    """Where a window and patch geometry (``patch``: size_px, spacing_mm) differ from those an experiment's bundle
-    section states, as "key found (config: stated)"; a setting either side leaves out is not compared."""
-    stated = _patch_settings(bundle_spec.get("preprocessing"), bundle_spec.get("patch", {}))
+    """Where a window and patch geometry (``patch``: size_px, spacing_mm, rows) differ from those an experiment's
+    bundle section states, as "key found (config: stated)"; a setting either side leaves out is not compared, but a
+    bundle section without rows states RAS rows ("axial")."""
+    stated = _patch_settings(bundle_spec.get("preprocessing"), {"rows": "axial"} | bundle_spec.get("patch", {}))
     found = _patch_settings(preprocessing, patch)
     return [f"{key} {found[key]} (config: {stated[key]})" for key in stated
             if None not in (found[key], stated[key]) and found[key] != stated[key]]
@@ -116,7 +117,7 @@ def patch_differences(preprocessing: dict | None, patch: dict, bundle_spec: dict
 def _patch_settings(preprocessing: dict | None, patch: dict) -> dict:
     """Window and patch geometry in one comparable form (None where not stated)."""
     return {"preprocessing": preprocessing and Preprocessing.from_dict(preprocessing).to_dict(),
-            "size_px": patch.get("size_px"), "spacing_mm": patch.get("spacing_mm")}
+            "size_px": patch.get("size_px"), "spacing_mm": patch.get("spacing_mm"), "rows": patch.get("rows")}
 
 
 def add_bundle_arguments(parser: argparse.ArgumentParser, task: bool = False) -> None:

@@ -85,13 +85,16 @@ def training_cut(experiment: Experiment, config: BundleConfig) -> Cut:
         parser.add_argument(f"--{name}", type=int, default=0)
     parser.add_argument("--split-fractions", default="0.7,0.15,0.15")
     parser.add_argument("--superior-offsets", default="0")
+    parser.add_argument("--centre-on-body", action="store_true")
+    parser.add_argument("--along-spine", action="store_true")
     args, _ = parser.parse_known_args(shlex.split(experiment.data["build"]))
     defaults = PRESET_DEFAULTS[args.preset]
     settings = Settings(config.patch_size_px, config.patch_spacing_mm,
                         parse_floats(args.lateral_offsets or defaults["offsets"]), config.preprocessing,
                         parse_floats(args.fracture_losses or defaults["losses"]),
                         (args.fracture_kinds or ",".join(FRACTURE_KINDS)).split(","), args.simulations_per_body,
-                        args.seed, superior_offsets_mm=tuple(parse_floats(args.superior_offsets)))
+                        args.seed, superior_offsets_mm=tuple(parse_floats(args.superior_offsets)),
+                        centre_on_body=args.centre_on_body, along_spine=args.along_spine)
     return Cut(settings, args.preset, args.phantoms, args.phantom_max_fractures,
                tuple(p for p in (args.train_only or "").split(",") if p), tuple(parse_floats(args.split_fractions)),
                args.seed)

@@ -35,14 +35,16 @@ def whole_in_patch(body_mask: np.ndarray) -> bool:
 
 
 def fracture_in_patch(volume: Volume, body: Volume, others: Volume, ras, size_px: int, spacing_mm: float,
-                      lateral_offset_mm: float, height_loss: float, kind: str, spine_follows: bool = True) -> Fracture:
-    """The fracture of the body at ``ras`` in the (size_px x size_px) sagittal patch; InputError as
-    ``simulate_fracture`` when the body cannot take it."""
+                      lateral_offset_mm: float, height_loss: float, kind: str, spine_follows: bool = True,
+                      tilt_deg: float = 0.0) -> Fracture:
+    """The fracture of the body at ``ras`` in the (size_px x size_px) sagittal patch, its rows tilted by
+    ``tilt_deg`` (the fracture moves the endplate along the rows); InputError as ``simulate_fracture`` when the body
+    cannot take it."""
     pad = math.ceil(HEADROOM_MM / spacing_mm)
     tall = (size_px + 2 * pad, size_px)
 
     def cut(source: Volume, fill: float | None = None) -> np.ndarray:
-        return extract_sagittal_patch(source, ras, tall, spacing_mm, lateral_offset_mm, fill).pixels
+        return extract_sagittal_patch(source, ras, tall, spacing_mm, lateral_offset_mm, fill, tilt_deg).pixels
 
     fracture = simulate_fracture(cut(volume), cut(body, 0.0) >= 0.5, height_loss, kind, spacing_mm,
                                  neighbours_2d=cut(others, 0.0) >= 0.5, spine_follows=spine_follows)

@@ -20,9 +20,11 @@ from DAECounterfactualLib.bundle.spec import Bundle, TaskSpec
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.explainer import Explainer
 from DAECounterfactualLib.inference.geometry import extract_sagittal_patch
+from DAECounterfactualLib.inference.spine_axis import tilts_along_spine
 
 from .bootstrap import bootstrap_intervals
-from .dataset_building import CaseSpec, Settings, case_samples, ct_case_specs, data_source, mri_case_specs
+from .dataset_building import (CaseSpec, Settings, body_centred, case_samples, ct_case_specs, data_source,
+                               mri_case_specs)
 from .patch_fractures import body_masks, whole_in_patch
 from .synthesis import FRACTURE_KINDS
 from .task_fitting import TaskRecipe, fit_recipe
@@ -52,17 +54,21 @@ def case_specs(bundle: Bundle, data_root: Path) -> list[CaseSpec]:
 
 
 def real_patches(bundle: Bundle, specs: list[CaseSpec], kinds: tuple[str, ...] = FRACTURE_KINDS,
-                 margin_px: int = 0) -> RealPatches:
-    """Every real vertebra of ``specs`` in the bundle's patch geometry and preprocessing (no lateral offset), plus
-    every kind of simulated fracture at each grade of each intact body; ``margin_px`` more on every side of each
-    patch (for crops of it; ``whole`` still says whether the body lies whole in the bundle's patch)."""
+                 margin_px: int = 0, centre_on_body: bool = False) -> RealPatches:
+    """Every real vertebra of ``specs`` in the bundle's patch geometry and preprocessing (no lateral offset; rows
+    along the spine if the bundle's are), plus every kind of simulated fracture at each grade of each intact body;
+    ``margin_px`` more on every side of each patch (for crops of it; ``whole`` still says whether the body lies
+    whole in the bundle's patch); ``centre_on_body``: at each body's centroid, not the centroid file's point."""
     config = bundle.config
+    along_spine = config.patch_rows == "spine"
     settings = Settings(config.patch_size_px + 2 * margin_px, config.patch_spacing_mm, [0.0], config.preprocessing,
-                        list(LOSSES), list(kinds))
+                        list(LOSSES), list(kinds), centre_on_body=centre_on_body, along_spine=along_spine)
     rows: list[dict] = []
     for spec in specs:
         case = spec.load()
-        body_whole = _whole_bodies(case, config.patch_size_px, config.patch_spacing_mm)
+        placed = body_centred(case) if centre_on_body else case
+        tilts = tilts_along_spine(placed.positions) if along_spine else {}
+        body_whole = _whole_bodies(placed, config.patch_size_px, config.patch_spacing_mm, tilts)
         for sample in case_samples(case, settings, []):
             rows.append(sample | {"whole": body_whole.get(sample["label"], False), "group": spec.group})
     return RealPatches(
@@ -77,14 +83,15 @@ def real_patches(bundle: Bundle, specs: list[CaseSpec], kinds: tuple[str, ...] =
     )
 
 
-def _whole_bodies(case, size_px: int, spacing_mm: float) -> dict[int, bool]:
+def _whole_bodies(case, size_px: int, spacing_mm: float, tilts: dict[int, float]) -> dict[int, bool]:
     whole = {}
     for position in case.positions:
         if case.body_mask is None:
             continue
         body, _ = body_masks(case.body_mask, position.label)
         try:
-            mask = extract_sagittal_patch(body, position.ras, size_px, spacing_mm, 0.0, 0.0).pixels >= 0.5
+            mask = extract_sagittal_patch(body, position.ras, size_px, spacing_mm, 0.0, 0.0,
+                                          tilts.get(position.label, 0.0)).pixels >= 0.5
         except InputError:
             continue
         whole[position.label] = whole_in_patch(mask)
@@ -277,14 +284,15 @@ def linear_scorer(x: np.ndarray, y: np.ndarray):
 
 
 def run(bundle: Bundle, task: str, recipe: TaskRecipe, data_root: Path, C: float = 0.01,
-        resamples: int = 1000, kinds: tuple[str, ...] = FRACTURE_KINDS) -> dict:
-    patches = real_patches(bundle, case_specs(bundle, data_root), kinds)
+        resamples: int = 1000, kinds: tuple[str, ...] = FRACTURE_KINDS, centre_on_body: bool = False) -> dict:
+    patches = real_patches(bundle, case_specs(bundle, data_root), kinds, centre_on_body=centre_on_body)
     z = Explainer(bundle).encode(patches.images)
     spec = bundle.task(task)
     sources = data_sources(patches)
     return {
         "bundle": bundle.bundle_id, "task": task, "patches": int(len(z)), "patients": int(len(set(patches.group))),
-        "fracture_kinds": list(kinds), "targets": TARGETS, "probe_C": C, "calibration": recipe.calibration,
+        "fracture_kinds": list(kinds), "centre_on_body": centre_on_body, "patch_rows": bundle.config.patch_rows,
+        "targets": TARGETS, "probe_C": C, "calibration": recipe.calibration,
         "leave_one_patient_out": acceptance(leave_one_patient_out(z, patches, recipe, C), patches,
                                             recipe.positive_min_grade, resamples),
         "shipped_task": acceptance(shipped_grades(z, spec), patches, spec.positive_min_grade, resamples),

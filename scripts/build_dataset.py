@@ -41,6 +41,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--spine-follows", action="store_true",
                         help="in simulated wedge and crush fractures the spine above moves down with the collapse "
                              "(default: the disc above stretches into the lost height, never into the next body)")
+    parser.add_argument("--centre-on-body", action="store_true",
+                        help="cut each patch at the centroid of its body in the body mask, not at the centroid file's "
+                             "point (VerSe/TPTBox centroids are whole vertebrae's, about 10 mm posterior of the body)")
+    parser.add_argument("--along-spine", action="store_true",
+                        help="rows along the line between the neighbouring vertebrae's centres instead of RAS "
+                             "superior-inferior (every body in one pose); vertebrae without a neighbour are left out")
     parser.add_argument("--augmentations", type=int, default=0,
                         help="scanner augmentations (HU offset, noise, row blur, tilt) per patch, the same for a "
                              "body's intact patch and its simulated fractures")
@@ -86,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(args.size_px, args.spacing_mm, parse_floats(args.lateral_offsets), preprocessing_of(args),
                         parse_floats(args.fracture_losses), [k for k in args.fracture_kinds.split(",") if k],
                         args.simulations_per_body, args.seed, args.spine_follows, args.augmentations,
-                        args.max_fill, tuple(parse_floats(args.superior_offsets)))
+                        args.max_fill, tuple(parse_floats(args.superior_offsets)), args.centre_on_body,
+                        args.along_spine)
     fractions = tuple(parse_floats(args.split_fractions))
     if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
         raise InputError(f"--split-fractions needs three non-negative numbers, got {args.split_fractions!r}")
@@ -124,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             "phantom_max_fractures": args.phantom_max_fractures,
             "split_fractions": list(fractions), "train_only": args.train_only, "seed": args.seed,
             "limit_cases": args.limit_cases, "exclude_cases": args.exclude_cases,
-            "patch_convention": "columns anterior->posterior, rows superior->inferior, normal +x (RAS)",
+            "centre_on_body": settings.centre_on_body, "rows": "spine" if settings.along_spine else "axial",
+            "patch_convention": "columns anterior->posterior, rows superior->inferior (tilted along the spine where "
+                                "rows is spine: tilt_deg), normal +x (RAS)",
         },
         "inputs": input_records(inputs, root),
         "phantoms": [{"case": p.case} for p in phantoms],

@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="the leave-one-out calibration instead of the task's")
     parser.add_argument("--fracture-kinds", default="wedge,biconcave,crush",
                         help="the kinds simulated on intact bodies (those the bundle's training set had)")
+    parser.add_argument("--centre-on-body", action="store_true",
+                        help="cut each vertebra at its body's centroid in the body mask, where a radiologist clicks, "
+                             "instead of at the centroid file's point (VerSe/TPTBox CT centroids are whole vertebrae's, "
+                             "about 10 mm posterior; the MRI files give the body's)")
     parser.add_argument("--record-in-bundle", metavar="SOURCE", default=None,
                         help="write the shipped task's figures on this data source (ct, VB3, ..., or pooled) into "
                              "the bundle's task: its grades carry a caution wherever they are shown while a target "
@@ -45,10 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     recipe = replace(recipe, calibration=args.calibration) if args.calibration else recipe
     bundle = load_bundle(resolve_bundle(args.bundle or experiment.name))
     record = run(bundle, recipe.name, recipe, args.data_root, args.C, args.resamples,
-                 tuple(k for k in args.fracture_kinds.split(",") if k))
+                 tuple(k for k in args.fracture_kinds.split(",") if k), args.centre_on_body)
     if args.record_in_bundle:
         command = (f"python scripts/real_acceptance.py {args.config.as_posix()} --data-root DATA "
-                   f"--fracture-kinds {args.fracture_kinds} --record-in-bundle {args.record_in_bundle}")
+                   f"--fracture-kinds {args.fracture_kinds}{' --centre-on-body' * args.centre_on_body} "
+                   f"--record-in-bundle {args.record_in_bundle}")
         check = real_data_check(record, args.record_in_bundle, command)
         set_real_data(bundle.path, recipe.name, check)
         print(f"recorded in {bundle.path} (task {recipe.name}): "
@@ -56,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(record, indent=1)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        suffix = f"_{args.calibration}" if args.calibration else ""
+        suffix = (f"_{args.calibration}" if args.calibration else "") + ("_body-centred" if args.centre_on_body else "")
         (args.out / f"acceptance_{bundle.config.name}{suffix}.json").write_text(text, encoding="utf-8")
     for name in ("leave_one_patient_out", "shipped_task"):
         for source, part in [("pooled", record[name]), *record[name]["per_source"].items()]:

@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     # probes fitted on data cut and scaled another way than the bundle's would not grade what it sees at inference
     config = original.config
     differ = patch_differences(config.preprocessing.to_dict(), {"size_px": config.patch_size_px,
-                                                                "spacing_mm": config.patch_spacing_mm},
-                               experiment.bundle)
+                                                                "spacing_mm": config.patch_spacing_mm,
+                                                                "rows": config.patch_rows}, experiment.bundle)
     if differ:
         parser.error(f"{source} has " + ", ".join(differ) + f": {args.config} describes another bundle")
     data, _ = load_data(experiment, args.data_root)

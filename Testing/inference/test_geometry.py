@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.geometry import (
+    along_spine_tilt,
     fill_fraction,
     extract_sagittal_patch,
     extract_sagittal_patches,
@@ -54,6 +55,38 @@ def test_pixel_axes_point_posterior_and_inferior_with_the_point_at_the_centre():
     centre = patch_pixel_to_ras(patch.patch_to_ras, [[(10 - 1) / 2, (8 - 1) / 2]])[0]
     np.testing.assert_allclose(centre, point + [1.5, 0, 0])
     assert patch.spacing_mm == pytest.approx((0.5, 0.75))
+
+
+def test_a_tilted_patch_turns_its_rows_down_the_given_spine_and_keeps_its_centre_and_plane():
+    volume = linear_field_volume(gradient=GRADIENT, offset=OFFSET)
+    point = volume_centre(volume)
+    down = np.array([0.0, -np.sin(np.radians(20.0)), -np.cos(np.radians(20.0))])  # down and posterior
+    tilt = along_spine_tilt(down * 7.0 + [3.0, 0.0, 0.0])  # length and the left-right part do not matter
+    assert tilt == pytest.approx(20.0)
+    patch = extract_sagittal_patch(volume, point, (8, 10), (0.5, 0.75), lateral_offset_mm=1.5, tilt_deg=tilt)
+    ras = pixel_ras(patch)
+    np.testing.assert_allclose(ras[..., 0], point[0] + 1.5)
+    np.testing.assert_allclose(np.diff(ras, axis=0), np.broadcast_to(0.5 * down, (7, 10, 3)), atol=1e-12)
+    across = np.diff(ras, axis=1)[0, 0] / 0.75
+    assert across @ down == pytest.approx(0.0, abs=1e-12) and across[1] < 0  # still anterior -> posterior
+    np.testing.assert_allclose(patch_pixel_to_ras(patch.patch_to_ras, [[4.5, 3.5]])[0], point + [1.5, 0, 0])
+    np.testing.assert_allclose(patch.pixels, pixel_ras(patch) @ GRADIENT + OFFSET, atol=2e-3)
+    back, distance = ras_to_patch_pixel(patch.patch_to_ras, ras.reshape(-1, 3))
+    np.testing.assert_allclose(back[-1], [9.0, 7.0], atol=1e-9)
+    np.testing.assert_allclose(distance, 0.0, atol=1e-9)
+    untilted = extract_sagittal_patch(volume, point, (8, 10), (0.5, 0.75), lateral_offset_mm=1.5)
+    np.testing.assert_array_equal(extract_sagittal_patch(volume, point, (8, 10), (0.5, 0.75), 1.5, None, 0.0).pixels,
+                                  untilted.pixels)
+
+
+def test_impossible_tilts_are_errors():
+    volume = linear_field_volume()
+    with pytest.raises(InputError, match="tilt must lie within"):
+        extract_sagittal_patch(volume, volume_centre(volume), 8, 1.0, tilt_deg=90.0)
+    with pytest.raises(InputError, match="tilt must lie within"):
+        extract_sagittal_patch(volume, volume_centre(volume), 8, 1.0, tilt_deg=float("nan"))
+    with pytest.raises(InputError, match="anterior-posterior or superior-inferior part"):
+        along_spine_tilt([4.0, 0.0, 0.0])
 
 
 def test_matches_simpleitk_linear_resampling_of_a_random_volume():

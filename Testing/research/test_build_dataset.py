@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -304,3 +305,35 @@ def test_ct_preset_on_the_real_data(tmp_path, build_main):
         assert (plain & (data["case_id"] == case)).sum() == listed, case
     assert sorted(data["level"][plain & (data["case_id"] == "tptbox_sample")].tolist()) == ["L2", "L3", "L4"]
     assert (data["simulated"] & (data["grades"] == 2)).sum() >= 4  # most intact bodies take a 30 % wedge
+
+
+def test_centred_on_the_body_and_along_the_spine_a_tilted_spine_gives_the_upright_spines_patches(build):
+    """The same phantom, its scan and points rotated 15 degrees about the left-right axis: cut along the spine, every
+    patch and simulated fracture equals the upright one's; and points displaced from the bodies (a whole vertebra's
+    centroid) are moved back onto them."""
+    from DAECounterfactualLib.io.volumes import Volume
+    from DAECounterfactualLib.model.preprocessing import Preprocessing
+
+    phantom = make_spine_phantom(seed=3, **SMALL)
+    upright = build.SpineCase("p", phantom.volume, phantom.positions, {p.label: 0 for p in phantom.positions},
+                              body_mask=phantom.mask)
+    angle = np.radians(15.0)
+    turn = np.eye(4)
+    turn[1:3, 1:3] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+
+    def turned(volume):
+        return Volume(volume.array, turn @ volume.ijk_to_ras)
+
+    displaced = [replace(p, ras=turn[:3, :3] @ p.ras + [0.0, -9.0, 2.0]) for p in phantom.positions]
+    tilted = build.SpineCase("p", turned(phantom.volume), displaced, upright.grades, body_mask=turned(phantom.mask))
+    settings = build.Settings(32, 1.0, [0.0], Preprocessing("ct_window", -1000.0, 1500.0), [0.32], ["wedge"],
+                              centre_on_body=True, along_spine=True)
+    first, second = (list(build.case_samples(case, settings, [])) for case in (upright, tilted))
+    assert len(first) == len(second) > len(phantom.positions)  # every body and its fracture
+    for a, b in zip(first, second):
+        assert (a["label"], a["simulated"]) == (b["label"], b["simulated"])
+        assert b["tilt_deg"] == pytest.approx(a["tilt_deg"] - 15.0, abs=1e-6)
+        np.testing.assert_allclose(b["image"], a["image"], atol=1e-3)
+    plain = build.Settings(32, 1.0, [0.0], settings.preprocessing, [], [])
+    off = list(build.case_samples(tilted, plain, []))
+    assert max(np.abs(a["image"] - b["image"]).max() for a, b in zip(first, off)) > 0.5  # as placed, they differ

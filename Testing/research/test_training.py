@@ -176,6 +176,12 @@ def test_a_training_set_cut_with_another_window_or_patch_than_the_bundle_is_refu
     with pytest.raises(InputError, match="built with preprocessing .*-200.*spacing_mm 1.0 \\(config: 1.5\\)"):
         load_data(experiment, tmp_path)
     assert len(load_data(Experiment.from_dict({"data": spec}), tmp_path)[0]) == 2  # no bundle section: nothing to match
+    settings |= {"preprocessing": bundle["preprocessing"], "spacing_mm": 1.5, "rows": "spine"}
+    (tmp_path / "manifest.json").write_text(json.dumps({"settings": settings}))
+    with pytest.raises(InputError, match="built with rows spine \\(config: axial\\)"):  # a config silent on rows
+        load_data(experiment, tmp_path)
+    along = Experiment.from_dict({"data": spec, "bundle": bundle | {"patch": bundle["patch"] | {"rows": "spine"}}})
+    assert len(load_data(along, tmp_path)[0]) == 2
 
 
 def test_medmnist_set_is_scaled_to_the_model_range(tmp_path):

@@ -29,7 +29,8 @@ from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.geometry import extract_sagittal_patch
 from DAECounterfactualLib.io.volumes import Volume
 from DAECounterfactualLib.model.preprocessing import Preprocessing
-from DAECounterfactualResearch.dataset_building import MAX_LOSS_ERROR, ct_case_specs
+from DAECounterfactualLib.inference.spine_axis import tilts_along_spine
+from DAECounterfactualResearch.dataset_building import MAX_LOSS_ERROR, body_centred, ct_case_specs
 from DAECounterfactualResearch.endplate_ruler import EndplateRuler
 from DAECounterfactualResearch.evaluation import out_of_fold_scores
 from DAECounterfactualResearch.patch_fractures import body_masks, fracture_in_patch, whole_in_patch
@@ -48,37 +49,43 @@ SETTINGS = {  # name: (size px, spacing mm, window HU)
 VISIBLE_CHANGE = 0.05  # of the model range [-1, 1]: 2.5 % of the window
 
 
-def intact_bodies(data_root: Path) -> list[tuple[str, str, object, Volume, Volume, Volume]]:
-    """(case, patient, position, volume, that body's mask, the other bodies' mask) for every real vertebra graded
-    G0."""
+def intact_bodies(data_root: Path, centre_on_body: bool, along_spine: bool, excluded: set[str]
+                  ) -> list[tuple[str, str, object, float, Volume, Volume, Volume]]:
+    """(case, patient, position, tilt, volume, that body's mask, the other bodies' mask) for every real vertebra
+    graded G0, placed as the dataset builder places it with the same options."""
     bodies = []
     for spec in ct_case_specs(data_root):
+        if spec.case in excluded:
+            continue
         case = spec.load()
+        case = body_centred(case) if centre_on_body else case
+        tilts = tilts_along_spine(case.positions) if along_spine else {}
         for position in case.positions:
-            if case.grades.get(position.label) == 0 and case.body_mask is not None:
-                bodies.append((case.case, spec.group, position, case.volume,
+            if case.grades.get(position.label) == 0 and case.body_mask is not None and (
+                    position.label in tilts or not along_spine):
+                bodies.append((case.case, spec.group, position, tilts.get(position.label, 0.0), case.volume,
                                *body_masks(case.body_mask, position.label)))
     return bodies
 
 
-def simulate(model: str, volume, body, others, ras, size, spacing, loss, kind):
+def simulate(model: str, volume, body, others, ras, tilt, size, spacing, loss, kind):
     """``stretch``: the simulation before issue 21 (the disc above stretches, into the next body if thin);
     ``disc``: the stretch stops short of the next body (the dataset builder's default now);
     ``follows``: the spine above follows a wedge or crush collapse, the disc fills a biconcave one."""
     if model in ("disc", "follows"):
-        return fracture_in_patch(volume, body, others, ras, size, spacing, 0.0, loss, kind, model == "follows")
-    patch = extract_sagittal_patch(volume, ras, size, spacing).pixels
-    mask = extract_sagittal_patch(body, ras, size, spacing, 0.0, 0.0).pixels >= 0.5
+        return fracture_in_patch(volume, body, others, ras, size, spacing, 0.0, loss, kind, model == "follows", tilt)
+    patch = extract_sagittal_patch(volume, ras, size, spacing, tilt_deg=tilt).pixels
+    mask = extract_sagittal_patch(body, ras, size, spacing, 0.0, 0.0, tilt).pixels >= 0.5
     return simulate_fracture(patch, mask, loss, kind, spacing)
 
 
-def fractures_of(model, volume, body, others, ras, size, spacing) -> list[dict]:
+def fractures_of(model, volume, body, others, ras, tilt, size, spacing) -> list[dict]:
     """Every kind at every grade that the simulation achieves within MAX_LOSS_ERROR of the request."""
     made = []
     for grade, loss in LOSSES.items():
         for kind in FRACTURE_KINDS:
             try:
-                fracture = simulate(model, volume, body, others, ras, size, spacing, loss, kind)
+                fracture = simulate(model, volume, body, others, ras, tilt, size, spacing, loss, kind)
             except InputError:
                 continue
             measured = achieved_height_loss(kind, fracture.heights_before, fracture.heights)
@@ -108,12 +115,12 @@ def endplate_offset_mm(image_hu: np.ndarray, mask: np.ndarray, spacing: float) -
 def measure_setting(bodies, size: int, spacing: float, window: tuple[float, float], model: str) -> tuple[dict, list]:
     preprocessing = Preprocessing("ct_window", *window)
     images, labels, groups, patients, pair_of, rows, strips, intact_offsets = [], [], [], [], [], [], [], []
-    for case, patient, position, volume, body, others in bodies:
+    for case, patient, position, tilt, volume, body, others in bodies:
         try:
-            patch = extract_sagittal_patch(volume, position.ras, size, spacing)
+            patch = extract_sagittal_patch(volume, position.ras, size, spacing, tilt_deg=tilt)
         except InputError:
             continue
-        body_patch = extract_sagittal_patch(body, position.ras, size, spacing, 0.0, 0.0).pixels >= 0.5
+        body_patch = extract_sagittal_patch(body, position.ras, size, spacing, 0.0, 0.0, tilt).pixels >= 0.5
         if not whole_in_patch(body_patch):
             continue  # no whole body to measure
         key = f"{case}:{position.level}"
@@ -122,7 +129,7 @@ def measure_setting(bodies, size: int, spacing: float, window: tuple[float, floa
         images.append(intact), labels.append(0), groups.append(key), patients.append(patient), pair_of.append(-1)
         intact_offsets.append(endplate_offset_mm(patch.pixels, body_patch, spacing))
         ruler = EndplateRuler(intact[None], body_patch, spacing)
-        fractures = fractures_of(model, volume, body, others, position.ras, size, spacing)
+        fractures = fractures_of(model, volume, body, others, position.ras, tilt, size, spacing)
         for fracture in fractures:
             fractured = preprocessing.apply(fracture["image"])
             change = np.abs(fractured - intact)
@@ -203,12 +210,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--model", choices=("disc", "follows", "stretch"), default="disc",
                         help="fracture model (see simulate()): disc (default), follows, or stretch (before issue 21)")
+    parser.add_argument("--centre-on-body", action="store_true",
+                        help="cut at each body's centroid, not the centroid file's point (build_dataset's option)")
+    parser.add_argument("--along-spine", action="store_true",
+                        help="rows along the spine between the neighbouring vertebrae (build_dataset's option)")
+    parser.add_argument("--exclude-cases", default="", help="comma-separated series left out (build_dataset's option)")
+    parser.add_argument("--tag", default="", help="appended to the output names (e.g. what --exclude-cases left out)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    bodies = intact_bodies(args.data_root)
-    suffix = f"_{args.model}"
-    record = {"losses": LOSSES, "visible_change": VISIBLE_CHANGE,
-              "fracture_model": args.model, "settings": {}}
+    excluded = {c for c in args.exclude_cases.split(",") if c}
+    bodies = intact_bodies(args.data_root, args.centre_on_body, args.along_spine, excluded)
+    suffix = "".join(f"_{part}" for part in (args.model, "body" * args.centre_on_body, "spine" * args.along_spine,
+                                             args.tag) if part)
+    record = {"losses": LOSSES, "visible_change": VISIBLE_CHANGE, "fracture_model": args.model,
+              "centre_on_body": args.centre_on_body, "along_spine": args.along_spine,
+              "excluded_cases": sorted(excluded), "settings": {}}
     for name in args.settings:
         size, spacing, window = SETTINGS[name]
         summary, strips = measure_setting(bodies, size, spacing, window, args.model)

@@ -26,7 +26,7 @@ CONFIG_SCHEMA = {
               "encoder_channel_mults": INTEGERS, "head_channels": INTEGER, "groups": INTEGER, "dropout": NUMBER},
     "diffusion": {"num_train_timesteps": INTEGER, "beta_start": NUMBER, "beta_end": NUMBER, "beta_schedule": STRING},
     "preprocessing": {"kind": STRING, "low": NUMBER, "high": NUMBER},
-    "patch": {"size_px": INTEGER, "spacing_mm": NUMBER},
+    "patch": {"size_px": INTEGER, "spacing_mm": NUMBER, "rows": {"axial", "spine"}},
     "presets": {"*": {"invert": INTEGER, "decode": INTEGER, "refine": INTEGER, "refine_tol": NUMBER,
                       "spacing": set(SPACINGS), "anderson": INTEGER}},
     "trained_on": {"target_kind": set(TARGET_KINDS), "levels": [STRING], "units": STRING},

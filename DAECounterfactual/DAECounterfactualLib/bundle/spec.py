@@ -73,6 +73,7 @@ def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+PATCH_ROWS = ("axial", "spine")  # the patch's rows run along RAS -z, or along the spine between its neighbours
 DEFAULT_PRESETS = {"fast": StepPreset(10, 10), "standard": StepPreset(50, 50), "reference": StepPreset(250, 100)}
 
 
@@ -88,6 +89,7 @@ class BundleConfig:
     presets: dict[str, StepPreset] = field(default_factory=lambda: dict(DEFAULT_PRESETS))
     description: str = ""
     trained_on: TrainingDomain | None = None  # None: an older bundle that does not say (no level checks)
+    patch_rows: str = "axial"  # "spine": rows along the local spine axis (inference.spine_axis), not RAS -z
 
     def __post_init__(self) -> None:
         if self.patch_size_px != self.model.image_size:
@@ -97,6 +99,8 @@ class BundleConfig:
             raise ValueError(f"patch_spacing_mm must be positive, got {self.patch_spacing_mm}")
         if not self.name or "/" in self.name:
             raise ValueError(f"invalid bundle name {self.name!r}")
+        if self.patch_rows not in PATCH_ROWS:
+            raise ValueError(f"patch rows {self.patch_rows!r}: expected one of {PATCH_ROWS}")
         for name, preset in self.presets.items():
             self.check_steps(preset, f"preset {name!r}")
 
@@ -133,7 +137,8 @@ class BundleConfig:
             "format_version": FORMAT_VERSION, "name": self.name, "modality": self.modality,
             "description": self.description, "model": self.model.to_dict(),
             "diffusion": vars(self.diffusion).copy(), "preprocessing": self.preprocessing.to_dict(),
-            "patch": {"size_px": self.patch_size_px, "spacing_mm": self.patch_spacing_mm},
+            "patch": {"size_px": self.patch_size_px, "spacing_mm": self.patch_spacing_mm}
+            | ({"rows": self.patch_rows} if self.patch_rows != "axial" else {}),
             "presets": {k: vars(p).copy() for k, p in self.presets.items()},
         }
         return data | ({"trained_on": self.trained_on.to_dict()} if self.trained_on else {})
@@ -147,6 +152,7 @@ class BundleConfig:
             model=DAEConfig.from_dict(data["model"]), diffusion=DiffusionConfig(**data["diffusion"]),
             preprocessing=Preprocessing.from_dict(data["preprocessing"]),
             patch_size_px=int(data["patch"]["size_px"]), patch_spacing_mm=float(data["patch"]["spacing_mm"]),
+            patch_rows=str(data["patch"].get("rows", "axial")),
             presets={k: StepPreset(**v) for k, v in data["presets"].items()},
             trained_on=TrainingDomain.from_dict(data["trained_on"]) if "trained_on" in data else None,
         )

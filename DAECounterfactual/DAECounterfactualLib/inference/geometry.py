@@ -5,6 +5,10 @@ columns run anterior -> posterior (RAS -y), rows run superior -> inferior (RAS -
 the pixel centre ((W - 1) / 2, (H - 1) / 2). Displayed with row 0 at the top, superior is up and anterior left,
 as in Slicer's sagittal view.
 
+A patch may be tilted in the sagittal plane (``tilt_deg``) so that its rows follow the spine's local axis rather
+than RAS -z: the row direction is then (0, -sin t, -cos t), i.e. positive tilts turn "down" posteriorly, and the
+columns stay perpendicular to it (``along_spine_tilt`` gives the tilt of a direction down the spine).
+
 ``patch_to_ras`` maps homogeneous (column, row, 0, 1) to RAS mm. Its third column is the plane normal (+x) scaled
 by the column spacing, so the matrix is invertible and serves directly as the IJKToRAS matrix of a one-slice
 volume whose array has shape (1, H, W).
@@ -60,17 +64,36 @@ def _spacing(spacing_mm: float | tuple[float, float]) -> tuple[float, float]:
     return float(row), float(column)
 
 
+def tilted_directions(tilt_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """(column, row) unit directions of a sagittal patch tilted by ``tilt_deg`` about the left-right axis."""
+    if not np.isfinite(tilt_deg) or abs(tilt_deg) >= 90.0:
+        raise InputError(f"a patch's tilt must lie within (-90, 90) degrees, got {tilt_deg}")
+    sine, cosine = np.sin(np.radians(tilt_deg)), np.cos(np.radians(tilt_deg))
+    return np.array([0.0, -cosine, sine]), np.array([0.0, -sine, -cosine])
+
+
+def along_spine_tilt(direction_down) -> float:
+    """The tilt whose rows run along ``direction_down`` (RAS, superior to inferior) as seen in the sagittal plane."""
+    direction = np.asarray(direction_down, dtype=np.float64)
+    if not np.all(np.isfinite(direction)) or np.hypot(direction[1], direction[2]) == 0.0:
+        raise InputError(f"a direction down the spine needs an anterior-posterior or superior-inferior part, got "
+                         f"{direction.tolist()}")
+    return float(np.degrees(np.arctan2(-direction[1], -direction[2])))
+
+
 def sagittal_patch_to_ras(
-    ras_point, size_px: int | tuple[int, int], spacing_mm: float | tuple[float, float], lateral_offset_mm: float = 0.0
+    ras_point, size_px: int | tuple[int, int], spacing_mm: float | tuple[float, float], lateral_offset_mm: float = 0.0,
+    tilt_deg: float = 0.0,
 ) -> np.ndarray:
     """The 4x4 patch->RAS matrix of a sagittal patch centred on ``ras_point`` shifted by ``lateral_offset_mm``
-    along +x (towards the patient's right)."""
+    along +x (towards the patient's right), its rows tilted by ``tilt_deg`` (module docstring)."""
     height, width = _size(size_px)
     row_mm, column_mm = _spacing(spacing_mm)
+    column_direction, row_direction = (COLUMN_DIRECTION, ROW_DIRECTION) if tilt_deg == 0 else tilted_directions(tilt_deg)
     centre = np.asarray(ras_point, dtype=np.float64) + lateral_offset_mm * NORMAL_DIRECTION
     matrix = np.eye(4)
-    matrix[:3, 0] = column_mm * COLUMN_DIRECTION
-    matrix[:3, 1] = row_mm * ROW_DIRECTION
+    matrix[:3, 0] = column_mm * column_direction
+    matrix[:3, 1] = row_mm * row_direction
     matrix[:3, 2] = column_mm * NORMAL_DIRECTION
     matrix[:3, 3] = centre - matrix[:3, 0] * (width - 1) / 2 - matrix[:3, 1] * (height - 1) / 2
     return matrix
@@ -131,8 +154,10 @@ def extract_sagittal_patch(
     spacing_mm: float | tuple[float, float],
     lateral_offset_mm: float = 0.0,
     fill_value: float | None = None,
+    tilt_deg: float = 0.0,
 ) -> Patch:
-    """Resample the sagittal plane through ``ras_point`` (+ ``lateral_offset_mm`` along +x) into a (H, W) patch.
+    """Resample the sagittal plane through ``ras_point`` (+ ``lateral_offset_mm`` along +x) into a (H, W) patch,
+    its rows tilted by ``tilt_deg``.
 
     ``size_px``: int or (H, W); ``spacing_mm``: float or (row, column) mm. The patch centre must lie inside
     the volume (InputError otherwise); pixels beyond the volume take ``fill_value`` (default: volume minimum).
@@ -141,7 +166,7 @@ def extract_sagittal_patch(
     if ras_point.shape != (3,) or not np.all(np.isfinite(ras_point)):
         raise InputError(f"patch centre must be 3 finite RAS coordinates, got {ras_point.tolist()}")
     shape = _size(size_px)
-    matrix = sagittal_patch_to_ras(ras_point, shape, spacing_mm, lateral_offset_mm)
+    matrix = sagittal_patch_to_ras(ras_point, shape, spacing_mm, lateral_offset_mm, tilt_deg)
     what = "patch centre" if lateral_offset_mm == 0 else f"patch centre (lateral offset {lateral_offset_mm} mm)"
     _check_inside(volume, matrix[:3, 3] + matrix[:3, :2] @ [(shape[1] - 1) / 2, (shape[0] - 1) / 2], what)
     fill = float(np.min(volume.array)) if fill_value is None else float(fill_value)
@@ -155,10 +180,11 @@ def extract_sagittal_patches(
     spacing_mm: float | tuple[float, float],
     lateral_offsets_mm: Iterable[float],
     fill_value: float | None = None,
+    tilt_deg: float = 0.0,
 ) -> list[Patch]:
     """Several parallel sagittal patches, one per lateral offset (mm along +x), e.g. for augmentation."""
     return [
-        extract_sagittal_patch(volume, ras_point, size_px, spacing_mm, float(offset), fill_value)
+        extract_sagittal_patch(volume, ras_point, size_px, spacing_mm, float(offset), fill_value, tilt_deg)
         for offset in lateral_offsets_mm
     ]
 

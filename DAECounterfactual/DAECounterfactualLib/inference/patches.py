@@ -23,6 +23,14 @@ def volume_value_range(config: BundleConfig, volume: Volume) -> tuple[float, flo
 
 
 def cut_patch(config: BundleConfig, volume: Volume, ras, lateral_offset_mm: float = 0.0) -> Patch:
+    """The bundle's patch at ``ras``. A bundle whose rows follow the spine (a research geometry, trained by
+    ``build_dataset.py --along-spine``) needs the neighbouring vertebrae of every point, which the panel and the CLI
+    do not gather yet: refused by name rather than cut along RAS -z, which would grade a patch unlike its training
+    set's."""
+    if config.patch_rows != "axial":
+        raise InputError(f"bundle {config.name!r} cuts its patches along the spine (patch rows {config.patch_rows!r}); "
+                         "this version grades and explains only bundles whose rows run superior-inferior (research "
+                         "scripts such as real_acceptance.py place such patches from a body mask)")
     return extract_sagittal_patch(volume, ras, config.patch_size_px, config.patch_spacing_mm, lateral_offset_mm)
 
 
