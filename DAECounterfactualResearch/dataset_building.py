@@ -206,6 +206,11 @@ class Settings:
     along_spine: bool = False  # rows along the line between the neighbouring bodies (spine_axis), not RAS -z
 
 
+def tilts_by_label(positions: list[VertebraPosition]) -> dict[int, float]:
+    """{label: tilt along the spine} of the vertebrae that have a neighbour (``spine_axis.tilts_along_spine``)."""
+    return {p.label: tilt for p, tilt in zip(positions, tilts_along_spine(positions)) if tilt is not None}
+
+
 def body_centred(spine: SpineCase) -> SpineCase:
     """The case with each vertebra's position moved to the centroid of its body in the body mask (kept where the mask
     has no such body). VerSe/TPTBox centroid files give the whole vertebra's centroid, about 10 mm posterior of the
@@ -229,7 +234,7 @@ def case_samples(spine: SpineCase, settings: Settings, skipped: list[str]) -> It
     fractures, so a scan border cannot stand in for a class."""
     value_range = settings.preprocessing.volume_range(spine.volume.array)
     spine = body_centred(spine) if settings.centre_on_body else spine
-    tilts = tilts_along_spine(spine.positions) if settings.along_spine else {}
+    tilts = tilts_by_label(spine.positions) if settings.along_spine else {}
     for centred in spine.positions:
         if settings.along_spine and centred.label not in tilts:
             skipped.append(f"{spine.case} {centred.level}: no neighbouring vertebra to give the spine's axis")

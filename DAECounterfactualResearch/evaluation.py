@@ -20,6 +20,7 @@ from DAECounterfactualLib.bundle.spec import TaskSpec
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.patches import cut_patch, to_model_input, volume_value_range
 from DAECounterfactualLib.inference.metrics import grain, mse, psnr, ssim
+from DAECounterfactualLib.inference.spine_axis import patch_tilts
 from DAECounterfactualLib.model.probe import CalibrationError
 
 from .bootstrap import bootstrap_intervals
@@ -282,8 +283,9 @@ def ruler_agreement(measure: BodyMeasure, images: np.ndarray, grades: np.ndarray
 
 def _phantom_patch(config, phantom, offset: float) -> np.ndarray:
     """The model input of the middle vertebra, cut as the module cuts it but ``offset`` mm off its centre."""
-    ras = next(p.ras for p in phantom.positions if p.label == RULER_LABEL)
-    patch = cut_patch(config, phantom.volume, ras, offset)
+    index = next(n for n, p in enumerate(phantom.positions) if p.label == RULER_LABEL)
+    tilt = patch_tilts(config, phantom.positions, [index])[index]
+    patch = cut_patch(config, phantom.volume, phantom.positions[index].ras, offset, tilt)
     return to_model_input(config, [patch], volume_value_range(config, phantom.volume))[0]
 
 

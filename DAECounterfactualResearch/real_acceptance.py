@@ -20,11 +20,10 @@ from DAECounterfactualLib.bundle.spec import Bundle, TaskSpec
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.explainer import Explainer
 from DAECounterfactualLib.inference.geometry import extract_sagittal_patch
-from DAECounterfactualLib.inference.spine_axis import tilts_along_spine
 
 from .bootstrap import bootstrap_intervals
 from .dataset_building import (CaseSpec, Settings, body_centred, case_samples, ct_case_specs, data_source,
-                               mri_case_specs)
+                               mri_case_specs, tilts_by_label)
 from .patch_fractures import body_masks, whole_in_patch
 from .synthesis import FRACTURE_KINDS
 from .task_fitting import TaskRecipe, fit_recipe
@@ -67,7 +66,7 @@ def real_patches(bundle: Bundle, specs: list[CaseSpec], kinds: tuple[str, ...] =
     for spec in specs:
         case = spec.load()
         placed = body_centred(case) if centre_on_body else case
-        tilts = tilts_along_spine(placed.positions) if along_spine else {}
+        tilts = tilts_by_label(placed.positions) if along_spine else {}
         body_whole = _whole_bodies(placed, config.patch_size_px, config.patch_spacing_mm, tilts)
         for sample in case_samples(case, settings, []):
             rows.append(sample | {"whole": body_whole.get(sample["label"], False), "group": spec.group})

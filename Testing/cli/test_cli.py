@@ -140,3 +140,35 @@ def test_score_a_rank_labelled_mask_names_ranks_not_levels(phantom_dir, blob_bun
     assert main(["score", "--bundle", str(blob_bundle), "--task", "size", "--out", str(out), "--mask",
                  str(tmp_path / "ranks.nii.gz"), str(phantom_dir / "ct.nii.gz")]) == 0
     assert [r["level"] for r in _rows(out)] == ["rank 41", "rank 42", "rank 43"]
+
+
+def test_a_bundle_cut_along_the_spine_takes_the_axis_from_the_neighbours_or_from_tilt(phantom_dir, ct_bundle_path,
+                                                                                    tmp_path, capsys):
+    import shutil
+
+    import SimpleITK as sitk
+
+    from bundle_fixtures import rewrite_bundle_file
+
+    spine = tmp_path / "along-spine"
+    shutil.copytree(ct_bundle_path, spine)
+    config = json.loads((spine / "config.json").read_text())
+    rewrite_bundle_file(spine, "config.json", config | {"patch": config["patch"] | {"rows": "spine"}})
+    ct, common = str(phantom_dir / "ct.nii.gz"), ["--task", "genant"]
+    out = tmp_path / "spine.csv"
+    assert main(["score", "--bundle", str(spine), *common, "--out", str(out), "--centroids",
+                 str(phantom_dir / "ctd.json"), ct]) == 0
+    assert len(_rows(out)) == 3  # every vertebra has a neighbour
+    capsys.readouterr()
+    assert main(["score", "--bundle", str(spine), *common, "--out", str(tmp_path / "one.csv"), "--point", "0,0,0",
+                 ct]) == 2
+    assert "place a point on the vertebra above or below" in capsys.readouterr().err
+    explain = ["explain", *common, "--point", "0,0,0", "--preset", "fast"]
+    assert main([*explain, "--bundle", str(spine), "--out", str(tmp_path / "no-tilt"), ct]) == 2
+    assert "no tilt was given" in capsys.readouterr().err
+    assert main([*explain, "--bundle", str(ct_bundle_path), "--tilt", "10", "--out", str(tmp_path / "axial"), ct]) == 2
+    assert "cuts its patches superior-inferior" in capsys.readouterr().err
+    assert main([*explain, "--bundle", str(spine), "--tilt", "10", "--out", str(tmp_path / "tilted"), ct]) == 0
+    rows = np.reshape(sitk.ReadImage(str(tmp_path / "tilted" / "patch.nrrd")).GetDirection(), (3, 3))[:, 1]
+    tilt = np.radians(10.0)  # rows (0, -sin, -cos) in RAS are (0, sin, -cos) in LPS
+    np.testing.assert_allclose(rows, [0.0, np.sin(tilt), -np.cos(tilt)], atol=1e-6)

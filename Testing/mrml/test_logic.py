@@ -389,3 +389,47 @@ def test_an_explicit_scene_is_the_only_one_touched(scene, logic, spine, monkeypa
     logic.explain(volume, points, "genant", sweep_count=2)
     logic.score(volume, points, "genant")
     assert other.GetNumberOfNodes() == 0 and scene.GetNumberOfNodes() > 20
+
+
+def test_a_bundle_cut_along_the_spine_grades_each_point_in_the_pose_of_its_neighbours(scene, ct_bundle, phantom):
+    """A spine tilted 15 degrees in the scanner: every click, every label-map centroid and every centred click is cut
+    with its rows along the line through its neighbours, as the training patches of such a bundle were."""
+    from dataclasses import replace
+
+    from DAECounterfactualLib.inference.centring import centre_on_body
+    from DAECounterfactualLib.inference.spine_axis import tilts_along_spine
+
+    bundle = replace(ct_bundle, config=replace(ct_bundle.config, patch_rows="spine"))
+    logic = ExplanationLogic(scene, bundle)
+    angle = np.radians(15.0)
+    turn = np.eye(4)
+    turn[1:3, 1:3] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    tilted = Volume(phantom.volume.array, turn @ phantom.volume.ijk_to_ras)
+    positions = [VertebraPosition(p.label, p.level, turn[:3, :3] @ p.ras) for p in phantom.positions]
+    tilts = tilts_along_spine(positions)
+    assert all(abs(t + 15.0) < 5.0 for t in tilts)  # the upright phantom's spine is nearly vertical
+    volume = add_volume_node(scene, tilted, name="tilted spine")
+    points = add_points(scene, [(p.level, p.ras) for p in positions], "vertebrae")
+
+    def direct(ras, tilt) -> float:
+        patch = extract_sagittal_patch(tilted, ras, PATCH_PX, PATCH_SPACING, tilt_deg=tilt)
+        return float(logic.explainer.grade(bundle.config.preprocessing.apply(patch.pixels)[None, None],
+                                           "genant").distance[0])
+
+    expected = [direct(p.ras, t) for p, t in zip(positions, tilts)]
+    graded = [logic.grade(volume, points, "genant", index=n)["distance"] for n in range(len(positions))]
+    np.testing.assert_allclose(graded, expected, atol=1e-5)
+    assert abs(direct(positions[1].ras, 0.0) - expected[1]) > 1e-3  # the tilt matters to the grade
+    mask = add_volume_node(scene, Volume(phantom.mask.array, turn @ phantom.mask.ijk_to_ras),
+                           "vtkMRMLLabelMapVolumeNode", "vert_msk")
+    np.testing.assert_allclose([r["distance"] for r in mrml.rows_from_table(logic.score(volume, mask, "genant"))],
+                               expected, atol=1e-5)
+    centring = centre_on_body(logic.explainer, tilted, positions[1].ras + [0.0, 0.0, 4.0], tilt_deg=tilts[1])
+    clicks = add_points(scene, [(p.level, p.ras + ([0.0, 0.0, 4.0] if n == 1 else 0.0))
+                                for n, p in enumerate(positions)], "clicks")
+    result = logic.grade(volume, clicks, "genant", index=1, centre=True)
+    assert result["moved_mm"] == pytest.approx(centring.moved_mm)
+    assert result["distance"] == pytest.approx(direct(centring.ras, tilts[1]), abs=1e-5)
+    lonely = add_points(scene, [("L2", positions[1].ras)], "one click")
+    with pytest.raises(InputError, match="place a point on the vertebra above or below .* of L2"):
+        logic.grade(volume, lonely, "genant")

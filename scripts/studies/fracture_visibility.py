@@ -29,8 +29,8 @@ from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.geometry import extract_sagittal_patch
 from DAECounterfactualLib.io.volumes import Volume
 from DAECounterfactualLib.model.preprocessing import Preprocessing
-from DAECounterfactualLib.inference.spine_axis import tilts_along_spine
-from DAECounterfactualResearch.dataset_building import MAX_LOSS_ERROR, body_centred, ct_case_specs
+from DAECounterfactualResearch.dataset_building import (MAX_LOSS_ERROR, body_centred, ct_case_specs,
+                                                        tilts_by_label)
 from DAECounterfactualResearch.endplate_ruler import EndplateRuler
 from DAECounterfactualResearch.evaluation import out_of_fold_scores
 from DAECounterfactualResearch.patch_fractures import body_masks, fracture_in_patch, whole_in_patch
@@ -59,7 +59,7 @@ def intact_bodies(data_root: Path, centre_on_body: bool, along_spine: bool, excl
             continue
         case = spec.load()
         case = body_centred(case) if centre_on_body else case
-        tilts = tilts_along_spine(case.positions) if along_spine else {}
+        tilts = tilts_by_label(case.positions) if along_spine else {}
         for position in case.positions:
             if case.grades.get(position.label) == 0 and case.body_mask is not None and (
                     position.label in tilts or not along_spine):

@@ -221,16 +221,18 @@ def sample_ct_patches(config, count: int = 64) -> np.ndarray:
     """Model inputs cut from the sample CT around its labelled vertebrae, shifted by a few mm to get ``count``."""
     from ..io.sampledata import sample_files
     from ..inference.patches import model_input, volume_value_range
+    from ..inference.spine_axis import patch_tilts
     from ..io.volumes import centroids_from_mask, read_volume
 
     files = sample_files("spine-ct")
     volume = read_volume(files["image"])
-    centres = [p.ras for p in centroids_from_mask(read_volume(files["vertebra_mask"]))]
+    positions = centroids_from_mask(read_volume(files["vertebra_mask"]))
+    centres, tilts = [p.ras for p in positions], patch_tilts(config, positions)
     value_range = volume_value_range(config, volume)
     shifts = np.random.default_rng(0).uniform(-4, 4, (count, 3))
-    patches = [model_input(config, volume, centres[i % len(centres)] + shifts[i], value_range)[1]
-               for i in range(count)]
-    patches[:len(centres)] = [model_input(config, volume, c, value_range)[1] for c in centres]
+    patches = [model_input(config, volume, centres[i % len(centres)] + shifts[i], value_range,
+                           tilts[i % len(centres)])[1] for i in range(count)]
+    patches[:len(centres)] = [model_input(config, volume, c, value_range, t)[1] for c, t in zip(centres, tilts)]
     return np.stack(patches)
 
 

@@ -164,9 +164,11 @@ def _score_batches(args: argparse.Namespace, explainer, sink):
     if args.centre:
         from ..inference.centring import centred_position
         from ..inference.patches import volume_value_range
+        from ..inference.spine_axis import patch_tilts
 
         value_range = volume_value_range(explainer.config, volume)  # once, not per point (MRI: percentiles)
-        positions = [centred_position(explainer, volume, p, value_range) for p in positions]
+        tilts = patch_tilts(explainer.config, positions)  # along the spine: centred along it too
+        positions = [centred_position(explainer, volume, p, value_range, t) for p, t in zip(positions, tilts)]
     sink.check_positions(positions)
     todo = [p for p in positions if (str(p.label),) not in sink.done]
     return len(positions), iter_volume_rows(explainer, volume, todo, args.task) if todo else ()
@@ -251,15 +253,18 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if warning:
         print(f"daecf: warning: {warning}", file=sys.stderr)
     point, given = _parse_point(args.point), {}
+    if args.tilt is not None and explainer.config.patch_rows == "axial":
+        raise InputError(f"--tilt: bundle {explainer.config.name!r} cuts its patches superior-inferior, not along "
+                         "the spine")
     if args.centre:
         from ..inference.centring import centre_on_body
 
-        centring = centre_on_body(explainer, volume, point)
+        centring = centre_on_body(explainer, volume, point, tilt_deg=args.tilt or 0.0)
         given = {"point_ras": [float(v) for v in point], "centred_mm": centring.moved_mm}
         point = centring.ras
         print(f"daecf: {centring.describe() or 'the patch is most centred at the point'}: patch at RAS "
               f"{[round(float(v), 2) for v in point]}", file=sys.stderr)
-    patch, image = model_input(explainer.config, volume, point)
+    patch, image = model_input(explainer.config, volume, point, tilt_deg=args.tilt)
     frames = args.sweep_frames or (SWEEP_FRAMES if args.animate else 9)
     explanation = explainer.explain(image, args.task, preset=steps, sweep_count=frames)
     summary = write_explanation(args.out, explainer, patch, image, explanation, volume, warning, given)
@@ -369,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--point", required=True, help="R,A,S in mm of the vertebra")
     explain.add_argument("--centre", action="store_true", help="move the point along the spine to where the bundle "
                          "finds the patch centred on the body (within 9 mm), as the Slicer panel does")
+    explain.add_argument("--tilt", type=float, help="for a bundle whose patches follow the spine (its config's "
+                         "patch.rows is spine): the spine's tilt at the point in degrees from superior-inferior, "
+                         "positive where it runs posterior going down (score takes it from the neighbours)")
     explain.add_argument("--preset", default="standard", help="fast, standard or reference")
     explain.add_argument("--steps", help="DDIM steps N or INVERT,DECODE instead of the preset's")
     explain.add_argument("--out", required=True, type=Path, help="folder for strip.png, NRRDs and summary.json")

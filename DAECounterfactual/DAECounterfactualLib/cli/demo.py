@@ -33,6 +33,7 @@ def run_demo(out: str | Path, bundle: str = "vcf-ct", task: str = "genant", pres
     from ..io.sampledata import sample_files
     from ..inference.patches import model_input
     from ..inference.scores import write_scores_csv
+    from ..inference.spine_axis import patch_tilts
     from ..io.volumes import centroids_from_mask, read_volume
 
     out = Path(out)
@@ -50,10 +51,13 @@ def run_demo(out: str | Path, bundle: str = "vcf-ct", task: str = "genant", pres
         positions = {p.level: p for p in centroids_from_mask(mask)}
         if level not in positions:
             raise InputError(f"the sample CT has no vertebra {level}; it has {sorted(positions)}")
-        points = mrml.add_points(scene, [(level, positions[level].ras)], name="clicked vertebra")
     logic = ExplanationLogic(scene, bundle=bundle, device=device)
     with _timed(timings, "load_model_s"):
         bundle_id = logic.bundle.bundle_id
+    # A bundle that cuts along the spine takes its axis from the neighbours: they follow the clicked point (index 0).
+    along = logic.bundle.config.patch_rows != "axial"
+    clicked = [positions[level]] + [p for p in positions.values() if along and p.level != level]
+    points = mrml.add_points(scene, [(p.level, p.ras) for p in clicked], name="clicked vertebra")
     with _timed(timings, "grade_s"):
         grades = logic.grade(volume_node, points, task)
     with _timed(timings, "explain_s"):
@@ -63,7 +67,8 @@ def run_demo(out: str | Path, bundle: str = "vcf-ct", task: str = "genant", pres
     with _timed(timings, "write_outputs_s"):
         rows = mrml.rows_from_table(table)
         write_scores_csv(rows, out / "scores.csv")
-        _, image = model_input(logic.bundle.config, volume, positions[level].ras)
+        _, image = model_input(logic.bundle.config, volume, positions[level].ras,
+                               tilt_deg=patch_tilts(logic.bundle.config, clicked, [0])[0])
         save_strip(out / "strip.png", image, nodes.explanation,
                    title=f"{bundle_id} · sample CT (tptbox 1.1.0) {level} · task {task}",
                    ood_reason=nodes.grades["ood_reason"])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..io.volumes import Volume, VertebraPosition
-from .geometry import ROW_DIRECTION, extract_sagittal_patch
+from .geometry import extract_sagittal_patch
 from .patches import volume_value_range
 
 REACH_MM = 9.0  # a third of a lumbar body's height: a click on the body stays on it
@@ -65,22 +65,23 @@ def centred_row(explainer, tall: np.ndarray, size: int) -> int:
 
 
 def centre_on_body(explainer, volume: Volume, ras, value_range: tuple[float, float] | None = None,
-                   reach_mm: float = REACH_MM) -> Centring:
-    """The point moved along the superior-inferior axis (by whole patch pixels, at most ``reach_mm``) to where
-    the bundle's patch looks cut at a body's centre."""
+                   reach_mm: float = REACH_MM, tilt_deg: float = 0.0) -> Centring:
+    """The point moved along the patch's rows, i.e. superior-inferior or, tilted by ``tilt_deg``, along the spine
+    (by whole patch pixels, at most ``reach_mm``) to where the bundle's patch looks cut at a body's centre."""
     config = explainer.bundle.config
     size, spacing = config.patch_size_px, config.patch_spacing_mm
     reach = int(round(reach_mm / spacing))
     ras = np.asarray(ras, dtype=np.float64)
     if reach < 1:
         return Centring(ras, 0.0)
-    tall = extract_sagittal_patch(volume, ras, (size + 2 * reach, size), spacing)
+    tall = extract_sagittal_patch(volume, ras, (size + 2 * reach, size), spacing, tilt_deg=tilt_deg)
     image = config.preprocessing.apply(tall.pixels, value_range or volume_value_range(config, volume))
     rows = centred_row(explainer, image, size)
-    return Centring(ras + rows * spacing * ROW_DIRECTION, -rows * spacing)
+    return Centring(ras + rows * tall.patch_to_ras[:3, 1], -rows * spacing)
 
 
 def centred_position(explainer, volume: Volume, position: VertebraPosition,
-                     value_range: tuple[float, float] | None = None) -> VertebraPosition:
+                     value_range: tuple[float, float] | None = None, tilt_deg: float = 0.0) -> VertebraPosition:
     """A position moved as ``centre_on_body`` moves a click, its label and level kept."""
-    return replace(position, ras=centre_on_body(explainer, volume, position.ras, value_range).ras)
+    return replace(position, ras=centre_on_body(explainer, volume, position.ras, value_range,
+                                                tilt_deg=tilt_deg).ras)

@@ -22,16 +22,18 @@ def volume_value_range(config: BundleConfig, volume: Volume) -> tuple[float, flo
     return config.preprocessing.volume_range(volume.array)
 
 
-def cut_patch(config: BundleConfig, volume: Volume, ras, lateral_offset_mm: float = 0.0) -> Patch:
-    """The bundle's patch at ``ras``. A bundle whose rows follow the spine (a research geometry, trained by
-    ``build_dataset.py --along-spine``) needs the neighbouring vertebrae of every point, which the panel and the CLI
-    do not gather yet: refused by name rather than cut along RAS -z, which would grade a patch unlike its training
-    set's."""
-    if config.patch_rows != "axial":
-        raise InputError(f"bundle {config.name!r} cuts its patches along the spine (patch rows {config.patch_rows!r}); "
-                         "this version grades and explains only bundles whose rows run superior-inferior (research "
-                         "scripts such as real_acceptance.py place such patches from a body mask)")
-    return extract_sagittal_patch(volume, ras, config.patch_size_px, config.patch_spacing_mm, lateral_offset_mm)
+def cut_patch(config: BundleConfig, volume: Volume, ras, lateral_offset_mm: float = 0.0,
+              tilt_deg: float | None = None) -> Patch:
+    """The bundle's patch at ``ras``. ``tilt_deg``: the spine's tilt there (``spine_axis.patch_tilts``), which a
+    bundle whose rows follow the spine needs: cut along RAS -z, its patch would lie in a pose it never saw."""
+    if tilt_deg is None:
+        if config.patch_rows != "axial":
+            raise InputError(f"bundle {config.name!r} cuts each patch along the spine, and no tilt was given for the "
+                             f"point at RAS {np.round(np.asarray(ras, dtype=float), 1).tolist()} (the neighbouring "
+                             "vertebrae give it: spine_axis.patch_tilts)")
+        tilt_deg = 0.0
+    return extract_sagittal_patch(volume, ras, config.patch_size_px, config.patch_spacing_mm, lateral_offset_mm,
+                                  tilt_deg=tilt_deg)
 
 
 def to_model_input(config: BundleConfig, patches: Sequence[Patch], value_range: tuple[float, float]) -> np.ndarray:
@@ -46,10 +48,10 @@ def to_model_input(config: BundleConfig, patches: Sequence[Patch], value_range: 
     return images
 
 
-def model_input(config: BundleConfig, volume: Volume, ras, value_range: tuple[float, float] | None = None
-                ) -> tuple[Patch, np.ndarray]:
+def model_input(config: BundleConfig, volume: Volume, ras, value_range: tuple[float, float] | None = None,
+                tilt_deg: float | None = None) -> tuple[Patch, np.ndarray]:
     """The patch (original units, with geometry) and the model input (1, H, W) for one point."""
-    patch = cut_patch(config, volume, ras)
+    patch = cut_patch(config, volume, ras, tilt_deg=tilt_deg)
     return patch, to_model_input(config, [patch], value_range or volume_value_range(config, volume))[0]
 
 

@@ -21,6 +21,7 @@ from ..io.files import atomic_write
 from ..io.volumes import Volume, VertebraPosition, target_kind
 from .patches import check_positions_inside, cut_patch, to_model_input, volume_value_range
 from .screening import screen_volume
+from .spine_axis import patch_tilts
 
 if TYPE_CHECKING:  # rows and CSV need no torch; the explainer passed in brings it
     from ..bundle.spec import BundleConfig
@@ -80,10 +81,12 @@ def iter_volume_rows(explainer: Explainer, volume: Volume, positions: Sequence[V
     config, names = explainer.config, explainer.bundle.task(task).grade_names
     warning = screen_volume(config, volume)
     check_positions_inside(volume, positions)
+    tilts = patch_tilts(config, positions)
     value_range = volume_value_range(config, volume)
     for start in range(0, len(positions), batch_size):
         chunk = positions[start:start + batch_size]
-        images = to_model_input(config, [cut_patch(config, volume, p.ras) for p in chunk], value_range)
+        images = to_model_input(config, [cut_patch(config, volume, p.ras, tilt_deg=tilt)
+                                         for p, tilt in zip(chunk, tilts[start:start + batch_size])], value_range)
         yield position_rows(config, explainer.grade(images, task), names, chunk, warning)
 
 

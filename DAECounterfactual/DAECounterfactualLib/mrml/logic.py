@@ -30,6 +30,7 @@ from ..inference.panel_labels import panel_note
 from ..inference.patches import check_positions_inside, cut_patch, to_model_input, volume_value_range
 from ..inference.scores import grade_row, position_rows
 from ..inference.screening import screen_volume
+from ..inference.spine_axis import patch_tilts
 from ..io.volumes import LABELS_BY_LEVEL, Volume, VertebraPosition, positions_from_mask
 
 WARNING_ATTRIBUTE = "DAECounterfactual.warning"  # on a scores table whose image raised a screening warning
@@ -114,9 +115,12 @@ class ExplanationLogic:
         ras = mrml.point_from_markups(markups_node, index)
         name = mrml.point_name(markups_node, index)
         value_range = volume_value_range(self.bundle.config, volume)
-        centring = centre_on_body(self.explainer, volume, ras, value_range) if centre else Centring(ras, 0.0)
+        tilt = patch_tilts(self.bundle.config, _markups_positions(markups_node), [index])[index]
+        centring = (centre_on_body(self.explainer, volume, ras, value_range, tilt_deg=tilt) if centre
+                    else Centring(ras, 0.0))
         return PointPatch(volume, ras, name, mrml.level_from_text(name),
-                          cut_patch(self.bundle.config, volume, centring.ras), warning, centring, value_range)
+                          cut_patch(self.bundle.config, volume, centring.ras, tilt_deg=tilt), warning, centring,
+                          value_range)
 
     def _grade_row(self, grades, point: PointPatch, grade_names) -> dict:
         """The grade's read-out, its level, and where the patch was cut if centring moved it."""
@@ -199,13 +203,14 @@ class ExplanationLogic:
             points = self._positions(positions)
             check_positions_inside(volume, points)
             clicked = centre and not isinstance(positions, (list, tuple)) and positions.IsA("vtkMRMLMarkupsNode")
+            tilts = patch_tilts(self.bundle.config, points)
             value_range = volume_value_range(self.bundle.config, volume)
             patches = []
-            for number, point in enumerate(points, start=1):
+            for number, (point, tilt) in enumerate(zip(points, tilts), start=1):
                 _check_cancel(cancel)
                 if clicked:
-                    points[number - 1] = point = centred_position(self.explainer, volume, point, value_range)
-                patches.append(cut_patch(self.bundle.config, volume, point.ras))
+                    points[number - 1] = point = centred_position(self.explainer, volume, point, value_range, tilt)
+                patches.append(cut_patch(self.bundle.config, volume, point.ras, tilt_deg=tilt))
                 if progress is not None:
                     progress(number, len(points) + 1)
             grades = self.explainer.grade(to_model_input(self.bundle.config, patches, value_range), spec)
