@@ -235,7 +235,7 @@ def _steps(text: str | None, preset: str, config):
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     from .exports import write_explanation
-    from ..inference.patches import model_input
+    from ..inference.patches import model_input, volume_value_range
     from ..inference.scores import check_writable
     from ..inference.screening import screen_volume
     from ..io.volumes import read_volume
@@ -256,15 +256,16 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if args.tilt is not None and explainer.config.patch_rows == "axial":
         raise InputError(f"--tilt: bundle {explainer.config.name!r} cuts its patches superior-inferior, not along "
                          "the spine")
+    value_range = volume_value_range(explainer.config, volume)  # once (MRI: the whole volume's percentiles)
     if args.centre:
         from ..inference.centring import centre_on_body
 
-        centring = centre_on_body(explainer, volume, point, tilt_deg=args.tilt or 0.0)
+        centring = centre_on_body(explainer, volume, point, value_range, tilt_deg=args.tilt or 0.0)
         given = {"point_ras": [float(v) for v in point], "centred_mm": centring.moved_mm}
         point = centring.ras
         print(f"daecf: {centring.describe() or 'the patch is most centred at the point'}: patch at RAS "
               f"{[round(float(v), 2) for v in point]}", file=sys.stderr)
-    patch, image = model_input(explainer.config, volume, point, tilt_deg=args.tilt)
+    patch, image = model_input(explainer.config, volume, point, value_range, args.tilt)
     frames = args.sweep_frames or (SWEEP_FRAMES if args.animate else 9)
     explanation = explainer.explain(image, args.task, preset=steps, sweep_count=frames)
     summary = write_explanation(args.out, explainer, patch, image, explanation, volume, warning, given)
