@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-from scipy import ndimage
 from tqdm import tqdm
 
 from DAECounterfactualLib.errors import InputError
@@ -28,9 +27,11 @@ from DAECounterfactualLib.io.files import sha256_file
 from DAECounterfactualLib.io.volumes import (
     Volume,
     VertebraPosition,
+    centroids_from_mask,
     read_grade_table,
     read_verse_centroids,
     read_volume,
+    vertebral_bodies,
 )
 from DAECounterfactualLib.model.preprocessing import Preprocessing
 
@@ -40,7 +41,6 @@ from .scanner_augmentation import draw_augmentations
 from .synthesis import achieved_height_loss, genant_grade, make_spine_phantom
 
 SPLITS = ("train", "val", "test")
-BODY_SUBREGIONS = (49, 50)  # TPTBox ids of the vertebral body (cortex, interior)
 MAX_LOSS_ERROR = 0.05  # simulated fractures whose measured height loss misses the request by more are dropped
 
 
@@ -100,8 +100,7 @@ def _ct_loader(case_dir: Path, table: dict) -> Callable[[], SpineCase]:
         mask = read_volume(case_dir / "vert_msk.nii.gz")
         positions = read_verse_centroids(case_dir / "ctd.json", volume)
         if (case_dir / "subreg_msk.nii.gz").exists():  # whole-vertebra mask: keep the body sub-regions only
-            parts = read_volume(case_dir / "subreg_msk.nii.gz")
-            mask = Volume(np.where(np.isin(parts.array, BODY_SUBREGIONS), mask.array, 0), mask.ijk_to_ras, name="body")
+            mask = vertebral_bodies(mask, read_volume(case_dir / "subreg_msk.nii.gz"))
         grades = {p.label: table.get((case_dir.name, p.label)) for p in positions}
         return SpineCase(case_dir.name, volume, positions, grades, body_mask=mask, contrast="CT")
 
@@ -217,13 +216,9 @@ def body_centred(spine: SpineCase) -> SpineCase:
     body's, in the spinal canal's direction; a radiologist clicks the body."""
     if spine.body_mask is None:
         return spine
-    labels = spine.body_mask.array
-    present = [p.label for p in spine.positions]
-    voxels = ndimage.center_of_mass(np.ones(labels.shape, dtype=np.uint8), labels, present)
-    moved = [p if not np.all(np.isfinite(ijk)) else
-             replace(p, ras=spine.body_mask.ijk_to_ras_points(np.asarray(ijk)[None, ::-1])[0])
-             for p, ijk in zip(spine.positions, voxels)]
-    return replace(spine, positions=moved)
+    bodies = {p.label: p.ras for p in centroids_from_mask(spine.body_mask)}
+    return replace(spine, positions=[replace(p, ras=bodies[p.label]) if p.label in bodies else p
+                                     for p in spine.positions])
 
 
 def case_samples(spine: SpineCase, settings: Settings, skipped: list[str]) -> Iterator[dict]:

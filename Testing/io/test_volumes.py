@@ -12,6 +12,7 @@ from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.io.volumes import (
     Volume,
     centroids_from_mask,
+    vertebral_bodies,
     join_grades,
     level_name,
     positions_from_mask,
@@ -405,3 +406,20 @@ def test_nifti_with_infinite_or_nan_voxels_is_refused_with_the_count(tmp_path, s
     array[~np.isfinite(array)] = 0.0
     sitk.WriteImage(sitk.GetImageFromArray(array.astype(np.float64)), str(path))
     assert read_volume(path).array.shape == (6, 7, 8)
+
+
+def test_vertebral_bodies_keep_each_vertebras_id_on_its_body_subregions_only():
+    ids = np.zeros((4, 6, 5), dtype=np.uint8)
+    ids[:2], ids[2:] = 20, 21
+    parts = np.zeros_like(ids)
+    parts[:, :3] = 49  # the anterior half is body (cortex, interior), the rest posterior elements
+    parts[:, 1, 0] = 50
+    parts[:, 4] = 41
+    matrix = geometry(LPS_OBLIQUE, (1.0, 2.0, 3.0), (4.0, 5.0, 6.0))
+    bodies = vertebral_bodies(Volume(ids, matrix, name="vert"), Volume(parts, matrix, name="subreg"))
+    np.testing.assert_array_equal(bodies.array, np.where(parts > 45, ids, 0))
+    np.testing.assert_array_equal(bodies.ijk_to_ras, matrix)
+    whole, body = (centroids_from_mask(v) for v in (Volume(ids, matrix), bodies))
+    assert [p.label for p in body] == [20, 21] and not np.allclose(body[0].ras, whole[0].ras)
+    with pytest.raises(InputError, match="subreg: the subregion mask does not share the grid of vert"):
+        vertebral_bodies(Volume(ids, matrix, name="vert"), Volume(parts[:, :, :4], matrix, name="subreg"))

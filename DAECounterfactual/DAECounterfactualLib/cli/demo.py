@@ -34,7 +34,7 @@ def run_demo(out: str | Path, bundle: str = "vcf-ct", task: str = "genant", pres
     from ..inference.patches import model_input
     from ..inference.scores import write_scores_csv
     from ..inference.spine_axis import patch_tilts
-    from ..io.volumes import centroids_from_mask, read_volume
+    from ..io.volumes import centroids_from_mask, read_volume, vertebral_bodies
 
     out = Path(out)
     try:
@@ -44,10 +44,12 @@ def run_demo(out: str | Path, bundle: str = "vcf-ct", task: str = "genant", pres
     timings: dict[str, float] = {}
     with _timed(timings, "load_sample_s"):
         files = sample_files("spine-ct")
-        volume, mask = read_volume(files["image"]), read_volume(files["vertebra_mask"])
+        volume = read_volume(files["image"])
+        # The bodies: a radiologist clicks the body, 12-17 mm anterior of each whole vertebra's centroid here.
+        mask = vertebral_bodies(read_volume(files["vertebra_mask"]), read_volume(files["subregion_mask"]))
         scene = mrml.new_scene()
         volume_node = mrml.add_volume_node(scene, volume, name="sample CT")
-        labels_node = mrml.add_volume_node(scene, mask, "vtkMRMLLabelMapVolumeNode", "sample CT vertebrae")
+        labels_node = mrml.add_volume_node(scene, mask, "vtkMRMLLabelMapVolumeNode", "sample CT vertebral bodies")
         positions = {p.level: p for p in centroids_from_mask(mask)}
         if level not in positions:
             raise InputError(f"the sample CT has no vertebra {level}; it has {sorted(positions)}")

@@ -431,6 +431,20 @@ def centroids_from_mask(mask: Volume, rank_labels: bool = False, skip=lambda lab
     return _positions(labels, mask.ijk_to_ras_points(kji[:, ::-1]), rank_labels)
 
 
+BODY_SUBREGIONS = (49, 50)  # TPTBox/VerSe subregion ids of the vertebral body (cortex, interior)
+
+
+def vertebral_bodies(vertebra_mask: Volume, subregion_mask: Volume) -> Volume:
+    """The vertebra ids of ``vertebra_mask`` kept where a TPTBox subregion mask marks the body: its centroids are
+    the bodies', where a radiologist clicks, not the whole vertebrae's (about 10 mm posterior, towards the canal)."""
+    if vertebra_mask.array.shape != subregion_mask.array.shape or not np.allclose(
+            vertebra_mask.ijk_to_ras, subregion_mask.ijk_to_ras, atol=1e-3):
+        raise InputError(f"{subregion_mask.label}: the subregion mask does not share the grid of "
+                         f"{vertebra_mask.label}")
+    bodies = np.where(np.isin(subregion_mask.array, BODY_SUBREGIONS), vertebra_mask.array, 0)
+    return Volume(bodies, vertebra_mask.ijk_to_ras, name=f"{vertebra_mask.name} bodies")
+
+
 def positions_from_mask(mask: Volume) -> list[VertebraPosition]:
     """Centroid per vertebra and disc label; levels from VerSe ids (discs 100 + id, endplates 200 + id left out),
     or ranks of every label when the mask holds other ids (never a wrong level)."""
