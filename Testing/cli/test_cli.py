@@ -172,3 +172,28 @@ def test_a_bundle_cut_along_the_spine_takes_the_axis_from_the_neighbours_or_from
     rows = np.reshape(sitk.ReadImage(str(tmp_path / "tilted" / "patch.nrrd")).GetDirection(), (3, 3))[:, 1]
     tilt = np.radians(10.0)  # rows (0, -sin, -cos) in RAS are (0, sin, -cos) in LPS
     np.testing.assert_allclose(rows, [0.0, np.sin(tilt), -np.cos(tilt)], atol=1e-6)
+
+
+def test_a_subregion_mask_moves_each_vertebra_to_its_bodys_centroid(phantom_dir, blob_bundle, tmp_path, capsys):
+    from DAECounterfactualLib.io.volumes import Volume, centroids_from_mask, read_volume, write_volume
+
+    mask = read_volume(phantom_dir / "vert_msk.nii.gz")
+    parts = np.where(mask.array > 0, 41, 0).astype(np.uint8)  # posterior elements everywhere...
+    kji = np.argwhere(mask.array > 0)
+    anterior = mask.ijk_to_ras_points(kji[:, ::-1])[:, 1]
+    front = kji[anterior > np.median(anterior)]
+    parts[tuple(front.T)] = 49  # ...but the anterior half of each vertebra: its body
+    write_volume(Volume(parts, mask.ijk_to_ras), tmp_path / "subreg.nii.gz")
+    out = tmp_path / "bodies.csv"
+    assert main(["score", "--bundle", str(blob_bundle), "--task", "size", "--out", str(out), "--mask",
+                 str(phantom_dir / "vert_msk.nii.gz"), "--subregions", str(tmp_path / "subreg.nii.gz"),
+                 str(phantom_dir / "ct.nii.gz")]) == 0
+    bodies = centroids_from_mask(Volume(np.where(parts == 49, mask.array, 0), mask.ijk_to_ras))
+    whole = centroids_from_mask(mask)
+    got = [[float(r[k]) for k in "ras"] for r in _rows(out)]
+    np.testing.assert_allclose(got, [p.ras for p in bodies], atol=1e-4)
+    assert min(abs(g[1] - w.ras[1]) for g, w in zip(got, whole)) > 1.0  # not the whole vertebrae's centroids
+    assert main(["score", "--bundle", str(blob_bundle), "--task", "size", "--out", str(tmp_path / "x.csv"),
+                 "--point", "0,0,0", "--subregions", str(tmp_path / "subreg.nii.gz"),
+                 str(phantom_dir / "ct.nii.gz")]) == 2
+    assert "give --mask too" in capsys.readouterr().err

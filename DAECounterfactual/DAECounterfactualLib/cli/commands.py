@@ -84,13 +84,17 @@ def _parse_point(text: str):
 
 
 def _positions(args: argparse.Namespace, volume):
-    from ..io.volumes import positions_from_mask, positions_from_ras, read_verse_centroids, read_volume
+    from ..io.volumes import (positions_from_mask, positions_from_ras, read_verse_centroids, read_volume,
+                              vertebral_bodies)
 
     sources = [s for s in (args.mask, args.centroids, args.point or None) if s]
     if len(sources) != 1:
         raise InputError("give exactly one source of vertebra positions: --mask, --centroids or --point")
+    if args.subregions and not args.mask:
+        raise InputError("--subregions restricts a --mask to the vertebral bodies: give --mask too")
     if args.mask:
-        return positions_from_mask(read_volume(args.mask))
+        mask = read_volume(args.mask)
+        return positions_from_mask(vertebral_bodies(mask, read_volume(args.subregions)) if args.subregions else mask)
     if args.centroids:
         return read_verse_centroids(args.centroids, volume)
     return positions_from_ras([(i + 1, _parse_point(p)) for i, p in enumerate(args.point)], rank_labels=True)
@@ -127,8 +131,9 @@ def _score_table(args: argparse.Namespace) -> int:
     from ..inference.slice_table import score_table
     from ..io.files import atomic_write
 
-    if args.resume or args.mask or args.centroids or args.point:
-        raise InputError("--table takes the targets from the table: no --mask, --centroids, --point or --resume")
+    if args.resume or args.mask or args.subregions or args.centroids or args.point:
+        raise InputError("--table takes the targets from the table: no --mask, --subregions, --centroids, --point or "
+                         "--resume")
     if not args.input.is_dir():
         raise InputError(f"{args.input}: with --table, INPUT is the folder of the table's images")
     check_writable(args.out)
@@ -343,7 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(score)
     score.add_argument("--out", required=True, type=Path, help="CSV file to write")
     score.add_argument("--mask", type=Path, help="vertebra instance mask (VerSe ids give level names, other ids ranks)")
-    score.add_argument("--centroids", type=Path, help="VerSe centroid JSON (*_ctd.json)")
+    score.add_argument("--subregions", type=Path, help="with --mask: a TPTBox subregion mask; each vertebra is scored "
+                       "at its body's centroid (ids 49, 50), where a radiologist clicks, not the whole vertebra's")
+    score.add_argument("--centroids", type=Path, help="VerSe centroid JSON (*_ctd.json; TPTBox's name whole "
+                       "vertebrae's centroids, about 10 mm behind the body: --mask with --subregions gives the body's)")
     score.add_argument("--point", action="append", help="R,A,S in mm (repeatable)")
     score.add_argument("--centre", action="store_true", help="move each --point along the spine to where the bundle "
                        "finds the patch centred on the body (within 9 mm; the CSV's r, a, s say where)")
