@@ -110,12 +110,11 @@ def test_unlisted_file_is_refused(bundle_dir):
 
 def _rewrite_with_valid_manifest(path, rel, mutate):
     """Change a file and re-sign the manifest: only the schema check can catch it now."""
-    from DAECounterfactualLib.bundle.store import _write_manifest
+    from bundle_fixtures import rewrite_bundle_file
 
     data = json.loads((path / rel).read_text())
     mutate(data)
-    (path / rel).write_text(json.dumps(data))
-    _write_manifest(path)
+    rewrite_bundle_file(path, rel, data)
 
 
 @pytest.mark.parametrize("rel, mutate, message", [

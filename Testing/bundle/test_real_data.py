@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from DAECounterfactualLib.bundle.real_data import RealDataCheck
-from DAECounterfactualLib.bundle.store import _write_manifest, load_bundle, set_real_data
+from DAECounterfactualLib.bundle.store import load_bundle, set_real_data
 from DAECounterfactualLib.errors import BundleError
 from DAECounterfactualLib.inference.explainer import Explainer
 from DAECounterfactualLib.inference.scores import SCORE_COLUMNS, grade_row, read_scores_csv, write_scores_csv
+from bundle_fixtures import rewrite_bundle_file
 
 TARGETS = {"healthy_g0": 0.90, "fracture_auc": 0.95, "within_one_grade": 0.90}
 FAILED = RealDataCheck("24 healthy vertebrae of 5 real CT series", {"healthy_g0": 0.0, "fracture_auc": 0.47,
@@ -77,8 +78,7 @@ def test_a_record_with_an_unknown_figure_is_refused_when_the_bundle_loads(record
     data = json.loads(task_file.read_text())
     data["real_data"]["figures"]["accuracy"] = 0.5
     data["real_data"]["targets"]["accuracy"] = 0.9
-    task_file.write_text(json.dumps(data))
-    _write_manifest(recorded)  # as if the bundle had been written so: the record itself is what is refused
+    rewrite_bundle_file(recorded, "tasks/size.json", data)  # as if written so: the record itself is refused
     with pytest.raises(BundleError, match="real_data.figures"):
         load_bundle(recorded)
 
