@@ -61,13 +61,13 @@ def real_patches(bundle: Bundle, specs: list[CaseSpec], kinds: tuple[str, ...] =
     config = bundle.config
     along_spine = config.patch_rows == "spine"
     settings = Settings(config.patch_size_px + 2 * margin_px, config.patch_spacing_mm, [0.0], config.preprocessing,
-                        list(LOSSES), list(kinds), centre_on_body=centre_on_body, along_spine=along_spine)
+                        list(LOSSES), list(kinds), along_spine=along_spine)
     rows: list[dict] = []
     for spec in specs:
         case = spec.load()
-        placed = body_centred(case) if centre_on_body else case
-        tilts = tilts_by_label(placed.positions) if along_spine else {}
-        body_whole = _whole_bodies(placed, config.patch_size_px, config.patch_spacing_mm, tilts)
+        case = body_centred(case) if centre_on_body else case  # once, for the whole-body check and the patches
+        tilts = tilts_by_label(case.positions) if along_spine else {}
+        body_whole = _whole_bodies(case, config.patch_size_px, config.patch_spacing_mm, tilts)
         for sample in case_samples(case, settings, []):
             rows.append(sample | {"whole": body_whole.get(sample["label"], False), "group": spec.group})
     return RealPatches(
