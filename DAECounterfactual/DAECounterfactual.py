@@ -483,14 +483,14 @@ class DAECounterfactualTest(ScriptedLoadableModuleTest):
     def test_explain_sample_ct(self):
         if not dependenciesPresent():
             self.skipTest(f"not installed: {', '.join(missingRequirements())} (the module offers to install them)")
-        from DAECounterfactualLib.io.volumes import centroids_from_mask, read_volume
+        from DAECounterfactualLib.io.volumes import positions_from_mask, read_volume
 
         try:
             volumeNode, labelsNode = loadSampleCT()
         except Exception as exc:  # no network on this machine and no cached wheel
             self.skipTest(f"sample CT not available: {exc}")
         files = labelsNode.GetStorageNode().GetFileName()
-        l3 = [p for p in centroids_from_mask(read_volume(files)) if p.level == "L3"][0]
+        l3 = [p for p in positions_from_mask(read_volume(files)) if p.level == "L3"][0]
         points = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "L3")
         points.AddControlPoint(vtk.vtkVector3d(*l3.ras), "L3")
         logic = DAECounterfactualLogic()

@@ -218,15 +218,16 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def sample_ct_patches(config, count: int = 64) -> np.ndarray:
-    """Model inputs cut from the sample CT around its labelled vertebrae, shifted by a few mm to get ``count``."""
+    """Model inputs cut from the sample CT around its labelled vertebrae's bodies, shifted by a few mm to get
+    ``count``."""
     from ..io.sampledata import sample_files
     from ..inference.patches import model_input, volume_value_range
     from ..inference.spine_axis import patch_tilts
-    from ..io.volumes import centroids_from_mask, read_volume
+    from ..io.volumes import positions_from_mask, read_volume
 
     files = sample_files("spine-ct")
     volume = read_volume(files["image"])
-    positions = centroids_from_mask(read_volume(files["vertebra_mask"]))
+    positions = positions_from_mask(read_volume(files["vertebra_mask"]))
     centres, tilts = [p.ras for p in positions], patch_tilts(config, positions)
     value_range = volume_value_range(config, volume)
     shifts = np.random.default_rng(0).uniform(-4, 4, (count, 3))

@@ -347,11 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="grade every vertebra of a volume, or every image of a .npz")
     _add_model_arguments(score)
     score.add_argument("--out", required=True, type=Path, help="CSV file to write")
-    score.add_argument("--mask", type=Path, help="vertebra instance mask (VerSe ids give level names, other ids ranks)")
-    score.add_argument("--subregions", type=Path, help="with --mask: a TPTBox subregion mask; each vertebra is scored "
-                       "at its body's centroid (ids 49, 50), where a radiologist clicks, not the whole vertebra's")
+    score.add_argument("--mask", type=Path, help="vertebra instance mask (VerSe ids give level names, other ids "
+                       "ranks); each vertebra is scored at its body's centroid, where a radiologist clicks, found in "
+                       "a mask of whole vertebrae as their thick part")
+    score.add_argument("--subregions", type=Path, help="with --mask: a TPTBox subregion mask; the bodies are its ids "
+                       "49, 50 instead of the mask's thick parts")
     score.add_argument("--centroids", type=Path, help="VerSe centroid JSON (*_ctd.json; TPTBox's name whole "
-                       "vertebrae's centroids, about 10 mm behind the body: --mask with --subregions gives the body's)")
+                       "vertebrae's centroids, about 10 mm behind the body: --mask gives the body's)")
     score.add_argument("--point", action="append", help="R,A,S in mm (repeatable)")
     score.add_argument("--centre", action="store_true", help="move each --point along the spine to where the bundle "
                        "finds the patch centred on the body (within 9 mm; the CSV's r, a, s say where)")

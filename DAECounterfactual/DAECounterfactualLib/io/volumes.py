@@ -415,15 +415,23 @@ def read_verse_centroids(json_path: str | Path, volume: Volume, rank_labels: boo
     return _positions(labels, volume.ijk_to_ras_points(ijk), rank_labels)
 
 
+def _label_ids(mask: Volume) -> np.ndarray:
+    """The mask's array as integer ids (a label map saved as floats is read as its ids)."""
+    values = np.asarray(mask.array)
+    if values.dtype == np.bool_:
+        return values.astype(np.uint8)
+    if not np.issubdtype(values.dtype, np.integer):
+        if not np.array_equal(values, np.round(values)):
+            raise InputError(f"{mask.label}: a label mask must hold integer ids, found fractional values")
+        values = values.astype(np.int64)
+    return values
+
+
 def centroids_from_mask(mask: Volume, rank_labels: bool = False, skip=lambda label: False) -> list[VertebraPosition]:
     """Centre of mass of every non-zero label of an instance mask (but those ``skip`` names), in RAS."""
     from scipy import ndimage
 
-    values = np.asarray(mask.array)
-    if not np.issubdtype(values.dtype, np.integer) and values.dtype != np.bool_:
-        if not np.array_equal(values, np.round(values)):
-            raise InputError(f"{mask.label}: a label mask must hold integer ids, found fractional values")
-        values = values.astype(np.int64)
+    values = _label_ids(mask)
     labels = [int(v) for v in np.unique(values) if v != 0 and not skip(int(v))]
     if not labels:
         raise InputError(f"{mask.label}: the mask contains no labelled voxels")
@@ -446,11 +454,24 @@ def vertebral_bodies(vertebra_mask: Volume, subregion_mask: Volume) -> Volume:
 
 
 def positions_from_mask(mask: Volume) -> list[VertebraPosition]:
-    """Centroid per vertebra and disc label; levels from VerSe ids (discs 100 + id, endplates 200 + id left out),
-    or ranks of every label when the mask holds other ids (never a wrong level)."""
+    """Where to grade each vertebra and disc label: the vertebral body's centroid (``bodies``: a whole vertebra's
+    centroid lies behind it), the disc's centroid. Levels from VerSe ids (discs 100 + id, endplates 200 + id left
+    out), or ranks of every label when the mask holds other ids (never a wrong level)."""
     ids = [int(v) for v in np.unique(np.asarray(mask.array)) if v != 0]
     verse = all(v in LEVEL_NAMES or is_disc_label(v) or is_endplate_label(v) for v in ids)
-    return centroids_from_mask(mask, rank_labels=not verse, skip=is_endplate_label if verse else lambda label: False)
+    positions = centroids_from_mask(mask, rank_labels=not verse,
+                                    skip=is_endplate_label if verse else lambda label: False)
+    from .bodies import body_centroids
+
+    bodies = body_centroids(_label_ids(mask), [p.label for p in positions if _has_body(p.label, verse)],
+                            mask.spacing[::-1])
+    return [VertebraPosition(p.label, p.level, mask.ijk_to_ras_points(bodies[p.label][None, ::-1])[0])
+            if p.label in bodies else p for p in positions]
+
+
+def _has_body(label: int, verse: bool) -> bool:
+    """Whether a mask label may hold a vertebral body: not a disc, not the atlas (C1 has none)."""
+    return not verse or (not is_disc_label(label) and label != 1)
 
 
 def positions_from_ras(

@@ -188,12 +188,13 @@ class ExplanationLogic:
         """Grade many vertebrae at once into a table node (columns ``scene.SCORE_COLUMNS``).
 
         ``positions``: a markups node (one row per control point), a label-map (or segmentation) node of
-        vertebra ids (one row per label at its centroid, VerSe ids give level names) or a list of
-        ``VertebraPosition``. All patches are graded in one batched call. A position outside the volume is an
-        ``InputError`` naming every such position, raised before anything is added to the scene (one bad point
-        means the positions belong to another image; a partial table would hide that). With ``centre``, the
-        points of a markups node are centred as ``grade`` centres one, and each row's R, A, S say where its patch
-        was cut (centroids of a label map or segmentation are where training patches were cut: never moved).
+        vertebra ids (one row per label at its body's centroid, ``positions_from_mask``; VerSe ids give level
+        names) or a list of ``VertebraPosition``. All patches are graded in one batched call. A position outside
+        the volume is an ``InputError`` naming every such position, raised before anything is added to the scene
+        (one bad point means the positions belong to another image; a partial table would hide that). With
+        ``centre``, the points of a markups node are centred as ``grade`` centres one, and each row's R, A, S say
+        where its patch was cut (a label map's or segmentation's points are the bodies' centroids already: never
+        moved).
         ``progress(i, n)``: one step per patch cut, a last one when the table is written.
         """
         with self._request("score"), mrml.SceneChanges(self.scene):
