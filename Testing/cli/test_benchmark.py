@@ -23,6 +23,9 @@ def test_report_has_the_documented_fields(report):
                 "recon_ssim", "speedup_vs_reference"} <= set(r)
         assert r["seconds_min"] <= r["seconds_median"] <= r["seconds_max"]
         assert r["peak_rss_mb"] > 50
+        assert r["quality_patches"] == 2 and 0 <= r["not_retraced"] <= r["redone"] <= 2
+        assert r["quality_seconds_mean"] > 0
+    assert report["presets"]["reference"]["redone"] == 0  # no tolerance: never inverted again
     assert report["encoder"]["vertebrae_per_s"] > 0 and report["machine"]["torch_threads"] >= 1
     assert report["encoder"]["images"] == 16 and report["encoder"]["batch"] == 16
     # the CPU path is bitwise deterministic; the comparison against the CPU is made off the CPU only

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
+from DAECounterfactualLib.bundle.spec import StepPreset
 from DAECounterfactualLib.bundle.store import load_bundle
 from DAECounterfactualLib.errors import InputError
 from DAECounterfactualLib.inference.explainer import Explainer
+from DAECounterfactualLib.inference.panel_labels import panel_note
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +164,42 @@ def test_a_panel_the_model_reads_as_another_grade_is_titled_so_in_the_strip(expl
 
     assert orange(replace(e, reencoded=read_as([0, 1, 2, 3, 0])), "reached.png") == 0
     assert orange(replace(e, reencoded=read_as([0, 1, 2, 2, 0])), "missed.png") > 20  # "S3 (reads S2)"
+
+
+def test_an_inversion_that_misses_its_tolerance_is_redone_once_with_twice_the_steps(explainer, monkeypatch):
+    """One fixed-point iteration cannot change x by less than 1e-9: both inversions miss, and the explanation
+    says it was drawn with twice the steps and does not retrace the image."""
+    ex, images = explainer
+    import DAECounterfactualLib.inference.explainer as explainer_module
+
+    steps = []
+    original = explainer_module.ddim_invert
+    monkeypatch.setattr(explainer_module, "ddim_invert",
+                        lambda model, x, z, schedule, n, *a, **k: steps.append(n) or original(model, x, z, schedule, n,
+                                                                                              *a, **k))
+    ex.forget_inversions()
+    e = ex.explain(images[1], "size", preset=StepPreset(3, 3, refine=1, refine_tol=1e-9), sweep_count=0)
+    assert steps == [3, 6]
+    assert (e.preset.invert, e.preset.decode, e.retraced) == (6, 6, False)
+    assert "did not retrace this image even at 6 steps" in panel_note(e)
+    again = ex.explain(images[1], "size", preset=StepPreset(3, 3, refine=1, refine_tol=1e-9), sweep_count=0)
+    assert steps == [3, 6]  # both inversions of the patch stay cached
+    np.testing.assert_array_equal(again.counterfactuals, e.counterfactuals)
+
+
+def test_an_inversion_within_its_tolerance_is_kept(explainer):
+    ex, images = explainer
+    ex.forget_inversions()
+    e = ex.explain(images[1], "size", preset=StepPreset(3, 3, refine=2, refine_tol=0.5), sweep_count=0)
+    assert (e.preset.invert, e.retraced) == (3, True)
+    assert "retrace" not in panel_note(e)
+
+
+def test_progress_counts_the_second_inversion_too(explainer):
+    ex, images = explainer
+    ex.forget_inversions()
+    seen = []
+    ex.explain(images[1], "size", preset=StepPreset(3, 3, refine=1, refine_tol=1e-9), sweep_count=0,
+               callback=lambda i, n: seen.append((i, n)))
+    assert seen[-1] == (3 + 6 + 6, 3 + 6 + 6)
+    assert [i for i, _ in seen] == list(range(1, 16))

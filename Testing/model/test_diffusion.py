@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from DAECounterfactualLib.model.diffusion import ddim_invert, ddim_move, ddim_sample, diffusion_loss
+from DAECounterfactualLib.bundle.spec import MAX_STEPS, StepPreset
+from DAECounterfactualLib.model.diffusion import (ddim_invert, ddim_move, ddim_sample, diffusion_loss,
+                                                  unconverged_steps)
 from DAECounterfactualLib.model.schedule import DiffusionConfig, NoiseSchedule
 
 RECONSTRUCTION_MSE_AT_50_STEPS = 2e-3  # stated error for the overfitted tiny DAE (measured ~3e-4)
@@ -303,3 +305,15 @@ def test_weighted_loss_is_the_weighted_mean_of_per_image_errors():
     weighted = diffusion_loss(Constant(), x0, s, torch.Generator().manual_seed(3), weights)
     assert float(weighted) == pytest.approx(expected, rel=1e-5)
     assert float(plain) == pytest.approx(float((noise ** 2).mean()), rel=1e-5)
+
+
+def test_unconverged_steps_are_those_whose_iterations_never_reached_the_tolerance():
+    log = [(28, [0.05, 0.001]), (111, [0.05, 0.02, 0.01]), (999, [])]
+    assert unconverged_steps(log, 0.002) == [111]
+    assert unconverged_steps(log, 0.0) == []  # without a tolerance there is nothing to miss
+
+
+def test_a_doubled_preset_halves_every_step_and_keeps_its_refinement():
+    fast = StepPreset(6, 6, refine=12, refine_tol=0.002, spacing="quadratic", anderson=2)
+    assert fast.doubled() == StepPreset(12, 12, refine=12, refine_tol=0.002, spacing="quadratic", anderson=2)
+    assert StepPreset(MAX_STEPS - 1, 3).doubled() == StepPreset(MAX_STEPS, 6)

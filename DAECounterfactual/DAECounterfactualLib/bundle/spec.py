@@ -5,7 +5,7 @@ latent statistics of its training set and its OOD detector, ``model.ood``). Read
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,11 @@ class StepPreset:
         """Keyword arguments of diffusion.ddim_invert besides the step count."""
         return {"refine": self.refine, "refine_tol": self.refine_tol, "spacing": self.spacing,
                 "anderson": self.anderson}
+
+    def doubled(self) -> "StepPreset":
+        """Twice the inversion and decoding steps, the same refinement: where a step's iterations did not reach
+        their tolerance, halving the step is what converges (docs/PERFORMANCE.md)."""
+        return replace(self, invert=min(2 * self.invert, MAX_STEPS), decode=min(2 * self.decode, MAX_STEPS))
 
     @property
     def inversion_calls(self) -> int:

@@ -298,7 +298,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     patches = bench_patches(explainer.config, args.patches, args.patches_file)
     if args.save_patches:
         save_patches(args.save_patches, patches)
-    report = run_benchmark(explainer, args.task, patches, presets, repeats=args.repeats)
+    report = run_benchmark(explainer, args.task, patches, presets, repeats=args.repeats,
+                           quality_patches=min(args.quality_patches, len(patches)))
     print(format_table(report))
     if args.out:
         args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
@@ -404,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--presets", default="fast,standard,reference")
     bench.add_argument("--repeats", type=_count(1, 100), default=3)
     bench.add_argument("--patches", type=_count(1, 65536), default=64, help="patches for the encoder throughput")
+    bench.add_argument("--quality-patches", type=_count(1, 65536), default=3, help="the first patches explained "
+                       "once each for the reconstruction error, CF agree and the share inverted again")
     bench.add_argument("--batch-size", type=_count(1, 65536), default=64, help="encoder batch")
     bench.add_argument("--patches-file", type=Path,
                        help="patches saved by --save-patches, instead of cutting them from the sample CT")

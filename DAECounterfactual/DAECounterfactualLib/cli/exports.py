@@ -52,6 +52,7 @@ def summary(explainer: Explainer, explanation: Explanation, patch: Patch, warnin
         "panels_read_as": panel_readings(explanation), "panel_note": panel_note(explanation),
         "sweep_distances": [float(d) for d in explanation.sweep_distances],
         "steps": {"invert": explanation.preset.invert, "decode": explanation.preset.decode},
+        "retraced": explanation.retraced,
         "patch_to_ras": patch.patch_to_ras.tolist(), "patch_centre_ras": patch.centre_ras.tolist(),
     }
 

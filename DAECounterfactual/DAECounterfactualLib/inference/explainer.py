@@ -2,7 +2,8 @@
 
 The Slicer Logic, the CLI, the demo, the scripts and the tests all call this one implementation. Images are
 float32 (N, C, H, W) already in the model range [-1, 1] (see ``preprocessing.py``).
-An explanation inverts the patch once (x_T is cached per patch) and decodes the reconstruction, one
+An explanation inverts the patch once (x_T is cached per patch; again with twice the steps where a step did not
+reach the preset's tolerance, as coarse steps fail on some real patches) and decodes the reconstruction, one
 counterfactual per grade, the binary reflection and the sweep together in one batch that shares x_T; it then
 grades its own counterfactuals, so a panel the model does not read as its grade can say so.
 """
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from ..bundle.spec import Bundle, StepPreset, TaskSpec
-from ..model.diffusion import StepCallback, ddim_invert, ddim_sample
+from ..model.diffusion import StepCallback, ddim_invert, ddim_sample, unconverged_steps
 from ..model.schedule import NoiseSchedule
 from ..errors import InputError
 
@@ -46,9 +47,10 @@ class Explanation:
     reflection: np.ndarray            # (C, H, W), binary counterfactual
     sweep: np.ndarray                 # (n_sweep, C, H, W)
     sweep_distances: np.ndarray       # (n_sweep,)
-    preset: StepPreset
+    preset: StepPreset                # the steps drawn with: the preset asked for, or twice its steps (``retraced``)
     reencoded: Grades                 # the model's grades of what it drew: each grade's counterfactual, the reflection
     reencoded_latents: np.ndarray     # (n_grades + 1, z_dim): their z_sem
+    retraced: bool = True             # every inversion step reached its tolerance, so decoding retraces the image
 
     @property
     def differences(self) -> np.ndarray:
@@ -127,17 +129,25 @@ class Explainer:
         """Drop the cached x_T (benchmarks time cold explanations; nothing else needs this)."""
         self._x_T_cache.clear()
 
-    @torch.inference_mode()
     def invert(self, image: np.ndarray, z: np.ndarray, steps: StepPreset, callback: StepCallback | None = None):
-        """x_T of one image, cached by (pixels, preset) so repeated explanations skip the inversion."""
+        """x_T of one image, cached by (pixels, steps) so repeated explanations skip the inversion."""
+        return self._invert(image, z, steps, callback)[0]
+
+    @torch.inference_mode()
+    def _invert(self, image: np.ndarray, z: np.ndarray, steps: StepPreset,
+                callback: StepCallback | None = None) -> tuple[torch.Tensor, bool]:
+        """x_T of one image, and whether every inversion step reached the preset's tolerance (always, without one)."""
         key = (np.ascontiguousarray(image, dtype=np.float32).tobytes(), steps.invert,
                *steps.inversion_options().values())
         if key not in self._x_T_cache:
             x = self._tensor(image)
             z_t = torch.from_numpy(np.asarray(z, dtype=np.float32)).to(self.device)
-            self._x_T_cache.clear()  # one patch at a time: memory stays flat in long sessions
-            self._x_T_cache[key] = ddim_invert(self.model, x, z_t, self.schedule, steps.invert, callback,
-                                               **steps.inversion_options())
+            # one patch at a time (with each step count it was inverted at): memory stays flat in long sessions
+            self._x_T_cache = {k: v for k, v in self._x_T_cache.items() if k[0] == key[0]}
+            log = []
+            x_T = ddim_invert(self.model, x, z_t, self.schedule, steps.invert, callback,
+                              refine_log=log if steps.refine_tol > 0 else None, **steps.inversion_options())
+            self._x_T_cache[key] = (x_T, not unconverged_steps(log, steps.refine_tol))
         return self._x_T_cache[key]
 
     @torch.inference_mode()
@@ -166,9 +176,14 @@ class Explainer:
                                   if sweep_count else np.zeros((0, z.shape[1]))])
         groups = [latents] if batched else [latents[i:i + 1] for i in range(len(latents))]
         total = steps.invert + steps.decode * len(groups)
-        x_T = self.invert(image, z, steps, _offset(callback, 0, total))
-        decoded = np.concatenate([self.decode(x_T, group, steps,
-                                              _offset(callback, steps.invert + k * steps.decode, total))
+        x_T, retraced = self._invert(image, z, steps, _offset(callback, 0, total))
+        done = steps.invert
+        if not retraced:  # a step too coarse for this image: halve every step, once
+            steps = steps.doubled()
+            total = done + steps.invert + steps.decode * len(groups)
+            x_T, retraced = self._invert(image, z, steps, _offset(callback, done, total))
+            done += steps.invert
+        decoded = np.concatenate([self.decode(x_T, group, steps, _offset(callback, done + k * steps.decode, total))
                                   for k, group in enumerate(groups)])
         # an edit the decoder does not draw far enough would pass for the grade it was made for: grade what was drawn
         drawn = self.encode(decoded[1:2 + n_grades])
@@ -176,7 +191,7 @@ class Explainer:
                            counterfactuals=decoded[1:1 + n_grades], target_distances=targets,
                            reflection=decoded[1 + n_grades], sweep=decoded[2 + n_grades:],
                            sweep_distances=sweep_distances, preset=steps,
-                           reencoded=self.grade_latents(drawn, spec), reencoded_latents=drawn)
+                           reencoded=self.grade_latents(drawn, spec), reencoded_latents=drawn, retraced=retraced)
 
 
 def _offset(callback: StepCallback | None, done: int, total: int) -> StepCallback | None:

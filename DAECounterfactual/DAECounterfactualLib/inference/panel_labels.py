@@ -2,7 +2,7 @@
 
 A panel is made for a grade, but the decoder may not draw the edit far enough (Pfirrmann 5 on discs, G3 on CT):
 the model then grades its own picture otherwise, and the panel says which grade it reads as instead of passing
-for the grade it was made for.
+for the grade it was made for. Nor is any panel the image's own when the inversion did not retrace it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,12 @@ def panel_names(explanation: Explanation) -> list[str]:
 
 
 def panel_note(explanation: Explanation) -> str:
-    """A sentence naming the panels the model does not read as their grade ("" when it reads every one)."""
+    """What to know before reading the panels ("" when nothing): those the model does not read as their grade,
+    and every one when the inversion did not retrace the image."""
+    return " ".join(note for note in (_unreached_note(explanation), _retrace_note(explanation)) if note)
+
+
+def _unreached_note(explanation: Explanation) -> str:
     missed = explanation.unreached
     if not missed:
         return ""
@@ -31,6 +36,14 @@ def panel_note(explanation: Explanation) -> str:
     drawn = " or ".join(names[g] for g in missed)
     return (f"counterfactual {which} {listed}: the model cannot draw {drawn} for this image; "
             f"do not read {it} as that grade")
+
+
+def _retrace_note(explanation: Explanation) -> str:
+    if explanation.retraced:
+        return ""
+    return (f"the inversion did not retrace this image even at {explanation.preset.invert} steps: the "
+            "reconstruction and every panel differ from it by more than the model's own error; compare the panels "
+            "with the reconstruction, not with the image")
 
 
 def panel_readings(explanation: Explanation) -> dict[str, str]:

@@ -112,6 +112,12 @@ def ddim_invert(eps_model: EpsModel, x0: torch.Tensor, z: torch.Tensor, schedule
     return x
 
 
+def unconverged_steps(refine_log: list, refine_tol: float) -> list[int]:
+    """Timesteps of a ``ddim_invert`` ``refine_log`` whose iterations never changed x by less than ``refine_tol``:
+    there decoding does not retrace the inversion, and the reconstruction drifts from the image."""
+    return [t for t, changes in refine_log if refine_tol > 0 and changes and min(changes) >= refine_tol]
+
+
 def _fixed_point(g: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, iterations: int, tol: float,
                  anderson: int, record: bool) -> tuple[torch.Tensor, list[float]]:
     """Up to ``iterations`` evaluations of g towards x = g(x), from x; returns the solution and the change each
