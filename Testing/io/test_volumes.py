@@ -190,6 +190,31 @@ def test_mask_positions_keep_vertebrae_and_discs_and_drop_endplates():
         ["rank 23", "rank 123", "rank 150", "rank 223"]
 
 
+def _stacked_vertebrae(count: int, gap_mm: int) -> Volume:
+    """Vertebrae 1..count as 3 mm blocks ``gap_mm`` apart along k (1 mm voxels)."""
+    array = np.zeros((count * gap_mm, 3, 3), dtype=np.uint8)
+    for label in range(1, count + 1):
+        array[(label - 1) * gap_mm:(label - 1) * gap_mm + 3] = label
+    return Volume(array, np.eye(4), name="mask")
+
+
+def test_ids_from_one_as_far_apart_as_lumbar_vertebrae_are_ranks_not_cervical_levels():
+    """Lumbar masks that number vertebrae from 1 at the top (VB1's) would read as C1-C5: cervical centroids lie
+    13-19 mm apart, thoracolumbar ones 26 mm or more."""
+    assert [p.level for p in positions_from_mask(_stacked_vertebrae(5, 35))] == [f"rank {i}" for i in range(1, 6)]
+    assert [p.level for p in positions_from_mask(_stacked_vertebrae(7, 16))] == [f"C{i}" for i in range(1, 8)]
+
+
+@pytest.mark.real_data
+def test_vb1_rank_masks_read_as_ranks_and_the_cervical_ct_as_c1_t1():
+    root = real_data()
+    vb1 = positions_from_mask(read_volume(root / "spine_mri" / "vb1" / "vb1_10_DzZ_T1_msk.nii.gz"))
+    assert [p.level for p in vb1] == [f"rank {i}" for i in range(1, 10)]
+    ct = positions_from_mask(read_volume(root / "spine_ct" / "fxgrader_ctfu00001_ses-20140908_split-1" /
+                                         "vert_msk.nii.gz"))
+    assert [p.level for p in ct] == ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "T1"]
+
+
 def test_sample_mri_reads_its_cervical_vertebrae_and_discs():
     """The tptbox sample MRI's mask holds C5-C7, their discs (105, 106) and endplates (205-207)."""
     from DAECounterfactualLib.errors import DAECFError

@@ -456,17 +456,32 @@ def vertebral_bodies(vertebra_mask: Volume, subregion_mask: Volume) -> Volume:
 def positions_from_mask(mask: Volume) -> list[VertebraPosition]:
     """Where to grade each vertebra and disc label: the vertebral body's centroid (``bodies``: a whole vertebra's
     centroid lies behind it), the disc's centroid. Levels from VerSe ids (discs 100 + id, endplates 200 + id left
-    out), or ranks of every label when the mask holds other ids (never a wrong level)."""
+    out), or ranks of every label when the mask holds other ids or its "cervical" ids lie as far apart as lumbar
+    vertebrae (never a wrong level)."""
     ids = [int(v) for v in np.unique(np.asarray(mask.array)) if v != 0]
     verse = all(v in LEVEL_NAMES or is_disc_label(v) or is_endplate_label(v) for v in ids)
     positions = centroids_from_mask(mask, rank_labels=not verse,
                                     skip=is_endplate_label if verse else lambda label: False)
+    if verse and max(ids) < DISC_OFFSET and _ranks_posing_as_cervical(positions):
+        verse = False
+        positions = [VertebraPosition(p.label, level_name(p.label, rank_labels=True), p.ras) for p in positions]
     from .bodies import body_centroids
 
     bodies = body_centroids(_label_ids(mask), [p.label for p in positions if _has_body(p.label, verse)],
                             mask.spacing[::-1])
     return [VertebraPosition(p.label, p.level, mask.ijk_to_ras_points(bodies[p.label][None, ::-1])[0])
             if p.label in bodies else p for p in positions]
+
+
+CERVICAL_GAP_MM = 22.0  # consecutive centroids of C1-T1 lie 13-19 mm apart, of thoracolumbar vertebrae 26 mm or more
+
+
+def _ranks_posing_as_cervical(positions: list[VertebraPosition]) -> bool:
+    """Whether ids 1-8 are ranks (1 = most superior, as in VB1's lumbar masks), not C1-T1: their consecutive
+    centroids lie as far apart as thoracolumbar vertebrae do (docs/RESULTS.md)."""
+    ras = {p.label: p.ras for p in positions if p.label <= 8}
+    gaps = [float(np.linalg.norm(ras[label + 1] - ras[label])) for label in ras if label + 1 in ras]
+    return bool(gaps) and float(np.median(gaps)) > CERVICAL_GAP_MM
 
 
 def _has_body(label: int, verse: bool) -> bool:
