@@ -23,6 +23,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ..errors import InputError
+from .bodies import body_centroids
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 ORTHONORMAL_TOLERANCE = 1e-4
@@ -465,8 +466,6 @@ def positions_from_mask(mask: Volume) -> list[VertebraPosition]:
     if verse and max(ids) < DISC_OFFSET and _ranks_posing_as_cervical(positions):
         verse = False
         positions = [VertebraPosition(p.label, level_name(p.label, rank_labels=True), p.ras) for p in positions]
-    from .bodies import body_centroids
-
     bodies = body_centroids(_label_ids(mask), [p.label for p in positions if _has_body(p.label, verse)],
                             mask.spacing[::-1])
     return [VertebraPosition(p.label, p.level, mask.ijk_to_ras_points(bodies[p.label][None, ::-1])[0])
